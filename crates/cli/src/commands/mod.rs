@@ -1,0 +1,38 @@
+//! One module per command. Each takes its parsed arguments and returns an
+//! [`CmdResult`](crate::exit::CmdResult).
+
+use std::io::Write as _;
+
+use clap::CommandFactory as _;
+
+use crate::ambient::Environment;
+use crate::cli::{Cli, Command};
+use crate::exit::{CmdResult, Exit, Failure};
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli, env: Environment) -> CmdResult {
+    let _ = &env;
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "ferry", &mut out);
+            Ok(Exit::Success)
+        }
+        Command::ExitCodes => {
+            let mut out = std::io::stdout().lock();
+            for exit in Exit::ALL {
+                writeln!(out, "{:>3}  {}", exit.code(), exit.describe()).map_err(io_failure)?;
+            }
+            Ok(Exit::Success)
+        }
+    }
+}
+
+/// Writing to stdout failed (a closed pipe, a full disk).
+pub fn io_failure(err: std::io::Error) -> Failure {
+    Failure::new(
+        Exit::Failure,
+        miette::miette!("cannot write output: {err}"),
+    )
+}

@@ -1,0 +1,428 @@
+//! `ferry.toml`: the one config file, with an `[app]` table and named environments.
+//!
+//! Each library crate owns the serde types of its own section (`ferry_cost::InfraSpec` for
+//! `[env.X.infra]`, and so on); this module assembles them, reads the file with limits, and turns
+//! every problem — a syntax error, an unknown key, a wrong type, or a semantic error a library
+//! found later — into a [`ConfigError`] that names `file:line:column` and says what was expected.
+//!
+//! Semantic errors found after deserialising (an unknown instance type, say) are located by
+//! their key path with [`LoadedConfig::error_at`], which looks the path up in a span-preserving
+//! parse of the same text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use serde::Deserialize;
+
+/// The largest config file ferry reads. Real files are a few KiB; anything near this is a
+/// mistake (a wrong path, a generated blob) and is refused before parsing.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The whole `ferry.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FerryConfig {
+    /// The `[app]` table.
+    pub app: AppConfig,
+    /// The environments, `[env.NAME]`, in name order.
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvConfig>,
+}
+
+/// The `[app]` table: what is shipped, independent of where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The application's name; it names locks, release records and labels.
+    pub name: String,
+}
+
+/// One environment, `[env.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {}
+
+/// One step of a key path in the config document: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySeg {
+    /// A table key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+impl From<&str> for KeySeg {
+    fn from(key: &str) -> Self {
+        KeySeg::Key(key.to_owned())
+    }
+}
+
+impl From<String> for KeySeg {
+    fn from(key: String) -> Self {
+        KeySeg::Key(key)
+    }
+}
+
+impl From<usize> for KeySeg {
+    fn from(index: usize) -> Self {
+        KeySeg::Index(index)
+    }
+}
+
+/// Formats a key path as TOML would address it: `env.dev.infra.node_groups[0].instance_type`.
+pub fn key_path_string(path: &[KeySeg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            KeySeg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let bare = !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if bare {
+                    out.push_str(k);
+                } else {
+                    out.push_str(&format!("{k:?}"));
+                }
+            }
+            KeySeg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A config file that was read and deserialised, with its text kept for locating later errors.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// Where it was read from, as given.
+    pub path: PathBuf,
+    /// Its text.
+    pub source: Arc<String>,
+    /// Its content.
+    pub config: FerryConfig,
+}
+
+/// Something wrong with the config file. Every variant names the file; those about content
+/// name the line and column too and show the offending text.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    #[diagnostic(
+        code(ferry::config::read),
+        help("pass the config file with --config FILE (default: ./ferry.toml)")
+    )]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("config file {path} is {size} bytes; ferry reads config files of at most {max} bytes")]
+    #[diagnostic(
+        code(ferry::config::too_large),
+        help("is this the right file? ferry.toml files are a few KiB")
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The file is not UTF-8 text.
+    #[error("config file {path} is not UTF-8 text (invalid byte at offset {offset})")]
+    #[diagnostic(
+        code(ferry::config::not_text),
+        help("ferry.toml must be a TOML text file in UTF-8")
+    )]
+    NotText {
+        /// The file.
+        path: String,
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+    /// The content is wrong at a known place.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<Located>),
+    /// An environment was asked for that the file does not define.
+    #[error("{path}: no environment named `{name}` (defined: {known})")]
+    #[diagnostic(
+        code(ferry::config::unknown_env),
+        help("add an [env.{name}] table, or pick one of the defined environments")
+    )]
+    UnknownEnv {
+        /// The file.
+        path: String,
+        /// The environment asked for.
+        name: String,
+        /// The environments the file defines, comma-separated.
+        known: String,
+    },
+}
+
+/// A problem at a known place in the config file.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{path}:{line}:{column}: {message}")]
+#[diagnostic(code(ferry::config::invalid))]
+pub struct Located {
+    /// The file.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What is wrong, and what was expected.
+    pub message: String,
+    /// The file's text, for the snippet.
+    #[source_code]
+    pub src: NamedSource<Arc<String>>,
+    /// Where.
+    #[label("here")]
+    pub span: SourceSpan,
+    /// How to fix it, when we know.
+    #[help]
+    pub help: Option<String>,
+}
+
+impl LoadedConfig {
+    /// Reads and deserialises a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let read_err = |source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: shown,
+                size: meta.len(),
+                max: MAX_CONFIG_BYTES,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
+        // A file that grew between metadata() and read() is still bounded.
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: shown,
+                size: bytes.len() as u64,
+                max: MAX_CONFIG_BYTES,
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::NotText {
+            path: shown.clone(),
+            offset: e.utf8_error().valid_up_to(),
+        })?;
+        Self::from_text(path, text)
+    }
+
+    /// Deserialises config text that came from `path` (used for messages only).
+    pub fn from_text(path: &Path, text: String) -> Result<Self, ConfigError> {
+        let source = Arc::new(text);
+        let config = match toml::from_str::<FerryConfig>(&source) {
+            Ok(config) => config,
+            Err(err) => {
+                let span = err.span().unwrap_or(0..0);
+                return Err(invalid(
+                    path,
+                    &source,
+                    span,
+                    err.message().to_owned(),
+                    hint_for(err.message()),
+                ));
+            }
+        };
+        Ok(LoadedConfig {
+            path: path.to_owned(),
+            source,
+            config,
+        })
+    }
+
+    /// The environment `name`, or an error listing the ones that exist.
+    pub fn env(&self, name: &str) -> Result<&EnvConfig, ConfigError> {
+        self.config
+            .env
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownEnv {
+                path: self.path.display().to_string(),
+                name: name.to_owned(),
+                known: self.env_names_joined(),
+            })
+    }
+
+    /// The defined environment names, comma-separated (or "none").
+    pub fn env_names_joined(&self) -> String {
+        if self.config.env.is_empty() {
+            "none".to_owned()
+        } else {
+            self.config.env.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    /// An error located at the value of `key_path` (or, if that value is absent, at its deepest
+    /// present ancestor), for problems found after deserialising.
+    pub fn error_at(
+        &self,
+        key_path: &[KeySeg],
+        message: impl fmt::Display,
+        help: Option<String>,
+    ) -> ConfigError {
+        let span = locate(&self.source, key_path).unwrap_or(0..0);
+        invalid(&self.path, &self.source, span, message.to_string(), help)
+    }
+}
+
+/// The byte range of the value at `key_path` in `text`, or of its deepest present ancestor.
+pub fn locate(text: &str, key_path: &[KeySeg]) -> Option<std::ops::Range<usize>> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut span = doc.span();
+    let mut current: Option<&toml::de::DeValue<'_>> = None;
+    let mut table = Some(doc.get_ref());
+    for seg in key_path {
+        let next = match (seg, table, current) {
+            (KeySeg::Key(k), Some(t), _) => t.get(k.as_str()),
+            (KeySeg::Index(i), _, Some(toml::de::DeValue::Array(a))) => a.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        span = next.span();
+        current = Some(next.get_ref());
+        table = match next.get_ref() {
+            toml::de::DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    Some(span)
+}
+
+fn invalid(
+    path: &Path,
+    source: &Arc<String>,
+    span: std::ops::Range<usize>,
+    message: String,
+    help: Option<String>,
+) -> ConfigError {
+    let (line, column) = line_column(source, span.start);
+    let shown = path.display().to_string();
+    ConfigError::Invalid(Box::new(Located {
+        path: shown.clone(),
+        line,
+        column,
+        message: message.trim().to_owned(),
+        src: NamedSource::new(shown, Arc::clone(source)),
+        span: (span.start, span.end.saturating_sub(span.start)).into(),
+        help,
+    }))
+}
+
+/// 1-based line and character column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+fn hint_for(message: &str) -> Option<String> {
+    if message.contains("unknown field") {
+        Some("remove the key, or check its spelling against the expected keys above".to_owned())
+    } else if message.contains("missing field") {
+        Some("add the missing key".to_owned())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<LoadedConfig, ConfigError> {
+        LoadedConfig::from_text(Path::new("ferry.toml"), text.to_owned())
+    }
+
+    #[test]
+    fn minimal_file_loads() {
+        let cfg = load("[app]\nname = \"shop\"\n\n[env.dev]\n").unwrap();
+        assert_eq!(cfg.config.app.name, "shop");
+        assert!(cfg.env("dev").is_ok());
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let err = load("[app]\nname = \"shop\"\ncolour = 1\n").unwrap_err();
+        let ConfigError::Invalid(located) = err else {
+            panic!("expected Invalid, got {err:?}")
+        };
+        let Located {
+            line,
+            column,
+            message,
+            ..
+        } = *located;
+        assert_eq!((line, column), (3, 1));
+        assert!(message.contains("unknown field `colour`"), "{message}");
+        assert!(message.contains("expected"), "{message}");
+    }
+
+    #[test]
+    fn missing_env_lists_defined_ones() {
+        let cfg = load("[app]\nname = \"shop\"\n[env.dev]\n[env.prod]\n").unwrap();
+        let err = cfg.env("stage").unwrap_err().to_string();
+        assert!(err.contains("`stage`") && err.contains("dev, prod"), "{err}");
+    }
+
+    #[test]
+    fn locate_finds_nested_values_and_falls_back_to_ancestors() {
+        let text = "[app]\nname = \"shop\"\n[env.dev]\nlist = [1, 22]\n";
+        let at = |path: &[KeySeg]| {
+            let r = locate(text, path).unwrap();
+            &text[r]
+        };
+        assert_eq!(at(&["app".into(), "name".into()]), "\"shop\"");
+        assert_eq!(
+            at(&["env".into(), "dev".into(), "list".into(), 1.into()]),
+            "22"
+        );
+        // An absent key points at its parent table.
+        let parent = locate(text, &["app".into(), "nope".into()]).unwrap();
+        assert_eq!(line_column(text, parent.start).0, 1);
+    }
+
+    #[test]
+    fn key_paths_read_like_toml() {
+        let path = [
+            KeySeg::from("env"),
+            KeySeg::from("dev"),
+            KeySeg::from("node_groups"),
+            KeySeg::from(0),
+            KeySeg::from("a b"),
+        ];
+        assert_eq!(key_path_string(&path), "env.dev.node_groups[0].\"a b\"");
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column("a\nbé c", 5), (2, 3));
+    }
+}
