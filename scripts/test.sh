@@ -12,5 +12,7 @@ set -a
 . target/test-servers/env
 set +a
 
+# Tests outside ferry-cli run the real binary (ferry_testkit::ferry_bin).
+cargo build -p ferry-cli --all-features
 cargo nextest run --workspace --all-features --no-fail-fast
 cargo test --workspace --all-features --doc

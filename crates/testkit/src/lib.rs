@@ -17,6 +17,28 @@ pub fn workspace_root() -> PathBuf {
         .expect("crates/testkit sits two levels below the workspace root")
 }
 
+/// The `ferry` binary built for this test run (`target/<profile>/ferry`, next to the directory
+/// holding the test executable). Tests in crates other than `ferry-cli` use it to run the real
+/// command line; `scripts/test.sh` builds it first.
+///
+/// # Panics
+/// When the binary has not been built.
+pub fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // target/<profile>/deps/<test-binary> -> target/<profile>/ferry
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in target/<profile>/deps");
+    let bin = profile_dir.join(format!("ferry{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first with `cargo build -p ferry-cli --all-features`",
+        bin.display()
+    );
+    bin
+}
+
 /// The file `scripts/servers.sh start` writes the servers' addresses to.
 pub fn servers_env_file() -> PathBuf {
     workspace_root().join("target/test-servers/env")
