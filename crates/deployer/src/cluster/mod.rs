@@ -1,0 +1,288 @@
+//! Where the cluster is: the [`ClusterProvider`] seam.
+//!
+//! The deploy engine sees a cluster only as a [`kube::Client`] obtained from a
+//! [`ClusterProvider`]. Providers are chosen at run time from `[env.X.cluster]` in `ferry.toml`
+//! ([`ClusterConfig`], tagged by `provider`); the `ferry` binary maps each variant to a
+//! constructor. Implementations here:
+//!
+//! - [`KubeconfigProvider`]: a kubeconfig file and context (`provider = "kubeconfig"`);
+//! - [`InClusterProvider`]: the pod's service account (`provider = "in-cluster"`);
+//! - `SimProvider` (feature `sim`): a ferry-sim cluster persisted in a state file under the
+//!   project's `.ferry/` directory (`provider = "sim"`), the embedded default;
+//! - EKS and AKS (features `eks`, `aks`) build on the same trait; their config parses
+//!   regardless of features so a config file is portable between builds.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+mod incluster;
+mod kubeconfig;
+
+pub use incluster::InClusterProvider;
+pub use kubeconfig::KubeconfigProvider;
+
+/// A source of clients for one cluster.
+#[async_trait::async_trait]
+pub trait ClusterProvider: Send + Sync + fmt::Debug {
+    /// A client for the cluster; may be called again when credentials expire.
+    async fn client(&self) -> Result<kube::Client, ClusterError>;
+    /// For messages: "kubeconfig ~/.kube/config context prod", "eks cluster x in us-east-1".
+    fn describe(&self) -> String;
+}
+
+/// A provider shared between the parts of a deploy.
+pub type SharedClusterProvider = Arc<dyn ClusterProvider>;
+
+/// `[env.X.cluster]`: which cluster an environment deploys to, tagged by `provider`.
+///
+/// ```toml
+/// [env.local.cluster]
+/// provider = "sim"
+///
+/// [env.prod.cluster]
+/// provider = "kubeconfig"
+/// path = "~/.kube/config"
+/// context = "prod"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ClusterConfig {
+    /// The built-in simulated cluster (ferry-sim), persisted under the project's `.ferry/`.
+    Sim(SimClusterConfig),
+    /// A kubeconfig file and context.
+    Kubeconfig(KubeconfigClusterConfig),
+    /// The service account of the pod ferry runs in.
+    #[serde(alias = "in_cluster", alias = "incluster")]
+    InCluster(InClusterConfig),
+    /// An AWS EKS cluster (built with feature `eks`).
+    Eks(EksClusterConfig),
+    /// An Azure AKS cluster (built with feature `aks`).
+    Aks(AksClusterConfig),
+}
+
+impl ClusterConfig {
+    /// The provider's name as written in `ferry.toml`.
+    pub fn provider_name(&self) -> &'static str {
+        match self {
+            ClusterConfig::Sim(_) => "sim",
+            ClusterConfig::Kubeconfig(_) => "kubeconfig",
+            ClusterConfig::InCluster(_) => "in-cluster",
+            ClusterConfig::Eks(_) => "eks",
+            ClusterConfig::Aks(_) => "aks",
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    /// The embedded default: a simulated cluster.
+    fn default() -> Self {
+        ClusterConfig::Sim(SimClusterConfig::default())
+    }
+}
+
+/// `provider = "sim"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimClusterConfig {
+    /// The state file, relative to the config file's directory. Default:
+    /// `.ferry/sim/<env>.json`.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    /// The simulator's virtual-clock speed factor (1.0 = real time). Default: the simulator's.
+    #[serde(default)]
+    pub speed: Option<f64>,
+    /// A simulator config file (`SIM.toml`: image rules, faults), relative to the config file.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+}
+
+/// `provider = "kubeconfig"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeconfigClusterConfig {
+    /// The kubeconfig file. Default: `$KUBECONFIG`, then `~/.kube/config`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The context. Default: the file's current context.
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+/// `provider = "in-cluster"`: no settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InClusterConfig {}
+
+/// `provider = "eks"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EksClusterConfig {
+    /// The EKS cluster name.
+    pub cluster: String,
+    /// The AWS region.
+    pub region: String,
+    /// A role to assume before asking EKS (with the OIDC web identity in CI).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// An AWS API endpoint override (tests, private endpoints).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+/// `provider = "aks"`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AksClusterConfig {
+    /// The Azure subscription id.
+    pub subscription: String,
+    /// The resource group holding the cluster.
+    pub resource_group: String,
+    /// The AKS cluster name.
+    pub cluster: String,
+    /// The Azure AD tenant (default: from the credentials).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The client (application) id of the federated identity.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Why a cluster client could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The provider is known but this build of ferry does not include it.
+    #[error("cluster provider `{provider}` is not built into this ferry (enable cargo feature `{feature}`)")]
+    NotBuilt {
+        /// The provider's name.
+        provider: &'static str,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
+    /// Nothing to connect with: no kubeconfig, not in a pod, no credentials.
+    #[error("no cluster configured: {reason}")]
+    NotConfigured {
+        /// What was looked for.
+        reason: String,
+    },
+    /// The kubeconfig file could not be read or used.
+    #[error("cannot use kubeconfig {path}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The in-cluster service account could not be used.
+    #[error("cannot use the in-cluster service account")]
+    InCluster(#[source] kube::config::InClusterError),
+    /// Building the HTTP client failed.
+    #[error("cannot build a Kubernetes client for {cluster}")]
+    Client {
+        /// Which cluster.
+        cluster: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// A provider-specific failure (credentials, the simulator, a cloud API).
+    #[error("{what}")]
+    Provider {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The `User-Agent` ferry's requests carry: the tool, its version and who is deploying
+/// (run id, host, pid), so a cluster's audit log (or the simulator's request log) tells
+/// concurrent deploys apart.
+pub fn user_agent(holder: &str) -> String {
+    format!("ferry/{} ({holder})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Builds a client from a kube config, adding the user agent.
+pub(crate) fn client_from_config(
+    mut config: kube::Config,
+    user_agent: Option<&str>,
+    cluster: &str,
+) -> Result<kube::Client, ClusterError> {
+    if let Some(ua) = user_agent
+        && let Ok(value) = http::HeaderValue::from_str(ua)
+    {
+        config.headers.push((http::header::USER_AGENT, value));
+    }
+    kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+        cluster: cluster.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Env {
+        cluster: ClusterConfig,
+    }
+
+    fn parse(text: &str) -> Result<ClusterConfig, toml_like::Error> {
+        toml_like::from_str::<Env>(text).map(|e| e.cluster)
+    }
+
+    // serde_json stands in for TOML here (the CLI owns the TOML parser); the tagging is the same.
+    mod toml_like {
+        pub(super) type Error = serde_json::Error;
+        pub(super) fn from_str<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Error> {
+            serde_json::from_str(s)
+        }
+    }
+
+    #[test]
+    fn every_provider_parses_regardless_of_features() {
+        let sim = parse(r#"{"cluster":{"provider":"sim"}}"#).unwrap();
+        assert_eq!(sim, ClusterConfig::Sim(SimClusterConfig::default()));
+        let kc = parse(r#"{"cluster":{"provider":"kubeconfig","context":"prod"}}"#).unwrap();
+        assert_eq!(
+            kc,
+            ClusterConfig::Kubeconfig(KubeconfigClusterConfig {
+                path: None,
+                context: Some("prod".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"cluster":{"provider":"in-cluster"}}"#).unwrap(),
+            ClusterConfig::InCluster(InClusterConfig {})
+        );
+        let eks =
+            parse(r#"{"cluster":{"provider":"eks","cluster":"c","region":"us-east-1"}}"#).unwrap();
+        assert_eq!(eks.provider_name(), "eks");
+        let aks = parse(
+            r#"{"cluster":{"provider":"aks","subscription":"s","resource_group":"g","cluster":"c"}}"#,
+        )
+        .unwrap();
+        assert_eq!(aks.provider_name(), "aks");
+    }
+
+    #[test]
+    fn unknown_keys_and_providers_are_errors() {
+        let err = parse(r#"{"cluster":{"provider":"sim","sped":2}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `sped`"), "{err}");
+        let err = parse(r#"{"cluster":{"provider":"gke"}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `gke`"), "{err}");
+    }
+
+    #[test]
+    fn user_agent_names_the_holder() {
+        let ua = user_agent("run 42 on host1 pid 7");
+        assert!(ua.starts_with("ferry/") && ua.ends_with("(run 42 on host1 pid 7)"));
+    }
+}
