@@ -7,3 +7,5 @@
 //! [`cluster::ClusterProvider`] behind the `eks` and `aks` features.
 
 pub mod cluster;
+pub mod manifest;
+pub mod render;

@@ -83,7 +83,9 @@ mod tests {
     #[tokio::test]
     async fn a_missing_file_names_the_path() {
         let provider = KubeconfigProvider::new("/nonexistent/kubeconfig").context(Some("x".into()));
-        let err = provider.client().await.unwrap_err();
+        let Err(err) = provider.client().await else {
+            panic!("a missing kubeconfig gave a client")
+        };
         assert!(err.to_string().contains("/nonexistent/kubeconfig"), "{err}");
         assert_eq!(
             provider.describe(),
@@ -103,11 +105,13 @@ mod tests {
         )
         .unwrap();
         assert!(KubeconfigProvider::new(&path).client().await.is_ok());
-        let err = KubeconfigProvider::new(&path)
+        let Err(err) = KubeconfigProvider::new(&path)
             .context(Some("nope".into()))
             .client()
             .await
-            .unwrap_err();
+        else {
+            panic!("an unknown context gave a client")
+        };
         assert!(matches!(err, ClusterError::Kubeconfig { .. }), "{err:?}");
     }
 }

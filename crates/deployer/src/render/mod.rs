@@ -1,0 +1,324 @@
+//! Render: turn the manifests an app ships into the list of objects to deploy.
+//!
+//! A manifests path is one of:
+//! - a directory holding a `kustomization.yaml` (or `.yml`, or `Kustomization`): built with
+//!   ferry's own kustomize implementation ([`kustomize`]);
+//! - any other directory: every `*.yaml`, `*.yml` and `*.json` file under it, in path order,
+//!   each possibly holding several documents (`---`), and `kind: List` objects flattened;
+//! - a single such file.
+//!
+//! Every object keeps its [`Source`] so later errors name the file and document.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize as _;
+use serde_json::Value;
+
+use crate::manifest::{Manifest, Source};
+
+pub mod kustomize;
+mod smp;
+
+pub use smp::strategic_merge;
+
+/// The largest manifest file ferry reads (a mistake beyond this: a binary, a dump).
+pub const MAX_MANIFEST_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Why manifests could not be rendered. Every variant names the file; those about an object
+/// name the object too.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// A file or directory could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifests path does not exist.
+    #[error("{path}: no such file or directory")]
+    NotFound {
+        /// The path.
+        path: String,
+    },
+    /// A file is not valid YAML/JSON.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A kustomization is wrong (unknown field, missing file, bad patch, ...).
+    #[error("{path}: {message}")]
+    Kustomization {
+        /// The kustomization file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An object is wrong.
+    #[error("{source_}: {object}: {message}")]
+    Object {
+        /// Where the object came from.
+        source_: Source,
+        /// Which object (`Deployment web`).
+        object: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl RenderError {
+    pub(crate) fn kustomization(path: &Path, message: impl Into<String>) -> Self {
+        RenderError::Kustomization {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The file names kustomize recognises, in the order it looks for them.
+pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The kustomization file in `dir`, if there is one.
+pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Renders the manifests at `path` (see the module docs).
+pub fn render(path: &Path) -> Result<Vec<Manifest>, RenderError> {
+    if !path.exists() {
+        return Err(RenderError::NotFound {
+            path: path.display().to_string(),
+        });
+    }
+    if path.is_dir() {
+        if kustomization_file(path).is_some() {
+            return kustomize::build(path);
+        }
+        let mut files = Vec::new();
+        collect_manifest_files(path, &mut files)?;
+        let mut out = Vec::new();
+        for file in files {
+            out.extend(read_manifest_file(&file)?);
+        }
+        Ok(out)
+    } else {
+        read_manifest_file(path)
+    }
+}
+
+fn collect_manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
+    let read_err = |source| RenderError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    entries.sort();
+    for entry in entries {
+        let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if entry.is_dir() {
+            collect_manifest_files(&entry, out)?;
+        } else if is_manifest_file(&entry) {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn is_manifest_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Reads a file's text, bounded by [`MAX_MANIFEST_BYTES`].
+pub(crate) fn read_text(path: &Path) -> Result<String, RenderError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| RenderError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(RenderError::Parse {
+            path: shown,
+            line: 0,
+            column: 0,
+            message: format!(
+                "file is {} bytes; ferry reads manifest files of at most {MAX_MANIFEST_BYTES} bytes",
+                meta.len()
+            ),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|source| RenderError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| RenderError::Parse {
+        path: shown,
+        line: 0,
+        column: 0,
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// Reads one manifest file: every document in it, `List`s flattened, empty documents skipped.
+pub fn read_manifest_file(path: &Path) -> Result<Vec<Manifest>, RenderError> {
+    let text = read_text(path)?;
+    parse_documents(path, &text)
+}
+
+/// Parses the documents of a YAML (or JSON) text that came from `path`.
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Manifest>, RenderError> {
+    let values = parse_values(path, text)?;
+    let mut out = Vec::new();
+    for (i, value) in values.into_iter().enumerate() {
+        let source = Source::document(path, i + 1);
+        match value {
+            Value::Null => {}
+            Value::Object(_) => {
+                let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
+                    || value
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| k.ends_with("List") && value.get("items").is_some());
+                if is_list {
+                    let items = value
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    for item in items {
+                        out.push(Manifest {
+                            source: source.clone(),
+                            object: item,
+                        });
+                    }
+                } else {
+                    out.push(Manifest {
+                        source,
+                        object: value,
+                    });
+                }
+            }
+            other => {
+                return Err(RenderError::Object {
+                    source_: source,
+                    object: "document".to_owned(),
+                    message: format!(
+                        "expected a Kubernetes object (a mapping), found {}",
+                        json_type(&other)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses every document of a YAML or JSON text into JSON values (YAML is a superset of
+/// JSON; `.json` files are parsed as JSON for exact error positions).
+pub fn parse_values(path: &Path, text: &str) -> Result<Vec<Value>, RenderError> {
+    let shown = path.display().to_string();
+    if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        let mut out = Vec::new();
+        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+            out.push(value.map_err(|e| RenderError::Parse {
+                path: shown.clone(),
+                line: e.line(),
+                column: e.column(),
+                message: format!("invalid JSON: {e}"),
+            })?);
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let value = Value::deserialize(doc).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map_or((0, 0), |l| (l.line(), l.column()));
+            RenderError::Parse {
+                path: shown.clone(),
+                line,
+                column,
+                message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+            }
+        })?;
+        out.push(value);
+    }
+    Ok(out)
+}
+
+// serde_norway appends " at line L column C" to its messages; we print the location first.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml_and_lists() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\n\
+                    apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: b}}\n";
+        let objs = parse_documents(Path::new("x.yaml"), text).unwrap();
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[1].kind(), "Secret");
+        assert_eq!(objs[1].source.doc, 3);
+    }
+
+    #[test]
+    fn yaml_errors_are_located() {
+        let err = parse_documents(Path::new("bad.yaml"), "a: b\nc: [d\n").unwrap_err();
+        let RenderError::Parse { line, path, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(path, "bad.yaml");
+        assert!(*line >= 2, "{err}");
+        assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn scalars_are_not_objects() {
+        let err = parse_documents(Path::new("s.yaml"), "just a string\n").unwrap_err();
+        assert!(err.to_string().contains("expected a Kubernetes object"), "{err}");
+    }
+}
