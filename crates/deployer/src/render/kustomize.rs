@@ -722,10 +722,10 @@ fn generate(
                 binary_data.insert(k, Value::String(b64.encode(b)));
             }
             (DataValue::Text(t), true) => {
-                text_data.insert(k, Value::String(b64.encode(t.as_bytes())));
+                text_data.insert(k, Value::String(wrapped_base64(t.as_bytes())));
             }
             (DataValue::Binary(b), true) => {
-                text_data.insert(k, Value::String(b64.encode(b)));
+                text_data.insert(k, Value::String(wrapped_base64(&b)));
             }
         }
     }
@@ -817,6 +817,23 @@ fn generate(
             "behavior `{other}` is not one of create, merge, replace"
         ))),
     }
+}
+
+/// Base64 as kustomize writes Secret data: lines of 70 characters, each ending in a newline
+/// when there is more than one (the API server's decoder skips the newlines).
+fn wrapped_base64(bytes: &[u8]) -> String {
+    const LINE: usize = 70;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines = encoded.len() / LINE + 1;
+    if lines == 1 {
+        return encoded;
+    }
+    let mut out = String::with_capacity(encoded.len() + lines);
+    for chunk in encoded.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 /// kustomize's content hash of a ConfigMap or Secret: sha256 over Go's JSON encoding of kind,

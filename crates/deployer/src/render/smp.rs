@@ -108,6 +108,9 @@ fn merge_map(t: &mut Map<String, Value>, p: &Map<String, Value>, kind: &str, par
     }
 }
 
+/// Merges a keyed list the way kustomize (kyaml) does: the patch's elements first, in the
+/// patch's order (merged with the matching target element when there is one), then the target's
+/// remaining elements in their order.
 fn merge_list(target: &mut Vec<Value>, patch: &[Value], key: &str, kind: &str, field: &str) {
     if patch.iter().any(|e| directive(e) == Some("replace")) {
         *target = patch
@@ -117,22 +120,30 @@ fn merge_list(target: &mut Vec<Value>, patch: &[Value], key: &str, kind: &str, f
             .collect();
         return;
     }
+    let mut rest: Vec<Option<Value>> = target.drain(..).map(Some).collect();
+    let mut out = Vec::new();
     for pe in patch {
         let Some(pk) = pe.get(key) else {
-            // No merge key in the element: kubernetes appends it.
-            target.push(clean(pe));
+            out.push(clean(pe));
             continue;
         };
-        let pos = target.iter().position(|te| te.get(key) == Some(pk));
+        let pos = rest
+            .iter()
+            .position(|te| te.as_ref().and_then(|t| t.get(key)) == Some(pk));
         match (pos, directive(pe)) {
-            (Some(i), Some("delete")) => {
-                target.remove(i);
-            }
+            (Some(i), Some("delete")) => rest[i] = None,
             (None, Some("delete")) => {}
-            (Some(i), _) => merge_value(&mut target[i], pe, kind, field),
-            (None, _) => target.push(clean(pe)),
+            (Some(i), _) => {
+                if let Some(mut te) = rest[i].take() {
+                    merge_value(&mut te, pe, kind, field);
+                    out.push(te);
+                }
+            }
+            (None, _) => out.push(clean(pe)),
         }
     }
+    out.extend(rest.into_iter().flatten());
+    *target = out;
 }
 
 #[cfg(test)]
@@ -153,7 +164,7 @@ mod tests {
         assert_eq!(
             d,
             json!({"spec":{"replicas":3,"template":{"spec":{"containers":[
-                {"name":"app","image":"a:1","env":[{"name":"X","value":"1"},{"name":"Y","value":"2"}]},
+                {"name":"app","image":"a:1","env":[{"name":"Y","value":"2"},{"name":"X","value":"1"}]},
                 {"name":"new","image":"n:1"}]}}}})
         );
     }
@@ -175,5 +186,14 @@ mod tests {
             d,
             json!({"spec":{"ports":[{"port":80,"targetPort":9090},{"port":443}]}})
         );
+    }
+
+    #[test]
+    fn patch_elements_come_first_as_in_kustomize() {
+        let mut d = json!({"env":[{"name":"A"},{"name":"B","value":"1"},{"name":"C"}]});
+        let p = json!({"env":[{"name":"B","value":"2"},{"name":"D"}]});
+        strategic_merge(&mut d, &p, "Pod");
+        let names: Vec<&str> = d["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["B", "D", "A", "C"]);
     }
 }
