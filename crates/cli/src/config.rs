@@ -43,7 +43,14 @@ pub struct AppConfig {
 /// One environment, `[env.NAME]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EnvConfig {}
+pub struct EnvConfig {
+    /// `[env.NAME.infra]`: what the environment runs, for `ferry cost` (ferry-cost owns it).
+    #[serde(default)]
+    pub infra: Option<ferry_cost::InfraSpec>,
+    /// `[env.NAME.budget]`: its monthly budget and allowed increase.
+    #[serde(default)]
+    pub budget: Option<ferry_cost::Budget>,
+}
 
 /// One step of a key path in the config document: a table key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +89,8 @@ pub fn key_path_string(path: &[KeySeg]) -> String {
                     out.push('.');
                 }
                 let bare = !k.is_empty()
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if bare {
                     out.push_str(k);
                 } else {
@@ -266,7 +274,12 @@ impl LoadedConfig {
         if self.config.env.is_empty() {
             "none".to_owned()
         } else {
-            self.config.env.keys().cloned().collect::<Vec<_>>().join(", ")
+            self.config
+                .env
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 
@@ -389,7 +402,10 @@ mod tests {
     fn missing_env_lists_defined_ones() {
         let cfg = load("[app]\nname = \"shop\"\n[env.dev]\n[env.prod]\n").unwrap();
         let err = cfg.env("stage").unwrap_err().to_string();
-        assert!(err.contains("`stage`") && err.contains("dev, prod"), "{err}");
+        assert!(
+            err.contains("`stage`") && err.contains("dev, prod"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,9 @@ use crate::ambient::Environment;
 use crate::cli::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
 
+pub mod cost;
+pub mod validate;
+
 /// Runs one parsed command line.
 pub async fn run(cli: Cli, env: Environment) -> CmdResult {
     let _ = &env;
@@ -26,13 +29,12 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
             }
             Ok(Exit::Success)
         }
+        Command::Cost(args) => cost::run(&args, cli.global.color, &env),
+        Command::Validate(args) => validate::run(&args),
     }
 }
 
 /// Writing to stdout failed (a closed pipe, a full disk).
 pub fn io_failure(err: std::io::Error) -> Failure {
-    Failure::new(
-        Exit::Failure,
-        miette::miette!("cannot write output: {err}"),
-    )
+    Failure::new(Exit::Failure, miette::miette!("cannot write output: {err}"))
 }
