@@ -1103,8 +1103,8 @@ fn plural(n: u32, word: &str) -> String {
 
 fn suggestion(given: &str, known: &std::collections::BTreeSet<&str>, what: &str) -> String {
     let list: Vec<&str> = known.iter().copied().collect();
-    let shown = if list.len() > 12 {
-        format!("{}, … ({} in all)", list[..12].join(", "), list.len())
+    let shown = if list.len() > 8 {
+        format!("{}, … ({} in all)", list[..8].join(", "), list.len())
     } else {
         list.join(", ")
     };

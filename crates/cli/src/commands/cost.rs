@@ -73,19 +73,21 @@ pub(crate) fn infra_path(env: &str, path: &[PathSeg]) -> Vec<KeySeg> {
     out
 }
 
-/// The estimate's issues as located config errors (unpriced ones only when not allowed).
+/// The estimate's issues as located config errors (unpriced ones only when not allowed); the
+/// help of an unpriced value mentions `--allow-unpriced` when `hint_allow_unpriced`.
 pub(crate) fn estimate_problems(
     cfg: &LoadedConfig,
     env: &str,
     est: &Estimate,
     allow_unpriced: bool,
+    hint_allow_unpriced: bool,
 ) -> Vec<ConfigError> {
     est.issues
         .iter()
         .filter(|i| !(allow_unpriced && i.kind == IssueKind::Unpriced))
         .map(|i| {
             let help = match (i.kind, &i.help) {
-                (IssueKind::Unpriced, Some(h)) => Some(format!(
+                (IssueKind::Unpriced, Some(h)) if hint_allow_unpriced => Some(format!(
                     "{h}. To estimate anyway, pass --allow-unpriced (the total is then marked incomplete)"
                 )),
                 (_, h) => h.clone(),
@@ -160,7 +162,13 @@ pub fn run(args: &CostArgs, color: ColorChoice, env: &Environment) -> CmdResult 
             continue;
         };
         let est = ferry_cost::estimate(infra, catalog);
-        problems.extend(estimate_problems(&cfg, name, &est, args.allow_unpriced));
+        problems.extend(estimate_problems(
+            &cfg,
+            name,
+            &est,
+            args.allow_unpriced,
+            true,
+        ));
         estimates.push((
             name.clone(),
             est,

@@ -29,7 +29,7 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
         };
         with_infra += 1;
         let est = ferry_cost::estimate(infra, catalog);
-        problems.extend(estimate_problems(&cfg, name, &est, false));
+        problems.extend(estimate_problems(&cfg, name, &est, false, false));
     }
     if !problems.is_empty() {
         return Err(problems_failure(&cfg, problems));
