@@ -1,0 +1,148 @@
+//! GitHub Actions' OIDC token endpoint.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use super::{OidcToken, OidcTokenSource};
+use crate::env::Env;
+use crate::error::AuthError;
+use crate::retry::{self, RetryPolicy, Target};
+
+const URL_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+const TOKEN_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+
+/// Requests a token from GitHub Actions: `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=AUD` with
+/// `Authorization: Bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN`, answered with `{"value": JWT}`.
+/// GitHub sets both variables only in jobs with `permissions: id-token: write`; without them
+/// this source is not configured.
+#[derive(Clone)]
+pub struct GitHubActions {
+    endpoint: Option<(url::Url, SecretString)>,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for GitHubActions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubActions")
+            .field(
+                "request_url",
+                &self.endpoint.as_ref().map(|(u, _)| u.as_str()),
+            )
+            .field("request_token", &"[redacted]")
+            .finish()
+    }
+}
+
+impl GitHubActions {
+    /// The source as the environment configures it (not configured when either variable is
+    /// absent).
+    pub fn from_env(env: &Env, http: reqwest::Client) -> Self {
+        let endpoint = match (env.get(URL_VAR), env.get(TOKEN_VAR)) {
+            (Some(url), Some(token)) => url::Url::parse(url)
+                .ok()
+                .map(|u| (u, SecretString::from(token.to_owned()))),
+            _ => None,
+        };
+        GitHubActions {
+            endpoint,
+            http,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A source for an explicit endpoint and request token (for embedding and tests).
+    pub fn new(request_url: url::Url, request_token: SecretString, http: reqwest::Client) -> Self {
+        GitHubActions {
+            endpoint: Some((request_url, request_token)),
+            http,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Retries for throttled, failed and unreachable requests.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    value: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl OidcTokenSource for GitHubActions {
+    async fn token(&self, audience: &str) -> Result<OidcToken, AuthError> {
+        let Some((base, request_token)) = &self.endpoint else {
+            return Err(AuthError::NotConfigured {
+                what: format!("GitHub Actions OIDC ({URL_VAR}, {TOKEN_VAR})"),
+                help: "give the GitHub Actions job `permissions: id-token: write`".to_owned(),
+            });
+        };
+        let mut url = base.clone();
+        if !audience.is_empty() {
+            url.query_pairs_mut().append_pair("audience", audience);
+        }
+        // The URL holds no secret (the request token travels in a header), but it is long:
+        // messages show scheme, host and path.
+        let shown = format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.path()
+        );
+        let resp = retry::send(
+            &self.retry,
+            Target {
+                service: "GitHub Actions OIDC endpoint",
+                endpoint: &shown,
+                unreachable_help: "the runner cannot reach GitHub's token service; check the \
+                                   runner's network and GitHub's status page",
+            },
+            || {
+                self.http
+                    .get(url.clone())
+                    .bearer_auth(request_token.expose_secret())
+                    .header(reqwest::header::ACCEPT, "application/json")
+            },
+        )
+        .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            return Err(AuthError::Rejected {
+                service: "GitHub Actions OIDC endpoint",
+                code: status.as_u16().to_string(),
+                message,
+                help: format!(
+                    "{TOKEN_VAR} was refused: it is valid only inside the running job. Run \
+                     ferry in the same job step environment, with `permissions: id-token: write`"
+                ),
+            });
+        }
+        let body: TokenResponse = resp.json().await.map_err(|e| AuthError::Service {
+            service: "GitHub Actions OIDC endpoint",
+            message: "the answer is not the expected JSON {\"value\": JWT}".to_owned(),
+            source: Some(Box::new(e.without_url())),
+        })?;
+        let jwt = body.value.ok_or_else(|| AuthError::Service {
+            service: "GitHub Actions OIDC endpoint",
+            message: "the answer has no `value` field".to_owned(),
+            source: None,
+        })?;
+        OidcToken::parse(SecretString::from(jwt), "GitHub Actions OIDC")
+    }
+
+    fn describe(&self) -> String {
+        "GitHub Actions OIDC".to_owned()
+    }
+}
