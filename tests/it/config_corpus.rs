@@ -137,10 +137,10 @@ fn every_bad_file_fails_cleanly_in_validate_and_cost() {
                             failures.push(format!("{command} {name}: expected `{want}` in\n{err}"));
                         }
                     }
-                    if let Some(m) = &case.mentions {
-                        if !err.contains(&squeeze(m)) {
-                            failures.push(format!("{command} {name}: expected `{m}` in\n{err}"));
-                        }
+                    if let Some(m) = &case.mentions
+                        && !err.contains(&squeeze(m))
+                    {
+                        failures.push(format!("{command} {name}: expected `{m}` in\n{err}"));
                     }
                 }
                 Ok(_) => {}

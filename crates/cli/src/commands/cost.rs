@@ -643,21 +643,17 @@ fn render_markdown(report: &Report) -> String {
             "| **total** | | | | **{}** |\n",
             usd(env.total_monthly.0)
         ));
-        if let Some(c) = &env.comparison {
-            if !c.changes.is_empty() {
-                out.push_str(
-                    "\n| changed line | previous | now | change |\n|---|---:|---:|---:|\n",
-                );
-                for ch in &c.changes {
-                    out.push_str(&format!(
-                        "| {} / {} | {} | {} | {} |\n",
-                        md_escape(&ch.resource),
-                        md_escape(&ch.component),
-                        ch.previous.map_or_else(|| "-".to_owned(), |m| usd(m.0)),
-                        ch.current.map_or_else(|| "-".to_owned(), |m| usd(m.0)),
-                        signed_usd(ch.delta.0)
-                    ));
-                }
+        if let Some(c) = env.comparison.as_ref().filter(|c| !c.changes.is_empty()) {
+            out.push_str("\n| changed line | previous | now | change |\n|---|---:|---:|---:|\n");
+            for ch in &c.changes {
+                out.push_str(&format!(
+                    "| {} / {} | {} | {} | {} |\n",
+                    md_escape(&ch.resource),
+                    md_escape(&ch.component),
+                    ch.previous.map_or_else(|| "-".to_owned(), |m| usd(m.0)),
+                    ch.current.map_or_else(|| "-".to_owned(), |m| usd(m.0)),
+                    signed_usd(ch.delta.0)
+                ));
             }
         }
         if report.environments.len() > 1 {
