@@ -1,0 +1,166 @@
+//! Where images come from: an OCI image layout (a directory or a tar archive of one), a
+//! `docker save` archive, or a repository on a registry.
+//!
+//! Every source hands out the image's top manifest (verified), child manifests (verified
+//! against their descriptors) and blob streams from any offset, so uploads stream straight from
+//! the source and resume mid-blob. Local archives are indexed once (entry → offset, size) and
+//! read with seeks: no extraction, no temporary copies.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::client::{BlobStream, Client};
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, MAX_MANIFEST_BYTES, Manifest};
+use crate::reference::ImageRef;
+
+mod docker_archive;
+mod layout;
+mod remote;
+mod store;
+
+pub use docker_archive::DockerArchive;
+pub use layout::OciLayout;
+pub use remote::RemoteImage;
+
+/// An image to copy.
+#[async_trait]
+pub trait ImageSource: Send + Sync + fmt::Debug {
+    /// The image's top manifest: an image manifest or an index.
+    async fn root(&self) -> Result<Manifest>;
+
+    /// A child manifest of an index, verified against `descriptor`.
+    async fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest>;
+
+    /// A blob's bytes from `offset` on. The stream is not verified: the uploader hashes it.
+    async fn open_blob(&self, descriptor: &Descriptor, offset: u64) -> Result<BlobStream>;
+
+    /// The registry repository the image is in, when it is in one (enables mounts).
+    fn repository(&self) -> Option<&ImageRef> {
+        None
+    }
+
+    /// A short description for messages (`oci:./out:latest`).
+    fn describe(&self) -> String;
+}
+
+/// A source as written on the command line, skopeo-style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// `oci:PATH[:TAG]`: an OCI image layout directory.
+    OciLayout {
+        /// The directory.
+        path: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick.
+        tag: Option<String>,
+    },
+    /// `oci-archive:FILE[:TAG]`: a tar archive of an OCI image layout.
+    OciArchive {
+        /// The archive.
+        path: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick.
+        tag: Option<String>,
+    },
+    /// `docker-archive:FILE[:REF|:@N]`: a `docker save` tarball.
+    DockerArchive {
+        /// The archive.
+        path: PathBuf,
+        /// Which image: a reference among its `RepoTags`, or `@N` for the N-th.
+        reference: Option<String>,
+    },
+    /// `docker://REF`, or a plain reference: an image in a registry.
+    Registry(ImageRef),
+}
+
+impl SourceSpec {
+    /// Parses `oci:PATH[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`,
+    /// `docker://REF` or a plain reference.
+    pub fn parse(s: &str) -> Result<Self> {
+        let split = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.split_once(':') {
+                Some((path, tag)) if !tag.is_empty() => (PathBuf::from(path), Some(tag.to_owned())),
+                Some((path, _)) => (PathBuf::from(path), None),
+                None => (PathBuf::from(rest), None),
+            }
+        };
+        let empty = |transport: &str| {
+            Error::source(s, format!("`{transport}:` needs a path, e.g. {transport}:./image"))
+        };
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (path, tag) = split(rest);
+            if path.as_os_str().is_empty() {
+                return Err(empty("oci"));
+            }
+            if let Some(t) = &tag {
+                crate::reference::Tag::parse(t)?;
+            }
+            Ok(SourceSpec::OciLayout { path, tag })
+        } else if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (path, tag) = split(rest);
+            if path.as_os_str().is_empty() {
+                return Err(empty("oci-archive"));
+            }
+            if let Some(t) = &tag {
+                crate::reference::Tag::parse(t)?;
+            }
+            Ok(SourceSpec::OciArchive { path, tag })
+        } else if let Some(rest) = s.strip_prefix("docker-archive:") {
+            let (path, reference) = split(rest);
+            if path.as_os_str().is_empty() {
+                return Err(empty("docker-archive"));
+            }
+            Ok(SourceSpec::DockerArchive { path, reference })
+        } else if let Some(rest) = s.strip_prefix("docker://") {
+            Ok(SourceSpec::Registry(ImageRef::parse(rest)?))
+        } else if let Some((transport, _)) = s.split_once(':')
+            && ["dir", "containers-storage", "docker-daemon", "ostree", "sif"].contains(&transport)
+        {
+            Err(Error::source(
+                s,
+                format!("the `{transport}:` transport is not supported; use oci:, oci-archive:, docker-archive: or a registry reference"),
+            ))
+        } else {
+            Ok(SourceSpec::Registry(ImageRef::parse(s)?))
+        }
+    }
+
+    /// Opens the source (reading and checking its index, not its blobs).
+    pub async fn open(&self, client: &Client) -> Result<Box<dyn ImageSource>> {
+        Ok(match self {
+            SourceSpec::OciLayout { path, tag } => {
+                Box::new(OciLayout::open_dir(path, tag.as_deref()).await?)
+            }
+            SourceSpec::OciArchive { path, tag } => {
+                Box::new(OciLayout::open_archive(path, tag.as_deref()).await?)
+            }
+            SourceSpec::DockerArchive { path, reference } => {
+                Box::new(DockerArchive::open(path, reference.as_deref()).await?)
+            }
+            SourceSpec::Registry(image) => Box::new(RemoteImage::open(client.clone(), image).await?),
+        })
+    }
+
+    /// The registry image, for `Registry` sources.
+    pub fn registry_image(&self) -> Option<&ImageRef> {
+        match self {
+            SourceSpec::Registry(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a manifest blob from a local store and checks it against its descriptor.
+pub(crate) async fn verified_manifest(
+    stream: BlobStream,
+    descriptor: &Descriptor,
+    what: &str,
+) -> Result<Manifest> {
+    let bytes = crate::upload::read_verified(stream, descriptor, what, MAX_MANIFEST_BYTES).await?;
+    Manifest::from_bytes(bytes, Some(&descriptor.media_type), what)
+}
+
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
