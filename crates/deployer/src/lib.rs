@@ -6,6 +6,20 @@
 //! `azure*` crate. Cloud-specific ways of getting a client (EKS, AKS) implement
 //! [`cluster::ClusterProvider`] behind the `eks` and `aks` features.
 
+pub mod catalog;
+pub mod clock;
 pub mod cluster;
+pub mod engine;
+pub mod events;
+pub mod health;
+pub mod images;
+pub mod lock;
 pub mod manifest;
+pub mod order;
+pub mod plan;
+pub mod release;
 pub mod render;
+pub mod report;
+pub mod validate;
+
+pub use engine::{DeployError, Engine, Outcome, ReleaseInput, Settings};

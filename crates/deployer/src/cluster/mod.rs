@@ -18,9 +18,21 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "aks")]
+mod aks;
+#[cfg(any(feature = "eks", feature = "aks"))]
+mod cloud;
+#[cfg(feature = "eks")]
+mod eks;
 mod incluster;
 mod kubeconfig;
 
+#[cfg(feature = "aks")]
+pub use aks::AksProvider;
+#[cfg(any(feature = "eks", feature = "aks"))]
+pub use cloud::ClusterEndpoint;
+#[cfg(feature = "eks")]
+pub use eks::EksProvider;
 pub use incluster::InClusterProvider;
 pub use kubeconfig::KubeconfigProvider;
 
@@ -117,23 +129,35 @@ pub struct KubeconfigClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct InClusterConfig {}
 
-/// `provider = "eks"`.
+/// `provider = "eks"`: which EKS cluster. How ferry authenticates to AWS (the role to assume
+/// with the OIDC token, an endpoint override) is `[env.X.auth.aws]`, shared with ECR and
+/// Route53; the auth region defaults to the cluster's.
+///
+/// ```toml
+/// [env.prod.cluster]
+/// provider = "eks"
+/// cluster = "cloudtolocalllm-eks"
+/// region = "us-east-1"
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EksClusterConfig {
     /// The EKS cluster name.
     pub cluster: String,
-    /// The AWS region.
+    /// The AWS region the cluster is in.
     pub region: String,
-    /// A role to assume before asking EKS (with the OIDC web identity in CI).
-    #[serde(default)]
-    pub role_arn: Option<String>,
-    /// An AWS API endpoint override (tests, private endpoints).
-    #[serde(default)]
-    pub endpoint: Option<String>,
 }
 
-/// `provider = "aks"`.
+/// `provider = "aks"`: which AKS cluster. The Azure AD identity (tenant, client id, federated
+/// credential or secret) is `[env.X.auth.azure]`, shared with ACR and Azure DNS.
+///
+/// ```toml
+/// [env.prod.cluster]
+/// provider = "aks"
+/// subscription = "00000000-0000-0000-0000-000000000000"
+/// resource_group = "shop-prod"
+/// cluster = "shop-aks"
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AksClusterConfig {
@@ -143,12 +167,14 @@ pub struct AksClusterConfig {
     pub resource_group: String,
     /// The AKS cluster name.
     pub cluster: String,
-    /// The Azure AD tenant (default: from the credentials).
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// The client (application) id of the federated identity.
-    #[serde(default)]
-    pub client_id: Option<String>,
+    /// Azure Resource Manager (default `https://management.azure.com`; sovereign clouds have
+    /// their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm_endpoint: Option<String>,
+    /// The AAD server application whose tokens the API server accepts (default: AKS's,
+    /// `6dae42f8-4368-4678-94ff-3960e28e3630`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_app_id: Option<String>,
 }
 
 /// Why a cluster client could not be had.

@@ -1,0 +1,1037 @@
+//! The deploy engine: validate -> plan -> lock -> record -> ordered apply -> health ->
+//! (failure: report, automatic rollback) -> prune -> record -> unlock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kube::api::{DeleteParams, PropagationPolicy};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::clock::{SharedClock, timestamp};
+use crate::events::{Action, DeployEvent, SharedEventSink};
+use crate::health::{self, HealthError, WaitOptions, WaitOutcome};
+use crate::images::PinnedImage;
+use crate::lock::{self, LockError, LockOptions};
+use crate::manifest::{Manifest, ObjectKey, Source};
+use crate::order;
+use crate::plan::{self, Change, PlanError, Target};
+use crate::release::{self, RecordError, RecordStore, Release, ReleaseStatus};
+use crate::report::{self, FailureReport};
+use crate::validate::{self, Problem};
+
+/// The label ferry puts on every object it applies: `<app>.<env>`. Pruning deletes only objects
+/// that carry it with this release's value, so nothing anyone else created is ever deleted.
+pub const OWNER_LABEL: &str = "ferry.dev/release";
+
+/// How a deploy behaves. Built by the binary from flags and `[env.X.deploy]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The app's name (names the lock, records and owner label).
+    pub app: String,
+    /// The environment's name.
+    pub env: String,
+    /// The namespace for namespaced objects without one; it also holds the lock and records.
+    pub namespace: String,
+    /// Who deploys (CI run id, host, pid): the lock's holder identity.
+    pub holder: String,
+    /// The overall deadline for waiting on health.
+    pub timeout: Duration,
+    /// The default deadline per resource (annotation `ferry.dev/timeout` overrides it).
+    pub resource_timeout: Duration,
+    /// The deadline for LoadBalancer Services.
+    pub load_balancer_timeout: Duration,
+    /// The lock.
+    pub lock: LockOptions,
+    /// Records kept.
+    pub history: usize,
+    /// Objects applied (and planned) at once.
+    pub parallelism: usize,
+    /// Take fields owned by other managers on conflict.
+    pub force_conflicts: bool,
+    /// Roll back automatically on failure.
+    pub rollback: bool,
+    /// Prune objects dropped from the release.
+    pub prune: bool,
+    /// Also prune Namespaces.
+    pub prune_namespaces: bool,
+    /// Also prune PersistentVolumeClaims.
+    pub prune_pvcs: bool,
+}
+
+impl Settings {
+    /// Settings with ferry's defaults for `app` in `env`.
+    pub fn new(app: impl Into<String>, env: impl Into<String>, holder: impl Into<String>) -> Self {
+        Settings {
+            app: app.into(),
+            env: env.into(),
+            namespace: "default".into(),
+            holder: holder.into(),
+            timeout: Duration::from_secs(600),
+            resource_timeout: Duration::from_secs(300),
+            load_balancer_timeout: Duration::from_secs(600),
+            lock: LockOptions {
+                ttl: Duration::from_secs(30),
+                wait: true,
+                max_wait: Duration::from_secs(1800),
+            },
+            history: release::DEFAULT_HISTORY,
+            parallelism: 8,
+            force_conflicts: false,
+            rollback: true,
+            prune: true,
+            prune_namespaces: false,
+            prune_pvcs: false,
+        }
+    }
+
+    fn owner(&self) -> String {
+        let v = format!("{}.{}", self.app, self.env);
+        if v.len() <= 63 {
+            v
+        } else {
+            use sha2::Digest as _;
+            let h = hex::encode(sha2::Sha256::digest(v.as_bytes()));
+            format!("{}-{}", &v[..40], &h[..16])
+        }
+    }
+}
+
+/// What to deploy.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseInput {
+    /// The rendered manifests (images already pinned).
+    pub manifests: Vec<Manifest>,
+    /// The image tag (the commit SHA).
+    pub tag: Option<String>,
+    /// The commit, when known.
+    pub commit: Option<String>,
+    /// The app's images.
+    pub images: Vec<PinnedImage>,
+}
+
+/// How a deploy (or rollback) ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The release is deployed and healthy.
+    Deployed {
+        /// Its revision.
+        revision: u32,
+        /// Nothing needed changing (no record written).
+        unchanged: bool,
+        /// LoadBalancer Services and their addresses.
+        load_balancers: Vec<(ObjectKey, Vec<String>)>,
+    },
+    /// It failed and the previous release was restored.
+    RolledBack {
+        /// The failed revision.
+        failed: u32,
+        /// The revision restored.
+        restored: u32,
+        /// The new revision recording the rollback.
+        revision: u32,
+        /// What failed.
+        reports: Vec<FailureReport>,
+        /// Whether the failure was the overall deadline.
+        timed_out: bool,
+    },
+    /// It failed and was not rolled back (or the rollback failed).
+    Failed {
+        /// The failed revision.
+        revision: u32,
+        /// What failed.
+        reports: Vec<FailureReport>,
+        /// Why there was no rollback.
+        not_rolled_back: String,
+        /// Whether the failure was the overall deadline.
+        timed_out: bool,
+    },
+}
+
+/// Why a deploy could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// The input is invalid; nothing was changed.
+    #[error("the release is invalid ({} problem{}); nothing was changed", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Invalid(Vec<Problem>),
+    /// The lock could not be had.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Release records could not be read or written.
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    /// The cluster could not be asked.
+    #[error("cannot {what}")]
+    Api {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// Health could not be watched.
+    #[error(transparent)]
+    Health(#[from] HealthError),
+    /// A rollback was asked for that cannot be done.
+    #[error("{0}")]
+    NoRelease(String),
+}
+
+fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> DeployError {
+    let what = what.into();
+    move |source| DeployError::Api { what, source }
+}
+
+/// A validated release: its targets and what the cluster looked like.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The objects with their resources, namespaces filled in, owner label set.
+    pub targets: Vec<Target>,
+    /// Namespaces the release creates that do not exist yet.
+    pub new_namespaces: BTreeSet<String>,
+    catalog: Catalog,
+}
+
+/// The deploy engine for one app and environment on one cluster.
+pub struct Engine {
+    client: kube::Client,
+    settings: Settings,
+    clock: SharedClock,
+    sink: SharedEventSink,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("settings", &self.settings).finish()
+    }
+}
+
+enum Stage {
+    Ready(BTreeMap<ObjectKey, Value>),
+    Failed {
+        failures: Vec<(ObjectKey, String)>,
+        pods: Vec<Value>,
+        objects: BTreeMap<ObjectKey, Value>,
+        timed_out: bool,
+    },
+}
+
+impl Engine {
+    /// An engine using `client`, reporting to `sink`.
+    pub fn new(client: kube::Client, settings: Settings, clock: SharedClock, sink: SharedEventSink) -> Self {
+        Engine {
+            client,
+            settings,
+            clock,
+            sink,
+        }
+    }
+
+    fn stage(&self, stage: &str, detail: impl Into<String>) {
+        self.sink.emit(DeployEvent::Stage {
+            stage: stage.to_owned(),
+            detail: detail.into(),
+        });
+    }
+
+    fn store(&self) -> RecordStore {
+        RecordStore::new(&self.client, &self.settings.namespace, &self.settings.app, &self.settings.env)
+    }
+
+    /// Validates a release against the cluster (reads only): the offline checks, kinds and
+    /// scopes from discovery, namespaces and references.
+    pub async fn prepare(&self, manifests: Vec<Manifest>) -> Result<Prepared, DeployError> {
+        self.stage("validate", format!("{} objects", manifests.len()));
+        let mut manifests = manifests;
+        let mut problems = validate::check_offline(&manifests);
+        let mut catalog = Catalog::discover(&self.client)
+            .await
+            .map_err(api_err("discover the cluster's API resources"))?;
+        catalog.add_release_crds(&manifests);
+        let (resources, scope_problems) =
+            validate::resolve_scopes(&mut manifests, &catalog, &self.settings.namespace);
+        problems.extend(scope_problems);
+        if !problems.is_empty() {
+            return Err(DeployError::Invalid(problems));
+        }
+        let cluster_problems = validate::check_cluster(&self.client, &manifests)
+            .await
+            .map_err(api_err("check the release's namespaces and references"))?;
+        if !cluster_problems.is_empty() {
+            return Err(DeployError::Invalid(cluster_problems));
+        }
+        let owner = self.settings.owner();
+        let mut new_namespaces = BTreeSet::new();
+        let ns_api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(self.client.clone());
+        for m in manifests.iter().filter(|m| m.kind() == "Namespace") {
+            if ns_api
+                .get_metadata_opt(m.name())
+                .await
+                .map_err(api_err("read namespaces"))?
+                .is_none()
+            {
+                new_namespaces.insert(m.name().to_owned());
+            }
+        }
+        let targets = manifests
+            .into_iter()
+            .zip(resources)
+            .filter_map(|(mut m, r)| {
+                let (resource, namespaced) = r?;
+                m.object["metadata"]["labels"][OWNER_LABEL] = Value::String(owner.clone());
+                Some(Target {
+                    manifest: m,
+                    resource,
+                    namespaced,
+                })
+            })
+            .collect();
+        Ok(Prepared {
+            targets,
+            new_namespaces,
+            catalog,
+        })
+    }
+
+    /// Whether a target can be dry-run now (its namespace and kind exist).
+    fn can_dry_run(&self, prepared: &Prepared, t: &Target) -> bool {
+        let ns_missing = t
+            .manifest
+            .namespace()
+            .is_some_and(|ns| t.namespaced && prepared.new_namespaces.contains(ns));
+        let crd_missing = prepared
+            .catalog
+            .resolve(t.manifest.api_version(), t.manifest.kind())
+            .is_some_and(|k| k.from_release_crd);
+        !ns_missing && !crd_missing
+    }
+
+    /// Plans every target (server-side dry-run), `Create` without a dry-run where the
+    /// namespace or kind does not exist yet.
+    async fn plan(&self, prepared: &Prepared, force: bool) -> Result<Vec<(Change, Option<Value>)>, DeployError> {
+        let client = &self.client;
+        let results: Vec<Result<(Change, Option<Value>), PlanError>> =
+            futures::stream::iter(prepared.targets.iter().map(|t| async move {
+                if self.can_dry_run(prepared, t) {
+                    plan::plan_one(client, t, force).await
+                } else {
+                    Ok((
+                        Change {
+                            key: t.key(),
+                            action: Action::Create,
+                            diff: plan::object_diff(None, Some(&t.manifest.object)),
+                        },
+                        None,
+                    ))
+                }
+            }))
+            .buffered(self.settings.parallelism.max(1))
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        let mut problems = Vec::new();
+        for r in results {
+            match r {
+                Ok(c) => out.push(c),
+                Err(PlanError::Refused {
+                    object,
+                    source_file,
+                    message,
+                    code,
+                }) => {
+                    let hint = if code == 409 {
+                        " (another field manager owns these fields: deploy with --force-conflicts to take them)"
+                    } else {
+                        ""
+                    };
+                    problems.push(Problem {
+                        at: source_file,
+                        object,
+                        message: format!("the server refuses it: {message}{hint}"),
+                    });
+                }
+                Err(PlanError::Api { object, source }) => {
+                    return Err(DeployError::Api {
+                        what: format!("plan {object}"),
+                        source,
+                    });
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(DeployError::Invalid(problems));
+        }
+        Ok(out)
+    }
+
+    /// Objects of `previous` that are not among `keep`, in prune order.
+    fn prune_candidates(previous: &[Value], keep: &BTreeSet<ObjectKey>) -> Vec<ObjectKey> {
+        let mut out: Vec<ObjectKey> = previous
+            .iter()
+            .filter_map(ObjectKey::of)
+            .filter(|k| !keep.contains(k))
+            .collect();
+        out.sort_by_key(|k| (order::prune_phase(&k.kind), k.clone()));
+        out.dedup();
+        out
+    }
+
+    /// The plan of a release, including what would be pruned (reads only).
+    pub async fn diff(&self, input: ReleaseInput) -> Result<Vec<Change>, DeployError> {
+        let prepared = self.prepare(input.manifests).await?;
+        self.stage("plan", "server-side dry-run");
+        let mut changes: Vec<Change> = self
+            .plan(&prepared, self.settings.force_conflicts)
+            .await?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let history = self.store().list().await?;
+        if let Some(current) = release::current(&history)
+            && self.settings.prune
+        {
+            let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
+            for key in Self::prune_candidates(&current.manifests, &keep) {
+                if let Some(reason) = self.prune_blocker(&prepared.catalog, &key).await? {
+                    tracing::debug!("{key} would not be pruned: {reason}");
+                    continue;
+                }
+                changes.push(Change {
+                    key,
+                    action: Action::Prune,
+                    diff: String::new(),
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Why `key` must not be pruned (None: prune it). Reads the live object.
+    async fn prune_blocker(&self, catalog: &Catalog, key: &ObjectKey) -> Result<Option<String>, DeployError> {
+        if key.kind == "Namespace" && !self.settings.prune_namespaces {
+            return Ok(Some("Namespaces are pruned only with --prune-namespaces".into()));
+        }
+        if key.kind == "PersistentVolumeClaim" && !self.settings.prune_pvcs {
+            return Ok(Some("PersistentVolumeClaims are pruned only with --prune-pvcs".into()));
+        }
+        let Some(known) = catalog.by_group_kind(&key.group, &key.kind) else {
+            return Ok(Some("the server no longer serves its kind".into()));
+        };
+        let api = plan::api_for(&self.client, &known.resource, key.namespace.as_deref().filter(|_| known.namespaced));
+        let Some(live) = api
+            .get_metadata_opt(&key.name)
+            .await
+            .map_err(api_err(format!("read {key}")))?
+        else {
+            return Ok(Some("already gone".into()));
+        };
+        let owner = live.metadata.labels.as_ref().and_then(|l| l.get(OWNER_LABEL));
+        if owner != Some(&self.settings.owner()) {
+            return Ok(Some(format!(
+                "not deleting: it does not carry {OWNER_LABEL}={} (someone else owns it now)",
+                self.settings.owner()
+            )));
+        }
+        if live.metadata.deletion_timestamp.is_some() {
+            return Ok(Some("already being deleted".into()));
+        }
+        Ok(None)
+    }
+
+    async fn prune(&self, catalog: &Catalog, keys: &[ObjectKey]) -> Result<(), DeployError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.stage("prune", format!("{} objects dropped from the release", keys.len()));
+        for key in keys {
+            if let Some(reason) = self.prune_blocker(catalog, key).await? {
+                self.sink.emit(DeployEvent::Pruned {
+                    object: key.clone(),
+                    deleted: false,
+                    reason,
+                });
+                continue;
+            }
+            let Some(known) = catalog.by_group_kind(&key.group, &key.kind) else {
+                continue;
+            };
+            let api = plan::api_for(&self.client, &known.resource, key.namespace.as_deref().filter(|_| known.namespaced));
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..DeleteParams::default()
+            };
+            match api.delete(&key.name, &params).await {
+                Ok(_) => self.sink.emit(DeployEvent::Pruned {
+                    object: key.clone(),
+                    deleted: true,
+                    reason: String::new(),
+                }),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(api_err(format!("delete {key}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_options(&self, deadline: Instant) -> WaitOptions {
+        WaitOptions {
+            deadline,
+            resource_timeout: self.settings.resource_timeout,
+            load_balancer_timeout: self.settings.load_balancer_timeout,
+        }
+    }
+
+    async fn wait(&self, targets: &[Target], deadline: Instant) -> Result<Stage, DeployError> {
+        match health::wait(&self.client, targets, &self.wait_options(deadline), self.sink.as_ref()).await? {
+            WaitOutcome::Ready { objects } => Ok(Stage::Ready(objects)),
+            WaitOutcome::Failed { failures, pods, objects } => Ok(Stage::Failed {
+                failures,
+                pods,
+                objects,
+                timed_out: false,
+            }),
+            WaitOutcome::TimedOut { pending, pods, objects } => Ok(Stage::Failed {
+                failures: pending
+                    .into_iter()
+                    .map(|(k, why)| (k, format!("still not ready when the deploy's timeout passed: {why}")))
+                    .collect(),
+                pods,
+                objects,
+                timed_out: true,
+            }),
+        }
+    }
+
+    /// Applies the changed targets in order (waves, then phases), waiting where order matters,
+    /// then waits for every target's health.
+    async fn apply_and_wait(
+        &self,
+        targets: &[Target],
+        changes: &[Action],
+        force: bool,
+        deadline: Instant,
+    ) -> Result<Stage, DeployError> {
+        let manifests: Vec<Manifest> = targets.iter().map(|t| t.manifest.clone()).collect();
+        let steps = order::steps(&manifests);
+        let explicit_waves = steps.iter().map(|(w, _, _)| *w).collect::<BTreeSet<_>>().len() > 1;
+        self.stage("apply", format!("{} objects", targets.len()));
+        for (n, (wave, phase, idx)) in steps.iter().enumerate() {
+            let to_apply: Vec<usize> = idx
+                .iter()
+                .copied()
+                .filter(|&i| changes[i] != Action::Unchanged)
+                .collect();
+            for &i in idx.iter().filter(|&&i| changes[i] == Action::Unchanged) {
+                self.sink.emit(DeployEvent::Applied {
+                    object: targets[i].key(),
+                    action: Action::Unchanged,
+                });
+            }
+            let client = &self.client;
+            let results: Vec<(usize, Result<Value, kube::Error>)> =
+                futures::stream::iter(to_apply.iter().map(|&i| async move {
+                    (i, plan::apply_one(client, &targets[i], force).await)
+                }))
+                .buffer_unordered(self.settings.parallelism.max(1))
+                .collect()
+                .await;
+            let mut failures = Vec::new();
+            for (i, r) in results {
+                match r {
+                    Ok(_) => self.sink.emit(DeployEvent::Applied {
+                        object: targets[i].key(),
+                        action: changes[i],
+                    }),
+                    Err(kube::Error::Api(s)) => failures.push((
+                        targets[i].key(),
+                        format!("the server refused the apply: {} ({})", s.message, s.code),
+                    )),
+                    Err(e) => return Err(api_err(format!("apply {}", targets[i].key()))(e)),
+                }
+            }
+            if !failures.is_empty() {
+                return Ok(Stage::Failed {
+                    failures,
+                    pods: Vec::new(),
+                    objects: BTreeMap::new(),
+                    timed_out: false,
+                });
+            }
+            // CRDs must be established before their objects, pre-deploy Jobs complete before
+            // workloads, and an explicit wave healthy before the next.
+            let last_of_wave = steps.get(n + 1).is_none_or(|(w, _, _)| w != wave);
+            let gate: Vec<Target> = if explicit_waves && last_of_wave {
+                steps
+                    .iter()
+                    .filter(|(w, _, _)| w == wave)
+                    .flat_map(|(_, _, ix)| ix.iter().map(|&i| targets[i].clone()))
+                    .collect()
+            } else if *phase == 0 || *phase == 3 {
+                idx.iter().map(|&i| targets[i].clone()).collect()
+            } else {
+                Vec::new()
+            };
+            if !gate.is_empty() && steps.get(n + 1).is_some() {
+                self.stage("wait", format!("wave {wave} phase {phase}: {} objects", gate.len()));
+                match self.wait(&gate, deadline).await? {
+                    Stage::Ready(_) => {}
+                    failed => return Ok(failed),
+                }
+            }
+        }
+        self.stage("wait", format!("{} objects", targets.len()));
+        self.wait(targets, deadline).await
+    }
+
+    async fn reports(&self, failures: &[(ObjectKey, String)], pods: &[Value], objects: &BTreeMap<ObjectKey, Value>, since: k8s_openapi::jiff::Timestamp) -> Vec<FailureReport> {
+        let mut out = Vec::new();
+        for (key, reason) in failures {
+            let r = report::build(&self.client, key, reason, objects.get(key), pods, since).await;
+            self.sink.emit(DeployEvent::Failed { report: r.clone() });
+            out.push(r);
+        }
+        out
+    }
+
+    fn load_balancers(targets: &[Target], objects: &BTreeMap<ObjectKey, Value>) -> Vec<(ObjectKey, Vec<String>)> {
+        targets
+            .iter()
+            .filter(|t| {
+                t.resource.kind == "Service"
+                    && t.manifest.object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+            })
+            .map(|t| {
+                let key = t.key();
+                let addrs = objects
+                    .get(&key)
+                    .map(|o| health::lb_ingress(o).into_iter().flatten().collect())
+                    .unwrap_or_default();
+                (key, addrs)
+            })
+            .collect()
+    }
+
+    fn now(&self) -> String {
+        timestamp(self.clock.as_ref()).to_string()
+    }
+
+    /// Targets for recorded objects (a previous release's manifests).
+    fn recorded_targets(&self, catalog: &Catalog, objects: &[Value]) -> Vec<Target> {
+        objects
+            .iter()
+            .filter_map(|o| {
+                let m = Manifest {
+                    source: Source::generated("release record", "previous release"),
+                    object: o.clone(),
+                };
+                let known = catalog
+                    .resolve(m.api_version(), m.kind())
+                    .or_else(|| catalog.by_group_kind(crate::manifest::group_of(m.api_version()), m.kind()))?;
+                Some(Target {
+                    manifest: m,
+                    resource: known.resource.clone(),
+                    namespaced: known.namespaced,
+                })
+            })
+            .collect()
+    }
+
+    /// Deploys a release: see the module docs for the steps.
+    pub async fn deploy(&self, input: ReleaseInput) -> Result<Outcome, DeployError> {
+        let since = timestamp(self.clock.as_ref());
+        let prepared = self.prepare(input.manifests).await?;
+        let objects: Vec<Value> = prepared.targets.iter().map(|t| t.manifest.object.clone()).collect();
+        let digest = plan::content_digest(&objects);
+        let store = self.store();
+
+        // The same release again: a read-only check, no lock and no record (zero writes).
+        self.stage("plan", "server-side dry-run");
+        let history = store.list().await?;
+        if let Some(current) = release::current(&history)
+            && current.digest == digest
+            && !history.iter().any(|r| r.status == ReleaseStatus::Pending)
+        {
+            let planned = self.plan(&prepared, self.settings.force_conflicts).await?;
+            if planned.iter().all(|(c, _)| c.action == Action::Unchanged) {
+                self.sink.emit(DeployEvent::Planned {
+                    create: 0,
+                    update: 0,
+                    unchanged: planned.len(),
+                    prune: 0,
+                });
+                for (c, _) in &planned {
+                    self.sink.emit(DeployEvent::Applied {
+                        object: c.key.clone(),
+                        action: Action::Unchanged,
+                    });
+                }
+                self.stage("wait", format!("{} objects (unchanged release v{})", prepared.targets.len(), current.revision));
+                let deadline = Instant::now() + self.settings.timeout;
+                return Ok(match self.wait(&prepared.targets, deadline).await? {
+                    Stage::Ready(objects) => Outcome::Deployed {
+                        revision: current.revision,
+                        unchanged: true,
+                        load_balancers: Self::load_balancers(&prepared.targets, &objects),
+                    },
+                    Stage::Failed { failures, pods, objects, timed_out } => Outcome::Failed {
+                        revision: current.revision,
+                        reports: self.reports(&failures, &pods, &objects, since).await,
+                        not_rolled_back: "the release is unchanged; its resources are unhealthy in the cluster".into(),
+                        timed_out,
+                    },
+                });
+            }
+        }
+
+        self.stage("lock", format!("{}/{}", store.namespace(), lock::lease_name(&self.settings.app, &self.settings.env)));
+        // The lease lives in the records' namespace: create it first if the release does.
+        if prepared.new_namespaces.contains(&self.settings.namespace) {
+            if let Some(t) = prepared
+                .targets
+                .iter()
+                .find(|t| t.resource.kind == "Namespace" && t.manifest.name() == self.settings.namespace)
+            {
+                plan::apply_one(&self.client, t, self.settings.force_conflicts)
+                    .await
+                    .map_err(api_err(format!("create namespace {}", self.settings.namespace)))?;
+            }
+        }
+        let held = lock::acquire(
+            &self.client,
+            &self.settings.namespace,
+            &self.settings.app,
+            &self.settings.env,
+            &self.settings.holder,
+            &self.settings.lock,
+            self.clock.clone(),
+            self.sink.as_ref(),
+        )
+        .await?;
+        let result = self.deploy_locked(&prepared, input.tag, input.commit, input.images, digest, since).await;
+        let released = held.release().await;
+        let outcome = result?;
+        released?;
+        Ok(outcome)
+    }
+
+    async fn deploy_locked(
+        &self,
+        prepared: &Prepared,
+        tag: Option<String>,
+        commit: Option<String>,
+        images: Vec<PinnedImage>,
+        digest: String,
+        since: k8s_openapi::jiff::Timestamp,
+    ) -> Result<Outcome, DeployError> {
+        let store = self.store();
+        let mut history = store.list().await?;
+        // A deploy that was killed left a pending record: it failed.
+        for r in history.iter_mut().filter(|r| r.status == ReleaseStatus::Pending) {
+            r.status = ReleaseStatus::Failed;
+            r.finished_at = Some(self.now());
+            r.description = "interrupted: the deploy stopped before finishing (its lock expired)".into();
+            store.update(r).await?;
+        }
+        let current = release::current(&history).cloned();
+        self.stage("plan", "server-side dry-run");
+        let planned = self.plan(prepared, self.settings.force_conflicts).await?;
+        let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
+        let prune_keys = match (&current, self.settings.prune) {
+            (Some(c), true) => Self::prune_candidates(&c.manifests, &keep),
+            _ => Vec::new(),
+        };
+        let count = |a: Action| planned.iter().filter(|(c, _)| c.action == a).count();
+        self.sink.emit(DeployEvent::Planned {
+            create: count(Action::Create),
+            update: count(Action::Update),
+            unchanged: count(Action::Unchanged),
+            prune: prune_keys.len(),
+        });
+        let revision = history.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
+        let mut record = Release {
+            app: self.settings.app.clone(),
+            env: self.settings.env.clone(),
+            revision,
+            status: ReleaseStatus::Pending,
+            tag,
+            commit,
+            images,
+            previous: current.as_ref().map(|c| c.revision),
+            restores: None,
+            started_at: self.now(),
+            finished_at: None,
+            description: "deploying".into(),
+            digest,
+            manifests: prepared.targets.iter().map(|t| t.manifest.object.clone()).collect(),
+        };
+        store.create(&record).await?;
+        self.sink.emit(DeployEvent::Recorded {
+            revision,
+            status: record.status.to_string(),
+        });
+
+        let deadline = Instant::now() + self.settings.timeout;
+        let actions: Vec<Action> = planned.iter().map(|(c, _)| c.action).collect();
+        let stage = self
+            .apply_and_wait(&prepared.targets, &actions, self.settings.force_conflicts, deadline)
+            .await?;
+        match stage {
+            Stage::Ready(objects) => {
+                if self.settings.prune {
+                    self.prune(&prepared.catalog, &prune_keys).await?;
+                }
+                record.status = ReleaseStatus::Deployed;
+                record.finished_at = Some(self.now());
+                record.description = "deployed".into();
+                store.update(&record).await?;
+                self.sink.emit(DeployEvent::Recorded {
+                    revision,
+                    status: record.status.to_string(),
+                });
+                if let Some(mut c) = current {
+                    c.status = ReleaseStatus::Superseded;
+                    store.update(&c).await?;
+                }
+                store.trim(self.settings.history).await?;
+                Ok(Outcome::Deployed {
+                    revision,
+                    unchanged: false,
+                    load_balancers: Self::load_balancers(&prepared.targets, &objects),
+                })
+            }
+            Stage::Failed { failures, pods, objects, timed_out } => {
+                let reports = self.reports(&failures, &pods, &objects, since).await;
+                let summary = failures
+                    .iter()
+                    .map(|(k, why)| format!("{k}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                record.status = ReleaseStatus::Failed;
+                record.finished_at = Some(self.now());
+                record.description = summary;
+                store.update(&record).await?;
+                self.sink.emit(DeployEvent::Recorded {
+                    revision,
+                    status: record.status.to_string(),
+                });
+                let Some(previous) = current else {
+                    return Ok(Outcome::Failed {
+                        revision,
+                        reports,
+                        not_rolled_back: "there is no previous release to roll back to".into(),
+                        timed_out,
+                    });
+                };
+                if !self.settings.rollback {
+                    return Ok(Outcome::Failed {
+                        revision,
+                        reports,
+                        not_rolled_back: "automatic rollback is off (--no-rollback)".into(),
+                        timed_out,
+                    });
+                }
+                self.stage("rollback", format!("to v{}", previous.revision));
+                match self.restore(&prepared.catalog, &previous, &record.manifests, revision).await? {
+                    Ok(new_revision) => {
+                        record.status = ReleaseStatus::RolledBack;
+                        record.description = format!("{} — rolled back to v{}", record.description, previous.revision);
+                        store.update(&record).await?;
+                        self.sink.emit(DeployEvent::Recorded {
+                            revision,
+                            status: record.status.to_string(),
+                        });
+                        store.trim(self.settings.history).await?;
+                        Ok(Outcome::RolledBack {
+                            failed: revision,
+                            restored: previous.revision,
+                            revision: new_revision,
+                            reports,
+                            timed_out,
+                        })
+                    }
+                    Err(why) => Ok(Outcome::Failed {
+                        revision,
+                        reports,
+                        not_rolled_back: format!("the rollback to v{} failed too: {why}", previous.revision),
+                        timed_out,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Re-applies `target`'s recorded manifests, waits for them, prunes what `failed_objects`
+    /// added, and records the rollback as a new revision. Ok(Err(why)) when the rollback itself
+    /// did not become healthy.
+    async fn restore(
+        &self,
+        catalog: &Catalog,
+        target: &Release,
+        failed_objects: &[Value],
+        after: u32,
+    ) -> Result<Result<u32, String>, DeployError> {
+        let store = self.store();
+        let targets = self.recorded_targets(catalog, &target.manifests);
+        let prepared = Prepared {
+            targets,
+            new_namespaces: BTreeSet::new(),
+            catalog: catalog.clone(),
+        };
+        // Restore with force: ferry takes back the fields the failed release set.
+        let planned = self.plan(&prepared, true).await?;
+        let actions: Vec<Action> = planned.iter().map(|(c, _)| c.action).collect();
+        let deadline = Instant::now() + self.settings.timeout;
+        let history = store.list().await?;
+        let revision = history.iter().map(|r| r.revision).max().unwrap_or(after) + 1;
+        let mut record = Release {
+            revision,
+            status: ReleaseStatus::Pending,
+            previous: Some(after),
+            restores: Some(target.revision),
+            started_at: self.now(),
+            finished_at: None,
+            description: format!("rollback to v{}", target.revision),
+            ..target.clone()
+        };
+        store.create(&record).await?;
+        match self.apply_and_wait(&prepared.targets, &actions, true, deadline).await? {
+            Stage::Ready(_) => {
+                let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
+                if self.settings.prune {
+                    self.prune(catalog, &Self::prune_candidates(failed_objects, &keep)).await?;
+                }
+                record.status = ReleaseStatus::Deployed;
+                record.finished_at = Some(self.now());
+                store.update(&record).await?;
+                self.sink.emit(DeployEvent::Recorded {
+                    revision,
+                    status: format!("deployed (rollback to v{})", target.revision),
+                });
+                for mut r in store.list().await?.into_iter().filter(|r| {
+                    r.status == ReleaseStatus::Deployed && r.revision != revision
+                }) {
+                    r.status = ReleaseStatus::Superseded;
+                    store.update(&r).await?;
+                }
+                Ok(Ok(revision))
+            }
+            Stage::Failed { failures, .. } => {
+                let why = failures
+                    .iter()
+                    .map(|(k, w)| format!("{k}: {w}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                record.status = ReleaseStatus::Failed;
+                record.finished_at = Some(self.now());
+                record.description = format!("rollback to v{} failed: {why}", target.revision);
+                store.update(&record).await?;
+                Ok(Err(why))
+            }
+        }
+    }
+
+    /// `ferry rollback [--to N]`: restores revision `to` (default: the release before the
+    /// current one) under the lock.
+    pub async fn rollback(&self, to: Option<u32>) -> Result<Outcome, DeployError> {
+        let store = self.store();
+        let history = store.list().await?;
+        let current = release::current(&history).cloned();
+        let target = match to {
+            Some(n) => history
+                .iter()
+                .find(|r| r.revision == n)
+                .cloned()
+                .ok_or_else(|| DeployError::NoRelease(format!(
+                    "no release v{n} of {} in {} (history: {})",
+                    self.settings.app,
+                    self.settings.env,
+                    history.iter().map(|r| format!("v{}", r.revision)).collect::<Vec<_>>().join(", ")
+                )))?,
+            None => {
+                let cur = current.as_ref().map_or(u32::MAX, |c| c.revision);
+                history
+                    .iter()
+                    .rev()
+                    .find(|r| r.revision < cur && matches!(r.status, ReleaseStatus::Superseded | ReleaseStatus::Deployed))
+                    .cloned()
+                    .ok_or_else(|| DeployError::NoRelease(format!(
+                        "no earlier healthy release of {} in {} to roll back to",
+                        self.settings.app, self.settings.env
+                    )))?
+            }
+        };
+        let mut catalog = Catalog::discover(&self.client)
+            .await
+            .map_err(api_err("discover the cluster's API resources"))?;
+        let recorded: Vec<Manifest> = target
+            .manifests
+            .iter()
+            .map(|o| Manifest { source: Source::generated("release record", format!("v{}", target.revision)), object: o.clone() })
+            .collect();
+        catalog.add_release_crds(&recorded);
+        let since = timestamp(self.clock.as_ref());
+        let held = lock::acquire(
+            &self.client,
+            &self.settings.namespace,
+            &self.settings.app,
+            &self.settings.env,
+            &self.settings.holder,
+            &self.settings.lock,
+            self.clock.clone(),
+            self.sink.as_ref(),
+        )
+        .await?;
+        self.stage("rollback", format!("to v{}", target.revision));
+        let after = history.iter().map(|r| r.revision).max().unwrap_or(0);
+        let failed_objects = current.map(|c| c.manifests).unwrap_or_default();
+        let result = self.restore(&catalog, &target, &failed_objects, after).await;
+        let released = held.release().await;
+        let outcome = match result? {
+            Ok(revision) => Outcome::Deployed {
+                revision,
+                unchanged: false,
+                load_balancers: Vec::new(),
+            },
+            Err(why) => Outcome::Failed {
+                revision: after + 1,
+                reports: Vec::new(),
+                not_rolled_back: why,
+                timed_out: false,
+            },
+        };
+        let _ = since;
+        released?;
+        Ok(outcome)
+    }
+
+    /// The release history, oldest first.
+    pub async fn history(&self) -> Result<Vec<Release>, DeployError> {
+        Ok(self.store().list().await?)
+    }
+
+    /// The current release and the live health of each of its objects (one read each).
+    pub async fn status(&self) -> Result<Option<(Release, Vec<(ObjectKey, health::Health)>)>, DeployError> {
+        let history = self.store().list().await?;
+        let Some(current) = release::current(&history).cloned().or_else(|| history.last().cloned()) else {
+            return Ok(None);
+        };
+        let catalog = Catalog::discover(&self.client)
+            .await
+            .map_err(api_err("discover the cluster's API resources"))?;
+        let mut out = Vec::new();
+        for t in self.recorded_targets(&catalog, &current.manifests) {
+            let key = t.key();
+            let h = match t.api(&self.client).get_opt(t.manifest.name()).await {
+                Ok(Some(o)) => health::assess(&t.resource.kind, &serde_json::to_value(&o).unwrap_or(Value::Null)),
+                Ok(None) => health::Health::Failed("missing from the cluster".into()),
+                Err(e) => health::Health::Pending(format!("cannot read: {e}")),
+            };
+            out.push((key, h));
+        }
+        Ok(Some((current, out)))
+    }
+}
