@@ -17,6 +17,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod progress;
+pub mod providers;
 
 use exit::Exit;
 
@@ -42,7 +44,10 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "ferry: cannot start the async runtime: {err}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "ferry: cannot start the async runtime: {err}"
+            );
             return Exit::Failure.into();
         }
     };
