@@ -1,0 +1,25 @@
+//! ferry-dns: point an app's names at its load balancer, and check that they resolve.
+//!
+//! (crate docs: see the end of the work)
+
+pub mod change;
+pub mod error;
+pub mod memory;
+pub mod name;
+pub mod ownership;
+pub mod plan;
+pub mod provider;
+pub mod record;
+pub mod retry;
+pub mod target;
+
+pub use change::{Change, ChangeSet};
+pub use error::DnsError;
+pub use memory::InMemoryProvider;
+pub use name::DnsName;
+pub use ownership::{OwnerId, TxtNaming};
+pub use plan::{Conflict, Ownership, Plan, PlanRequest, Policy, Skipped, plan};
+pub use provider::{Capabilities, DnsProvider, NameServer, SharedDnsProvider};
+pub use record::{AliasTarget, RecordKey, RecordSet, RecordType};
+pub use retry::RetryPolicy;
+pub use target::{LoadBalancerIngress, Target};
