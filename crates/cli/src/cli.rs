@@ -104,6 +104,140 @@ gate it on the budget in [env.NAME.budget] or the flags.",
 listed with file:line:column)."
     )]
     Validate(ValidateArgs),
+    /// Deploy the app to an environment: render, validate, plan, lock, apply in order, wait
+    /// for health, roll back automatically on failure, prune.
+    #[command(after_help = DEPLOY_EXIT_HELP)]
+    Deploy(DeployArgs),
+    /// Show what `ferry deploy` would change (server-side dry-run): create, update (with a
+    /// diff), unchanged, prune. Secret values are never shown.
+    #[command(
+        after_help = "Exit codes: 0 nothing would change; 6 something would; 3 invalid input."
+    )]
+    Diff(DiffArgs),
+    /// Restore an earlier release (default: the one before the current one).
+    #[command(
+        after_help = "Exit codes: 0 restored and healthy; 8 the restored release is not \
+healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
+    )]
+    Rollback(RollbackArgs),
+    /// List an environment's releases with their status and tags.
+    History(EnvArgs),
+    /// Show the current release of an environment and the health of its objects.
+    Status(EnvArgs),
+}
+
+const DEPLOY_EXIT_HELP: &str = "Exit codes: 0 deployed and healthy; 3 invalid input (nothing \
+changed); 7 failed and rolled back to the previous release; 8 failed and not rolled back; 9 \
+--timeout passed (rolled back unless --no-rollback); 10 another deploy holds the lock (--no-wait).";
+
+/// Output formats of the deploy commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeployOutput {
+    /// Lines for people: live on a terminal, plain in CI, GitHub annotations in Actions.
+    Text,
+    /// JSON: a stream of events (deploy, rollback) or one document (diff, history, status).
+    Json,
+}
+
+/// The environment a deploy command works on.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment (`[env.NAME]` in ferry.toml).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: String,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = DeployOutput::Text)]
+    pub output: DeployOutput,
+}
+
+impl EnvArgs {
+    /// Whether JSON output was asked for.
+    pub fn json(&self) -> bool {
+        self.output == DeployOutput::Json
+    }
+}
+
+/// `ferry deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// The environment and output.
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The image tag to deploy (the commit SHA); the images in [app.images] are set to it.
+    /// Default in GitHub Actions: $GITHUB_SHA.
+    #[arg(long, short = 't', value_name = "SHA", env = "FERRY_TAG")]
+    pub tag: Option<String>,
+    /// The commit, recorded in the release (default: the tag).
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// How long to wait for the release to become healthy (`10m`, `90s`); default from
+    /// [env.NAME.deploy] timeout, else 10m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    pub timeout: Option<std::time::Duration>,
+    /// Do not roll back automatically when the release fails.
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Fail at once (exit 10) when another deploy holds the environment's lock.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// The lock lease's duration: how long a killed deploy can block the next one.
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    pub lock_ttl: Option<std::time::Duration>,
+    /// Take fields other field managers own (server-side apply force).
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Keep objects dropped from the release instead of deleting them.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Also prune Namespaces dropped from the release.
+    #[arg(long)]
+    pub prune_namespaces: bool,
+    /// Also prune PersistentVolumeClaims dropped from the release.
+    #[arg(long)]
+    pub prune_pvcs: bool,
+    /// Objects applied at once within a step.
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<usize>,
+}
+
+/// `ferry diff`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The environment and output.
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The image tag (the commit SHA); default in GitHub Actions: $GITHUB_SHA.
+    #[arg(long, short = 't', value_name = "SHA", env = "FERRY_TAG")]
+    pub tag: Option<String>,
+    /// Plan as `ferry deploy --force-conflicts` would.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+/// `ferry rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The environment and output.
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The revision to restore (see `ferry history`).
+    #[arg(long, value_name = "REVISION")]
+    pub to: Option<u32>,
+    /// How long to wait for the restored release to become healthy.
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    pub timeout: Option<std::time::Duration>,
+    /// Fail at once (exit 10) when another deploy holds the environment's lock.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Also prune Namespaces the newer release added.
+    #[arg(long)]
+    pub prune_namespaces: bool,
+    /// Also prune PersistentVolumeClaims the newer release added.
+    #[arg(long)]
+    pub prune_pvcs: bool,
 }
 
 const COST_EXIT_HELP: &str = "Exit codes: 0 within budget and allowed increase; 3 invalid input \

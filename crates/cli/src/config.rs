@@ -38,6 +38,10 @@ pub struct FerryConfig {
 pub struct AppConfig {
     /// The application's name; it names locks, release records and labels.
     pub name: String,
+    /// `[app.images]`: the images the app builds, name -> repository
+    /// (`api = "shop/api"`). `ferry deploy --tag SHA` sets each to that tag (and its digest).
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
 }
 
 /// One environment, `[env.NAME]`.
@@ -50,6 +54,12 @@ pub struct EnvConfig {
     /// `[env.NAME.budget]`: its monthly budget and allowed increase.
     #[serde(default)]
     pub budget: Option<ferry_cost::Budget>,
+    /// `[env.NAME.cluster]`: where it deploys (ferry-deployer owns it).
+    #[serde(default)]
+    pub cluster: Option<ferry_deployer::cluster::ClusterConfig>,
+    /// `[env.NAME.deploy]`: how it deploys (manifests, namespace, timeouts, lock, history).
+    #[serde(default)]
+    pub deploy: Option<ferry_deployer::config::DeployConfig>,
 }
 
 /// One step of a key path in the config document: a table key or an array index.

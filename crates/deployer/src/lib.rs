@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod config;
 pub mod cluster;
 pub mod engine;
 pub mod events;

@@ -10,6 +10,11 @@ use crate::cli::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
 
 pub mod cost;
+pub mod deploy;
+pub mod diff;
+pub mod history;
+pub mod rollback;
+pub mod status;
 pub mod validate;
 
 /// Runs one parsed command line.
@@ -31,6 +36,17 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
         }
         Command::Cost(args) => cost::run(&args, cli.global.color, &env),
         Command::Validate(args) => validate::run(&args),
+        Command::Deploy(args) => {
+            deploy::run(&args, cli.global.color.enabled_for_stderr(&env), &env).await
+        }
+        Command::Diff(args) => {
+            diff::run(&args, cli.global.color.enabled_for_stderr(&env), &env).await
+        }
+        Command::Rollback(args) => {
+            rollback::run(&args, cli.global.color.enabled_for_stderr(&env), &env).await
+        }
+        Command::History(args) => history::run(&args, &env).await,
+        Command::Status(args) => status::run(&args, &env).await,
     }
 }
 

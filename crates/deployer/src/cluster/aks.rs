@@ -23,7 +23,7 @@ use super::cloud::{ClusterEndpoint, auth_failure, bearer_client};
 use super::{AksClusterConfig, ClusterError, ClusterProvider};
 
 /// The public cloud's Resource Manager.
-pub const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
+const DEFAULT_ARM_ENDPOINT: &str = "https://management.azure.com";
 /// The ARM API version ferry asks for.
 const API_VERSION: &str = "2024-05-01";
 

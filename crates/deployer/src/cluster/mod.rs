@@ -43,6 +43,11 @@ pub trait ClusterProvider: Send + Sync + fmt::Debug {
     async fn client(&self) -> Result<kube::Client, ClusterError>;
     /// For messages: "kubeconfig ~/.kube/config context prod", "eks cluster x in us-east-1".
     fn describe(&self) -> String;
+    /// Releases what the provider holds when the command ends (the in-process simulator
+    /// persists its state and stops). Most providers hold nothing.
+    async fn close(&self) -> Result<(), ClusterError> {
+        Ok(())
+    }
 }
 
 /// A provider shared between the parts of a deploy.
@@ -225,6 +230,35 @@ pub enum ClusterError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// How to run or reach the simulated cluster of `provider = "sim"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOptions {
+    /// The state file (`.ferry/sim/<env>.json` under the project by default).
+    pub state: PathBuf,
+    /// The virtual-clock speed factor, when set.
+    pub speed: Option<f64>,
+    /// A simulator config file (image rules, faults), when set.
+    pub config: Option<PathBuf>,
+    /// The `User-Agent` to send.
+    pub user_agent: Option<String>,
+}
+
+/// The provider for `provider = "sim"`: a ferry-sim cluster on a state file (feature `sim`).
+pub fn sim_provider(options: SimOptions) -> Result<SharedClusterProvider, ClusterError> {
+    #[cfg(feature = "sim")]
+    {
+        Ok(Arc::new(sim::SimProvider::new(options)))
+    }
+    #[cfg(not(feature = "sim"))]
+    {
+        let _ = options;
+        Err(ClusterError::NotBuilt {
+            provider: "sim",
+            feature: "sim",
+        })
+    }
 }
 
 /// The `User-Agent` ferry's requests carry: the tool, its version and who is deploying

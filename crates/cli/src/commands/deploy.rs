@@ -1,0 +1,402 @@
+//! `ferry deploy`: render the environment's manifests, pin the app's images to `--tag`,
+//! validate, plan, lock, record, apply in order, wait for health, roll back on failure, prune.
+//! Also the parts `diff`, `rollback`, `history` and `status` share: loading an environment and
+//! turning engine errors into exit codes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_deployer::clock::FnClock;
+use ferry_deployer::cluster::{ClusterError, SharedClusterProvider, user_agent};
+use ferry_deployer::config::DeployConfig;
+use ferry_deployer::engine::{DeployError, Engine, Outcome, ReleaseInput, Settings};
+use ferry_deployer::images::{self, DigestResolver};
+use ferry_deployer::lock::LockError;
+use ferry_deployer::validate::Problem;
+
+use crate::ambient::{Environment, now};
+use crate::cli::{DeployArgs, EnvArgs};
+use crate::config::{KeySeg, LoadedConfig};
+use crate::exit::{CmdResult, Exit, Failure};
+use crate::progress::{Mode, Progress};
+
+/// An environment ready to deploy to.
+pub(crate) struct EnvContext {
+    /// The config file.
+    pub cfg: LoadedConfig,
+    /// The environment's name.
+    pub env_name: String,
+    /// The directory of the config file.
+    pub base: PathBuf,
+    /// Engine settings (file, then flags).
+    pub settings: Settings,
+    /// `[env.NAME.deploy]`.
+    pub deploy: DeployConfig,
+    /// The cluster.
+    pub provider: SharedClusterProvider,
+}
+
+fn invalid(e: impl Into<miette::Report>) -> Failure {
+    Failure::new(Exit::InvalidInput, e)
+}
+
+/// Loads the config and the environment, checks names, builds the settings and the provider.
+pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContext, Failure> {
+    let cfg = LoadedConfig::load(&args.config.config).map_err(invalid)?;
+    let env_cfg = cfg.env(&args.env).map_err(invalid)?.clone();
+    let app = cfg.config.app.name.clone();
+    if !ferry_deployer::validate::is_dns_label(&app) {
+        return Err(invalid(cfg.error_at(
+            &["app".into(), "name".into()],
+            format!("app name `{app}` must be a DNS label (lowercase letters, digits, `-`): it names locks, release records and labels"),
+            None,
+        )));
+    }
+    if !ferry_deployer::validate::is_dns_label(&args.env) {
+        return Err(invalid(cfg.error_at(
+            &["env".into(), KeySeg::from(args.env.as_str())],
+            format!("environment name `{}` must be a DNS label to deploy (lowercase letters, digits, `-`)", args.env),
+            None,
+        )));
+    }
+    for (name, repo) in &cfg.config.app.images {
+        if repo.is_empty()
+            || repo.contains(char::is_whitespace)
+            || repo.contains(':') && !repo.contains('/')
+        {
+            return Err(invalid(cfg.error_at(
+                &["app".into(), "images".into(), KeySeg::from(name.as_str())],
+                format!("`{repo}` is not an image repository (write it without a tag: `org/app`)"),
+                None,
+            )));
+        }
+    }
+    let Some(cluster) = env_cfg.cluster.clone() else {
+        return Err(invalid(cfg.error_at(
+            &["env".into(), KeySeg::from(args.env.as_str())],
+            format!("environment `{}` has no [env.{}.cluster] table: ferry does not know where to deploy", args.env, args.env),
+            Some(format!(
+                "add one, e.g. `[env.{}.cluster]` with `provider = \"sim\"` (the built-in simulated cluster) or `provider = \"kubeconfig\"`",
+                args.env
+            )),
+        )));
+    };
+    let deploy = env_cfg.deploy.clone().unwrap_or_default();
+    let holder = crate::providers::holder_identity(env);
+    let mut settings = Settings::new(app, args.env.clone(), holder.clone());
+    deploy.apply(&mut settings).map_err(|p| {
+        invalid(cfg.error_at(
+            &[
+                "env".into(),
+                KeySeg::from(args.env.as_str()),
+                "deploy".into(),
+                p.key.into(),
+            ],
+            p.message,
+            None,
+        ))
+    })?;
+    let base = cfg
+        .path
+        .parent()
+        .map(Path::to_owned)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let provider =
+        crate::providers::provider_for(&cluster, &args.env, &base, env, &user_agent(&holder))
+            .map_err(cluster_failure)?;
+    Ok(EnvContext {
+        env_name: args.env.clone(),
+        cfg,
+        base,
+        settings,
+        deploy,
+        provider,
+    })
+}
+
+/// A cluster provider that cannot give a client.
+pub(crate) fn cluster_failure(e: ClusterError) -> Failure {
+    let exit = match e {
+        ClusterError::NotBuilt { .. } | ClusterError::NotConfigured { .. } => Exit::InvalidInput,
+        _ => Exit::Failure,
+    };
+    Failure::new(exit, miette::Report::from_err(e))
+}
+
+fn problems_report(problems: &[Problem]) -> miette::Report {
+    let mut text = format!(
+        "the release is invalid ({} problem{}); nothing was changed:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        text.push_str(&format!("\n  - {p}"));
+    }
+    miette::miette!("{text}")
+}
+
+/// The exit code and report of an engine error.
+pub(crate) fn deploy_failure(e: DeployError) -> Failure {
+    match e {
+        DeployError::Invalid(problems) => {
+            Failure::new(Exit::InvalidInput, problems_report(&problems))
+        }
+        DeployError::Lock(busy @ LockError::Busy { .. }) => Failure::new(
+            Exit::LockBusy,
+            miette::Report::from_err(busy)
+                .wrap_err("the environment is being deployed by someone else (--no-wait)"),
+        ),
+        DeployError::NoRelease(msg) => Failure::new(Exit::InvalidInput, miette::miette!("{msg}")),
+        other => Failure::new(Exit::Failure, miette::Report::from_err(other)),
+    }
+}
+
+/// The wall clock for the engine.
+pub(crate) fn clock() -> ferry_deployer::clock::SharedClock {
+    Arc::new(FnClock(now))
+}
+
+/// Renders the environment's manifests and pins the app's images.
+pub(crate) async fn release_input(
+    ctx: &EnvContext,
+    tag: Option<&str>,
+    commit: Option<&str>,
+    resolver: Option<&dyn DigestResolver>,
+    progress: &Progress,
+) -> Result<ReleaseInput, Failure> {
+    use ferry_deployer::events::{DeployEvent, EventSink as _};
+    let images_cfg = &ctx.cfg.config.app.images;
+    if let Some(t) = tag
+        && !images::valid_tag(t)
+    {
+        return Err(invalid(miette::miette!(
+            "--tag `{t}` is not a valid image tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
+        )));
+    }
+    if tag.is_none() && !images_cfg.is_empty() {
+        return Err(invalid(miette::miette!(
+            "--tag is required: [app.images] names {} image(s) that ferry sets to the tag (the commit SHA)",
+            images_cfg.len()
+        )));
+    }
+    let path = ctx.base.join(ctx.deploy.manifests_path());
+    progress.emit(DeployEvent::Stage {
+        stage: "render".into(),
+        detail: path.display().to_string(),
+    });
+    let mut manifests =
+        ferry_deployer::render::render(&path).map_err(|e| invalid(miette::Report::from_err(e)))?;
+    let (pins, warnings) = match tag {
+        Some(t) => images::resolve(images_cfg, t, resolver).await,
+        None => (Vec::new(), Vec::new()),
+    };
+    for w in warnings {
+        progress.emit(DeployEvent::Warning { message: w });
+    }
+    let problems = images::pin(&mut manifests, images_cfg, &pins);
+    if !problems.is_empty() {
+        let list: Vec<Problem> = problems
+            .iter()
+            .map(|p| Problem {
+                at: manifests[p.index].source.to_string(),
+                object: format!(
+                    "{} {} container {}",
+                    manifests[p.index].kind(),
+                    manifests[p.index].name(),
+                    p.container
+                ),
+                message: p.message.clone(),
+            })
+            .collect();
+        return Err(Failure::new(Exit::InvalidInput, problems_report(&list)));
+    }
+    Ok(ReleaseInput {
+        manifests,
+        tag: tag.map(str::to_owned),
+        commit: commit.map(str::to_owned),
+        images: pins,
+    })
+}
+
+/// The tag: the flag (or FERRY_TAG), else GITHUB_SHA in GitHub Actions.
+pub(crate) fn resolve_tag(flag: Option<&str>, env: &Environment) -> Option<String> {
+    flag.map(str::to_owned)
+        .or_else(|| env.get("GITHUB_SHA").map(str::to_owned))
+}
+
+/// Parses a `--timeout`-style flag.
+pub(crate) fn duration_arg(s: &str) -> Result<Duration, String> {
+    // Plain seconds, or humantime's `90s`, `5m`, `1h30m`.
+    if let Ok(secs) = s.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 90s, 5m, 1h"))
+}
+
+fn apply_flags(settings: &mut Settings, args: &DeployArgs) {
+    if let Some(t) = args.timeout {
+        settings.timeout = t;
+        settings.resource_timeout = settings.resource_timeout.min(t);
+    }
+    if let Some(t) = args.lock_ttl {
+        settings.lock.ttl = t;
+    }
+    if args.no_wait {
+        settings.lock.wait = false;
+    }
+    if args.no_rollback {
+        settings.rollback = false;
+    }
+    if args.no_prune {
+        settings.prune = false;
+    }
+    settings.prune_namespaces = args.prune_namespaces;
+    settings.prune_pvcs = args.prune_pvcs;
+    settings.force_conflicts = args.force_conflicts;
+    if let Some(p) = args.parallelism {
+        settings.parallelism = p.clamp(1, 256);
+    }
+}
+
+/// Prints the outcome and picks the exit code.
+pub(crate) fn finish(outcome: &Outcome, progress: &Progress, env_name: &str) -> Exit {
+    use serde_json::json;
+    let (exit, status, text, revision) = match outcome {
+        Outcome::Deployed {
+            revision,
+            unchanged,
+            load_balancers,
+        } => {
+            let mut text = if *unchanged {
+                format!("ferry: {env_name} is already at release v{revision}; nothing changed")
+            } else {
+                format!("ferry: deployed release v{revision} to {env_name}")
+            };
+            for (svc, addrs) in load_balancers {
+                text.push_str(&format!("\n  load balancer {svc}: {}", addrs.join(", ")));
+                progress.step_output("load_balancer", &addrs.join(","));
+            }
+            (Exit::Success, "deployed", text, *revision)
+        }
+        Outcome::RolledBack {
+            failed,
+            restored,
+            revision,
+            timed_out,
+            ..
+        } => (
+            if *timed_out {
+                Exit::Timeout
+            } else {
+                Exit::RolledBack
+            },
+            "rolled-back",
+            format!(
+                "ferry: release v{failed} failed{}; rolled back to v{restored} (recorded as v{revision})",
+                if *timed_out { " (timeout)" } else { "" }
+            ),
+            *failed,
+        ),
+        Outcome::Failed {
+            revision,
+            not_rolled_back,
+            timed_out,
+            ..
+        } => (
+            if *timed_out {
+                Exit::Timeout
+            } else {
+                Exit::FailedNotRolledBack
+            },
+            "failed",
+            format!(
+                "ferry: release v{revision} failed{} and was not rolled back: {not_rolled_back}",
+                if *timed_out { " (timeout)" } else { "" }
+            ),
+            *revision,
+        ),
+        _ => (
+            Exit::Failure,
+            "unknown",
+            "ferry: unknown outcome".to_owned(),
+            0,
+        ),
+    };
+    progress.step_output("revision", &revision.to_string());
+    progress.step_output("status", status);
+    progress.summary_line(format!(
+        "### ferry: {env_name} — {status} (release v{revision})"
+    ));
+    progress.finish_summary();
+    if progress.mode() == Mode::Json {
+        let lbs: Vec<serde_json::Value> = match outcome {
+            Outcome::Deployed { load_balancers, .. } => load_balancers
+                .iter()
+                .map(|(k, a)| json!({"service": k, "addresses": a}))
+                .collect(),
+            _ => Vec::new(),
+        };
+        progress.json(&json!({
+            "event": "result",
+            "status": status,
+            "revision": revision,
+            "exit_code": exit.code(),
+            "load_balancers": lbs,
+        }));
+    } else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stdout().lock(),
+            format!("{text}\n").as_bytes(),
+        );
+    }
+    exit
+}
+
+/// Runs `ferry deploy`.
+pub async fn run(args: &DeployArgs, color: bool, env: &Environment) -> CmdResult {
+    let ctx = env_context(&args.env, env)?;
+    let progress = Arc::new(Progress::new(
+        Mode::detect(args.env.json(), env),
+        color,
+        env,
+    ));
+    let result = deploy(&ctx, args, env, Arc::clone(&progress)).await;
+    if let Err(e) = ctx.provider.close().await {
+        tracing::warn!(error = %e, "closing the cluster provider failed");
+    }
+    result
+}
+
+async fn deploy(
+    ctx: &EnvContext,
+    args: &DeployArgs,
+    env: &Environment,
+    progress: Arc<Progress>,
+) -> CmdResult {
+    let tag = resolve_tag(args.tag.as_deref(), env);
+    let input = release_input(ctx, tag.as_deref(), args.commit.as_deref(), None, &progress).await?;
+    let mut settings = ctx.settings.clone();
+    apply_flags(&mut settings, args);
+    let client = ctx.provider.client().await.map_err(cluster_failure)?;
+    let engine = Engine::new(client, settings, clock(), progress.clone());
+    let outcome = engine.deploy(input).await.map_err(deploy_failure)?;
+    Ok(finish(&outcome, &progress, &ctx.env_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(duration_arg("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration_arg("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(duration_arg("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(duration_arg("soon").is_err());
+        assert!(duration_arg("5").is_ok());
+        assert!(duration_arg("5x").is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! `ferry diff`: what `ferry deploy` would change, from a server-side dry-run of every object
+//! (create, update with a diff, unchanged, prune). Exit 0 when nothing would change, 6 when
+//! something would. Secret values are never shown.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use ferry_deployer::engine::Engine;
+use ferry_deployer::events::Action;
+
+use crate::ambient::Environment;
+use crate::cli::DiffArgs;
+use crate::commands::deploy::{
+    clock, cluster_failure, deploy_failure, env_context, release_input, resolve_tag,
+};
+use crate::exit::{CmdResult, Exit};
+use crate::progress::{Mode, Progress};
+
+/// Runs `ferry diff`.
+pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
+    let ctx = env_context(&args.env, env)?;
+    // Progress lines go to stderr only with -v; the diff itself is the output.
+    let mode = if args.env.json() {
+        Mode::Json
+    } else {
+        Mode::Plain
+    };
+    let progress = Arc::new(Progress::new(mode, color, env));
+    let result = async {
+        let tag = resolve_tag(args.tag.as_deref(), env);
+        let input = release_input(&ctx, tag.as_deref(), None, None, &progress).await?;
+        let client = ctx.provider.client().await.map_err(cluster_failure)?;
+        let mut settings = ctx.settings.clone();
+        settings.force_conflicts = args.force_conflicts;
+        let engine = Engine::new(
+            client,
+            settings,
+            clock(),
+            Arc::new(ferry_deployer::events::Discard),
+        );
+        engine.diff(input).await.map_err(deploy_failure)
+    }
+    .await;
+    if let Err(e) = ctx.provider.close().await {
+        tracing::warn!(error = %e, "closing the cluster provider failed");
+    }
+    let changes = result?;
+    let changed = changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .count();
+    let mut out = std::io::stdout().lock();
+    if args.env.json() {
+        let list: Vec<serde_json::Value> = changes
+            .iter()
+            .map(|c| serde_json::json!({"object": c.key, "action": c.action, "diff": c.diff}))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"changes": list, "changed": changed})
+        )
+        .map_err(super::io_failure)?;
+    } else {
+        for c in changes.iter().filter(|c| c.action != Action::Unchanged) {
+            writeln!(out, "{} {}", c.action, c.key).map_err(super::io_failure)?;
+            if c.action == Action::Update {
+                for line in c.diff.lines() {
+                    writeln!(out, "    {line}").map_err(super::io_failure)?;
+                }
+            }
+        }
+        let unchanged = changes.len() - changed;
+        writeln!(
+            out,
+            "{changed} object{} would change, {unchanged} unchanged",
+            if changed == 1 { "" } else { "s" }
+        )
+        .map_err(super::io_failure)?;
+    }
+    Ok(if changed == 0 {
+        Exit::Success
+    } else {
+        Exit::ChangesPending
+    })
+}

@@ -1,0 +1,43 @@
+//! `ferry rollback [--to REVISION]`: re-apply a recorded release's manifests (all of them, not
+//! just pod templates), wait for health, prune what the newer release added, and record the
+//! rollback as a new revision. Default: the release before the current one.
+
+use std::sync::Arc;
+
+use ferry_deployer::engine::Engine;
+
+use crate::ambient::Environment;
+use crate::cli::RollbackArgs;
+use crate::commands::deploy::{clock, cluster_failure, deploy_failure, env_context, finish};
+use crate::exit::CmdResult;
+use crate::progress::{Mode, Progress};
+
+/// Runs `ferry rollback`.
+pub async fn run(args: &RollbackArgs, color: bool, env: &Environment) -> CmdResult {
+    let ctx = env_context(&args.env, env)?;
+    let progress = Arc::new(Progress::new(
+        Mode::detect(args.env.json(), env),
+        color,
+        env,
+    ));
+    let result = async {
+        let client = ctx.provider.client().await.map_err(cluster_failure)?;
+        let mut settings = ctx.settings.clone();
+        if let Some(t) = args.timeout {
+            settings.timeout = t;
+        }
+        if args.no_wait {
+            settings.lock.wait = false;
+        }
+        settings.prune_namespaces = args.prune_namespaces;
+        settings.prune_pvcs = args.prune_pvcs;
+        let engine = Engine::new(client, settings, clock(), progress.clone());
+        engine.rollback(args.to).await.map_err(deploy_failure)
+    }
+    .await;
+    if let Err(e) = ctx.provider.close().await {
+        tracing::warn!(error = %e, "closing the cluster provider failed");
+    }
+    let outcome = result?;
+    Ok(finish(&outcome, &progress, &ctx.env_name))
+}

@@ -1,0 +1,101 @@
+//! `ferry status`: the current release of an environment and the live health of its objects.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use ferry_deployer::engine::Engine;
+use ferry_deployer::health::Health;
+
+use crate::ambient::Environment;
+use crate::cli::EnvArgs;
+use crate::commands::deploy::{clock, cluster_failure, deploy_failure, env_context};
+use crate::exit::{CmdResult, Exit};
+
+/// Runs `ferry status`.
+pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
+    let ctx = env_context(args, env)?;
+    let result = async {
+        let client = ctx.provider.client().await.map_err(cluster_failure)?;
+        let engine = Engine::new(
+            client,
+            ctx.settings.clone(),
+            clock(),
+            Arc::new(ferry_deployer::events::Discard),
+        );
+        engine.status().await.map_err(deploy_failure)
+    }
+    .await;
+    if let Err(e) = ctx.provider.close().await {
+        tracing::warn!(error = %e, "closing the cluster provider failed");
+    }
+    let status = result?;
+    let mut out = std::io::stdout().lock();
+    let Some((release, objects)) = status else {
+        if args.json() {
+            writeln!(out, "{}", serde_json::json!({"release": null})).map_err(super::io_failure)?;
+        } else {
+            writeln!(
+                out,
+                "no releases of {} in {} yet",
+                ctx.settings.app, ctx.env_name
+            )
+            .map_err(super::io_failure)?;
+        }
+        return Ok(Exit::Success);
+    };
+    let word = |h: &Health| match h {
+        Health::Ready => ("ready", String::new()),
+        Health::Pending(m) => ("waiting", m.clone()),
+        Health::Failed(m) => ("failed", m.clone()),
+    };
+    let all_ready = objects.iter().all(|(_, h)| *h == Health::Ready);
+    if args.json() {
+        let objs: Vec<serde_json::Value> = objects
+            .iter()
+            .map(|(k, h)| {
+                let (state, message) = word(h);
+                serde_json::json!({"object": k, "state": state, "message": message})
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "release": {"revision": release.revision, "status": release.status, "tag": release.tag,
+                            "images": release.images, "started_at": release.started_at,
+                            "finished_at": release.finished_at, "description": release.description},
+                "healthy": all_ready,
+                "objects": objs,
+            })
+        )
+        .map_err(super::io_failure)?;
+    } else {
+        writeln!(
+            out,
+            "{} in {}: release v{} ({}), tag {}, deployed {}",
+            ctx.settings.app,
+            ctx.env_name,
+            release.revision,
+            release.status,
+            release.tag.as_deref().unwrap_or("-"),
+            release
+                .finished_at
+                .as_deref()
+                .unwrap_or(&release.started_at)
+        )
+        .map_err(super::io_failure)?;
+        for img in &release.images {
+            writeln!(out, "  image {}: {}", img.name, img.reference())
+                .map_err(super::io_failure)?;
+        }
+        for (k, h) in &objects {
+            let (state, message) = word(h);
+            if message.is_empty() {
+                writeln!(out, "  {state:<8} {k}").map_err(super::io_failure)?;
+            } else {
+                writeln!(out, "  {state:<8} {k}  {message}").map_err(super::io_failure)?;
+            }
+        }
+    }
+    Ok(Exit::Success)
+}

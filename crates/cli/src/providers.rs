@@ -1,0 +1,147 @@
+//! The cluster-provider factory: maps `[env.NAME.cluster]` to a
+//! [`ClusterProvider`](ferry_deployer::cluster::ClusterProvider).
+//!
+//! `provider = "sim"` runs ferry's simulated cluster in-process on a state file under the
+//! project (default `.ferry/sim/<env>.json`, next to `ferry.toml`), so `ferry deploy` works on a
+//! laptop with nothing installed. When a `ferry sim` server already serves that state file, the
+//! provider connects to it instead of opening the file (the file is locked by its user): every
+//! `ferry deploy` of one sim environment shares one cluster, and the deploy lock serialises them.
+
+use std::path::{Path, PathBuf};
+
+use ferry_deployer::cluster::{
+    self, ClusterConfig, ClusterError, InClusterProvider, KubeconfigProvider,
+    SharedClusterProvider, SimOptions,
+};
+
+use crate::ambient::Environment;
+
+/// Who is deploying, for the lock's holder identity and the User-Agent: the CI run (GitHub
+/// Actions, GitLab, or any `CI_JOB_ID`), the host and the process id.
+pub fn holder_identity(env: &Environment) -> String {
+    let run = if let Some(id) = env.get("GITHUB_RUN_ID") {
+        let attempt = env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1");
+        format!("github run {id}.{attempt}")
+    } else if let Some(id) = env.get("CI_JOB_ID") {
+        format!("ci job {id}")
+    } else {
+        "local".to_owned()
+    };
+    let host = env
+        .get("HOSTNAME")
+        .map(str::to_owned)
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!("{run} on {host} pid {}", std::process::id())
+}
+
+/// The kubeconfig file: the configured path, else the first entry of `$KUBECONFIG`, else
+/// `~/.kube/config`.
+pub fn kubeconfig_path(configured: Option<&Path>, base: &Path, env: &Environment) -> PathBuf {
+    if let Some(p) = configured {
+        return expand_home(p, env).unwrap_or_else(|| base.join(p));
+    }
+    if let Some(list) = env.get("KUBECONFIG")
+        && let Some(first) = std::env::split_paths(list).next()
+    {
+        return first;
+    }
+    PathBuf::from(env.get("HOME").unwrap_or(".")).join(".kube/config")
+}
+
+fn expand_home(p: &Path, env: &Environment) -> Option<PathBuf> {
+    if p.is_absolute() {
+        return Some(p.to_owned());
+    }
+    let s = p.to_str()?;
+    let rest = s.strip_prefix("~/")?;
+    Some(PathBuf::from(env.get("HOME")?).join(rest))
+}
+
+/// The provider for an environment. `base` is the directory of `ferry.toml` (relative paths
+/// in the config are relative to it).
+pub fn provider_for(
+    config: &ClusterConfig,
+    env_name: &str,
+    base: &Path,
+    env: &Environment,
+    user_agent: &str,
+) -> Result<SharedClusterProvider, ClusterError> {
+    match config {
+        ClusterConfig::Sim(sim) => {
+            let state = match &sim.state {
+                Some(p) => base.join(p),
+                None => base
+                    .join(".ferry")
+                    .join("sim")
+                    .join(format!("{env_name}.json")),
+            };
+            cluster::sim_provider(SimOptions {
+                state,
+                speed: sim.speed,
+                config: sim.config.as_ref().map(|c| base.join(c)),
+                user_agent: Some(user_agent.to_owned()),
+            })
+        }
+        ClusterConfig::Kubeconfig(k) => Ok(std::sync::Arc::new(
+            KubeconfigProvider::new(kubeconfig_path(k.path.as_deref(), base, env))
+                .context(k.context.clone())
+                .user_agent(user_agent),
+        )),
+        ClusterConfig::InCluster(_) => Ok(std::sync::Arc::new(
+            InClusterProvider::new().user_agent(user_agent),
+        )),
+        ClusterConfig::Eks(_) => Err(ClusterError::NotBuilt {
+            provider: "eks",
+            feature: "eks",
+        }),
+        ClusterConfig::Aks(_) => Err(ClusterError::NotBuilt {
+            provider: "aks",
+            feature: "aks",
+        }),
+        _ => Err(ClusterError::NotConfigured {
+            reason: format!("unknown cluster provider {}", config.provider_name()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_names_run_host_and_pid() {
+        let env = Environment::from_pairs([
+            ("GITHUB_RUN_ID", "42"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+            ("HOSTNAME", "runner-1"),
+        ]);
+        let h = holder_identity(&env);
+        assert!(h.starts_with("github run 42.2 on runner-1 pid "), "{h}");
+    }
+
+    #[test]
+    fn kubeconfig_comes_from_config_then_env_then_home() {
+        let base = Path::new("/proj");
+        let env = Environment::from_pairs([("HOME", "/home/u"), ("KUBECONFIG", "/a:/b")]);
+        assert_eq!(
+            kubeconfig_path(Some(Path::new("k.yaml")), base, &env),
+            PathBuf::from("/proj/k.yaml")
+        );
+        assert_eq!(
+            kubeconfig_path(Some(Path::new("~/x")), base, &env),
+            PathBuf::from("/home/u/x")
+        );
+        assert_eq!(kubeconfig_path(None, base, &env), PathBuf::from("/a"));
+        let env = Environment::from_pairs([("HOME", "/home/u")]);
+        assert_eq!(
+            kubeconfig_path(None, base, &env),
+            PathBuf::from("/home/u/.kube/config")
+        );
+    }
+}
