@@ -78,7 +78,7 @@ pub enum DnsError {
         /// The TSIG error code (BADSIG, BADKEY, BADTIME).
         code: String,
         /// What to check.
-        help: &'static str,
+        help: String,
     },
     /// The provider kept answering "too many requests" until the retry budget ran out.
     #[error("{provider}: rate limited; gave up after {attempts} attempts{after}")]

@@ -3,6 +3,7 @@
 //! (crate docs: see the end of the work)
 
 pub mod change;
+pub mod clock;
 pub mod error;
 pub mod memory;
 pub mod name;
@@ -11,9 +12,13 @@ pub mod plan;
 pub mod provider;
 pub mod record;
 pub mod retry;
+#[cfg(feature = "rfc2136")]
+pub mod rfc2136;
 pub mod target;
+pub mod verify;
 
 pub use change::{Change, ChangeSet};
+pub use clock::Clock;
 pub use error::DnsError;
 pub use memory::InMemoryProvider;
 pub use name::DnsName;
