@@ -110,51 +110,81 @@ impl<S> tower::Layer<S> for BearerAuthLayer {
         BearerAuth {
             inner,
             source: Arc::clone(&self.source),
+            pending: None,
+            ready: None,
         }
     }
 }
 
 /// The service [`BearerAuthLayer`] makes.
-#[derive(Debug, Clone)]
+///
+/// The token is fetched in `poll_ready` (the cache makes that cheap), so the wrapped service
+/// need not be `Clone` — kube's default stack is a `BoxService`, which is not.
 pub struct BearerAuth<S> {
     inner: S,
     source: SharedBearerTokenSource,
+    pending: Option<TokenFuture>,
+    ready: Option<ClusterToken>,
+}
+
+type TokenFuture = Pin<Box<dyn Future<Output = Result<ClusterToken, AuthError>> + Send>>;
+
+impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("inner", &self.inner)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl<S, B> tower::Service<http::Request<B>> for BearerAuth<S>
 where
-    S: tower::Service<http::Request<B>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>>,
+    S::Response: Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.ready.is_none() {
+            let pending = self.pending.get_or_insert_with(|| {
+                let source = Arc::clone(&self.source);
+                Box::pin(async move { source.bearer_token().await })
+            });
+            match pending.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => {
+                    self.pending = None;
+                    self.ready = Some(result?);
+                }
+            }
+        }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        // The service that was polled ready is the one that must be called; keep it and leave
-        // a fresh clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let source = Arc::clone(&self.source);
-        Box::pin(async move {
-            let token = source.bearer_token().await?;
-            let mut value =
-                http::HeaderValue::from_str(&format!("Bearer {}", token.token.expose_secret()))
-                    .map_err(|_| AuthError::Service {
-                        service: "cluster token",
-                        message: "the token has characters a header cannot hold".to_owned(),
-                        source: None,
-                    })?;
-            value.set_sensitive(true);
-            req.headers_mut().insert(http::header::AUTHORIZATION, value);
-            inner.call(req).await.map_err(Into::into)
-        })
+        // Each request takes the token fetched for it by poll_ready; the next one asks again.
+        let Some(token) = self.ready.take() else {
+            return Box::pin(std::future::ready(Err(
+                "BearerAuth called without poll_ready".into()
+            )));
+        };
+        let value = http::HeaderValue::from_str(&format!("Bearer {}", token.token.expose_secret()));
+        let Ok(mut value) = value else {
+            return Box::pin(std::future::ready(Err(Box::new(AuthError::Service {
+                service: "cluster token",
+                message: "the token has characters a header cannot hold".to_owned(),
+                source: None,
+            }) as BoxError)));
+        };
+        value.set_sensitive(true);
+        req.headers_mut().insert(http::header::AUTHORIZATION, value);
+        let fut = self.inner.call(req);
+        Box::pin(async move { fut.await.map_err(Into::into) })
     }
 }
 
@@ -206,21 +236,38 @@ mod tests {
             seen2.lock().unwrap().push(auth.clone());
             async move { Ok::<_, std::convert::Infallible>(auth) }
         });
-        let svc = BearerAuthLayer::new(source.clone()).layer(echo);
+        let layer = BearerAuthLayer::new(source.clone());
+        let svc = || layer.layer(echo.clone());
 
-        let first = svc.clone().oneshot(http::Request::new(())).await.unwrap().unwrap();
+        let first = svc().oneshot(http::Request::new(())).await.unwrap().unwrap();
         assert_eq!(first.to_str().unwrap(), "Bearer token-1");
         assert!(first.is_sensitive());
         // 12 minutes later the token is still good for 2 more minutes: reused.
         source.clock.advance(Duration::from_secs(12 * 60));
-        let again = svc.clone().oneshot(http::Request::new(())).await.unwrap().unwrap();
+        let again = svc().oneshot(http::Request::new(())).await.unwrap().unwrap();
         assert_eq!(again.to_str().unwrap(), "Bearer token-1");
         // At 13m30s less than the 60 s margin remains: a new token, never the expired one.
         source.clock.advance(Duration::from_secs(90));
-        let fresh = svc.clone().oneshot(http::Request::new(())).await.unwrap().unwrap();
+        let fresh = svc().oneshot(http::Request::new(())).await.unwrap().unwrap();
         assert_eq!(fresh.to_str().unwrap(), "Bearer token-2");
         assert_eq!(source.minted.load(Ordering::SeqCst), 2);
         assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn works_over_services_that_cannot_be_cloned() {
+        use tower::Service as _;
+        let source = counting();
+        let echo = tower::service_fn(|req: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(req.headers().get("authorization").cloned())
+        });
+        // kube's default stack is a BoxService, which is not Clone.
+        let mut svc = BearerAuthLayer::new(source.clone()).layer(tower::util::BoxService::new(echo));
+        for _ in 0..3 {
+            let auth = svc.ready().await.unwrap().call(http::Request::new(())).await.unwrap();
+            assert_eq!(auth.unwrap().to_str().unwrap(), "Bearer token-1");
+        }
+        assert_eq!(source.minted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

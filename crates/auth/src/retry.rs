@@ -68,7 +68,7 @@ impl RetryPolicy {
 
 /// What [`send`] needs to know to word its errors.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Target<'a> {
+pub struct Target<'a> {
     /// The service, e.g. "Azure AD".
     pub service: &'static str,
     /// The endpoint without credentials, for messages.
@@ -81,7 +81,7 @@ pub(crate) struct Target<'a> {
 /// answers under `policy`. Returns the first answer that is neither, for the caller to
 /// interpret; a 429 or 5xx that outlasts the retries becomes [`AuthError::Throttled`] or
 /// [`AuthError::Service`], a transport failure [`AuthError::Unreachable`].
-pub(crate) async fn send(
+pub async fn send(
     policy: &RetryPolicy,
     target: Target<'_>,
     build: impl Fn() -> reqwest::RequestBuilder,

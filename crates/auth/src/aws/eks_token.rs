@@ -84,7 +84,7 @@ pub fn presign_eks_token(
         .body(())
         .map_err(|e| signing_error(Box::new(e)))?;
     instructions.apply_to_request_http1x(&mut request);
-    let presigned = request.uri().to_string();
+    let presigned = signature_last(&request.uri().to_string());
     let token = format!(
         "{EKS_TOKEN_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(presigned)
@@ -97,6 +97,20 @@ pub fn presign_eks_token(
         token: SecretString::from(token),
         expires_at,
     })
+}
+
+/// Moves `X-Amz-Signature` to the end of the query, where botocore puts it, so ferry's token
+/// is byte-for-byte the one `aws eks get-token` makes for the same credentials and time (the
+/// API server does not care about the order; people comparing tokens do).
+fn signature_last(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (signature, mut rest): (Vec<&str>, Vec<&str>) = query
+        .split('&')
+        .partition(|pair| pair.starts_with("X-Amz-Signature="));
+    rest.extend(signature);
+    format!("{base}?{}", rest.join("&"))
 }
 
 /// EKS bearer tokens for one cluster, minted from an [`AwsAuth`]'s credentials and cached until
@@ -182,6 +196,8 @@ mod tests {
         assert_eq!(q["X-Amz-Security-Token"], "session");
         assert!(q["X-Amz-Credential"].starts_with("ASIAEXAMPLE/20261123/eu-west-1/sts/"));
         assert_eq!(q["X-Amz-Signature"].len(), 64);
+        let last = url.query_pairs().last().unwrap();
+        assert_eq!(last.0, "X-Amz-Signature", "the signature comes last, as botocore puts it");
         assert_eq!(token.expires_at, at + EKS_TOKEN_LIFETIME);
         // Deterministic for the same inputs; different for another cluster.
         let again = presign_eks_token(&creds, "eu-west-1", "shop", at).unwrap();

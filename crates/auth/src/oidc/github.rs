@@ -84,18 +84,13 @@ impl OidcTokenSource for GitHubActions {
                 help: "give the GitHub Actions job `permissions: id-token: write`".to_owned(),
             });
         };
+        // The URL holds no secret (the request token travels in a header), but its query is
+        // long: messages show it up to the path.
         let mut url = base.clone();
         if !audience.is_empty() {
             url.query_pairs_mut().append_pair("audience", audience);
         }
-        // The URL holds no secret (the request token travels in a header), but it is long:
-        // messages show scheme, host and path.
-        let shown = format!(
-            "{}://{}{}",
-            url.scheme(),
-            url.host_str().unwrap_or(""),
-            url.path()
-        );
+        let shown = url[..url::Position::AfterPath].to_owned();
         let resp = retry::send(
             &self.retry,
             Target {

@@ -1,0 +1,246 @@
+//! A front for moto: forwards every request, and on request answers with canned AWS errors
+//! (moto never refuses a web identity token and never throttles), records what STS hands out
+//! (so tests can grep for the secret keys it issued), and patches `DescribeCluster` answers so
+//! a cluster's endpoint and CA point at a real API server (moto's are random text).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone)]
+pub(crate) enum Match {
+    /// An STS (awsQuery) request with this `Action=` in its form body.
+    StsAction(&'static str),
+    /// A request whose path starts with this (EKS is REST: `/clusters/NAME`).
+    PathPrefix(String),
+}
+
+/// A canned answer for the next `times` matching requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    pub(crate) matches: Match,
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: String,
+    pub(crate) times: u32,
+}
+
+impl Fault {
+    /// An STS error document, as STS sends it.
+    pub(crate) fn sts_error(action: &'static str, status: u16, code: &str, message: &str) -> Self {
+        Fault {
+            matches: Match::StsAction(action),
+            status,
+            content_type: "text/xml",
+            body: format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+                 <Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+                 <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>"
+            ),
+            times: 1,
+        }
+    }
+
+    /// Apply to `n` requests.
+    pub(crate) fn times(mut self, n: u32) -> Self {
+        self.times = n;
+        self
+    }
+}
+
+/// One request that reached the front.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    /// The STS action or "" for REST calls.
+    pub(crate) action: String,
+    pub(crate) faulted: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    upstream: String,
+    faults: Mutex<Vec<Fault>>,
+    seen: Mutex<Vec<Seen>>,
+    /// Response bodies that came back from moto.
+    answers: Mutex<Vec<String>>,
+    /// cluster name -> (endpoint, base64 CA)
+    patches: Mutex<Vec<(String, String, String)>>,
+}
+
+/// A running front; it stops when dropped.
+pub(crate) struct AwsFront {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AwsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl AwsFront {
+    /// A front for the moto at `upstream` (`http://127.0.0.1:5010`).
+    pub(crate) async fn start(upstream: &str) -> AwsFront {
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            ..Inner::default()
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        AwsFront { addr, inner, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn add_fault(&self, fault: Fault) {
+        self.inner.faults.lock().unwrap().push(fault);
+    }
+
+    /// Makes `DescribeCluster` for `cluster` answer with this endpoint and CA.
+    pub(crate) fn patch_cluster(&self, cluster: &str, endpoint: &str, ca_b64: &str) {
+        self.inner.patches.lock().unwrap().push((
+            cluster.to_owned(),
+            endpoint.to_owned(),
+            ca_b64.to_owned(),
+        ));
+    }
+
+    pub(crate) fn seen(&self) -> Vec<Seen> {
+        self.inner.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests for this STS action arrived.
+    pub(crate) fn count(&self, action: &str) -> usize {
+        self.seen().iter().filter(|s| s.action == action).count()
+    }
+
+    /// Every secret access key and session token STS handed out through this front.
+    pub(crate) fn issued_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for body in self.inner.answers.lock().unwrap().iter() {
+            for tag in ["SecretAccessKey", "SessionToken"] {
+                let open = format!("<{tag}>");
+                let close = format!("</{tag}>");
+                let mut rest = body.as_str();
+                while let Some(i) = rest.find(&open) {
+                    let after = &rest[i + open.len()..];
+                    let Some(j) = after.find(&close) else { break };
+                    out.push(after[..j].to_owned());
+                    rest = &after[j..];
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let action = text
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or("")
+        .to_owned();
+    let path = parts.uri.path().to_owned();
+    let fault = {
+        let mut faults = inner.faults.lock().unwrap();
+        let i = faults.iter().position(|f| match &f.matches {
+            Match::StsAction(a) => *a == action,
+            Match::PathPrefix(p) => path.starts_with(p.as_str()),
+        });
+        i.map(|i| {
+            let f = faults[i].clone();
+            faults[i].times -= 1;
+            if faults[i].times == 0 {
+                faults.remove(i);
+            }
+            f
+        })
+    };
+    inner.seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        action: action.clone(),
+        faulted: fault.is_some(),
+    });
+    if let Some(f) = fault {
+        return Response::builder()
+            .status(f.status)
+            .header("content-type", f.content_type)
+            .header("x-amzn-requestid", "c6104cbe-af31-11e0-8154-cbc7ccf896c7")
+            .body(Body::from(f.body))
+            .unwrap();
+    }
+    let url = format!(
+        "{}{}",
+        inner.upstream,
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let client = reqwest::Client::new();
+    let mut fwd = client.request(parts.method.clone(), &url).body(body.to_vec());
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            fwd = fwd.header(name, value);
+        }
+    }
+    let resp = match fwd.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Response::builder()
+                .status(502)
+                .body(Body::from(format!("front: upstream failed: {e}")))
+                .unwrap();
+        }
+    };
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
+    let answer = String::from_utf8_lossy(&bytes).into_owned();
+    // DescribeCluster: GET /clusters/NAME
+    if parts.method == "GET"
+        && let Some(name) = path.strip_prefix("/clusters/")
+        && !name.contains('/')
+        && status.is_success()
+    {
+        let patch = inner
+            .patches
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(c, _, _)| c == name)
+            .cloned();
+        if let Some((_, endpoint, ca)) = patch {
+            let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            doc["cluster"]["endpoint"] = endpoint.into();
+            doc["cluster"]["certificateAuthority"]["data"] = ca.into();
+            bytes = serde_json::to_vec(&doc).unwrap();
+        }
+    }
+    inner.answers.lock().unwrap().push(answer);
+    let mut out = Response::builder().status(status.as_u16());
+    for (name, value) in &headers {
+        if name != "content-length" && name != "transfer-encoding" {
+            out = out.header(name, value);
+        }
+    }
+    out.body(Body::from(bytes)).unwrap()
+}
