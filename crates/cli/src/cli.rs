@@ -124,6 +124,82 @@ healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     History(EnvArgs),
     /// Show the current release of an environment and the health of its objects.
     Status(EnvArgs),
+    /// Point the environment's DNS names at its load balancer, and check that they resolve.
+    #[command(subcommand)]
+    Dns(DnsCommand),
+}
+
+/// `ferry dns` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Show the DNS changes `ferry dns apply` would make.
+    #[command(
+        after_help = "Exit codes: 0 nothing to change; 6 changes are pending; 3 invalid input, or \
+a record ferry does not own is in the way (see --adopt); 11 the credentials were refused."
+    )]
+    Plan(DnsArgs),
+    /// Apply the DNS changes, then wait until the zone's authoritative servers answer the
+    /// target and report what public resolvers answer.
+    #[command(after_help = DNS_APPLY_EXIT_HELP)]
+    Apply(DnsApplyArgs),
+    /// Check what the zone's authoritative servers and public resolvers answer for the names.
+    #[command(
+        after_help = "Exit codes: 0 the authoritative servers answer the target; 9 they do not \
+within the verify timeout; 3 invalid input."
+    )]
+    Verify(DnsArgs),
+    /// Move the names from one environment's load balancer to another's (`--env A --to B`),
+    /// e.g. from AKS to EKS and back; then verify as `apply` does.
+    #[command(after_help = DNS_APPLY_EXIT_HELP)]
+    Switch(DnsSwitchArgs),
+}
+
+const DNS_APPLY_EXIT_HELP: &str = "Exit codes: 0 applied and the authoritative servers answer \
+the target; 3 invalid input or a record ferry does not own is in the way (nothing changed; see \
+--adopt); 9 applied but not answered within the verify timeout; 11 the credentials were refused; \
+1 the provider failed (rate limits after bounded retries, API errors).";
+
+/// What every `ferry dns` command takes.
+#[derive(Debug, Clone, Args)]
+pub struct DnsArgs {
+    /// The environment and output.
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// What the names point at: the load balancer's IP address(es) (`192.0.2.10`,
+    /// `192.0.2.10,2001:db8::10`) or hostname (`lb-1.elb.us-east-1.amazonaws.com`).
+    /// Default: [env.NAME.dns] target.
+    #[arg(long, value_name = "IP[,IP]|HOSTNAME")]
+    pub target: Option<String>,
+    /// Take over records at the configured names that ferry did not create (or another owner
+    /// id owns), instead of refusing to touch them.
+    #[arg(long)]
+    pub adopt: bool,
+}
+
+/// `ferry dns apply`.
+#[derive(Debug, Clone, Args)]
+pub struct DnsApplyArgs {
+    /// The environment, target and output.
+    #[command(flatten)]
+    pub common: DnsArgs,
+    /// Do not wait for the authoritative servers to answer the target.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// How long the authoritative servers may take (default [env.NAME.dns.verify] timeout, else 2m).
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    pub verify_timeout: Option<std::time::Duration>,
+}
+
+/// `ferry dns switch`.
+#[derive(Debug, Clone, Args)]
+pub struct DnsSwitchArgs {
+    /// The environment whose names move (`--env`), the target and output.
+    #[command(flatten)]
+    pub apply: DnsApplyArgs,
+    /// The environment the names move to; its [env.NAME.dns] target (or --target) is where
+    /// they will point.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
 }
 
 const DEPLOY_EXIT_HELP: &str = "Exit codes: 0 deployed and healthy; 3 invalid input (nothing \

@@ -60,6 +60,9 @@ pub struct EnvConfig {
     /// `[env.NAME.deploy]`: how it deploys (manifests, namespace, timeouts, lock, history).
     #[serde(default)]
     pub deploy: Option<ferry_deployer::config::DeployConfig>,
+    /// `[env.NAME.dns]`: the names pointed at its load balancer (ferry-dns owns it).
+    #[serde(default)]
+    pub dns: Option<ferry_dns::config::DnsConfig>,
 }
 
 /// One step of a key path in the config document: a table key or an array index.

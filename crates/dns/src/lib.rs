@@ -4,6 +4,7 @@
 
 pub mod change;
 pub mod clock;
+pub mod config;
 pub mod error;
 pub mod memory;
 pub mod name;

@@ -202,7 +202,7 @@ pub struct VerifyReport {
     pub converged: bool,
     /// How long it took (or how long was waited).
     pub elapsed_ms: u64,
-    /// Queries made to the authoritative servers, in all rounds.
+    /// Questions asked of the authoritative servers (one per server and name), in all rounds.
     pub queries: u32,
     /// What the public resolvers answered (a report, not a gate).
     pub public: Vec<Check>,
@@ -269,49 +269,47 @@ pub async fn verify(
     }
 
     let mut queries = 0;
-    let mut checks;
     loop {
-        checks = Vec::new();
-        for (label, addr, unresolved) in &targets {
-            for e in expectations {
+        let round = targets.iter().flat_map(|(label, addr, unresolved)| {
+            expectations.iter().map(move |e| async move {
                 let answer = match addr {
-                    Some(a) => {
-                        queries += 1;
-                        ask(*a, &e.name, &e.expected, false, options.query_timeout).await
-                    }
+                    Some(a) => ask(*a, &e.name, &e.expected, false, options.query_timeout).await,
                     None => Answer::Unreachable {
                         reason: unresolved.clone(),
                     },
                 };
-                checks.push(Check {
+                Check {
                     server: label.clone(),
                     name: e.name.clone(),
                     expected: e.expected.clone(),
                     matches: answer.matches(&e.expected),
                     answer,
-                });
-            }
-        }
+                }
+            })
+        });
+        let checks: Vec<Check> = futures::future::join_all(round).await;
+        queries += u32::try_from(checks.len()).unwrap_or(u32::MAX);
         let converged = checks.iter().all(|c| c.matches);
         let now = tokio::time::Instant::now();
         if converged || now + options.interval > deadline {
-            let mut public = Vec::new();
-            for resolver in &options.public_resolvers {
-                for e in expectations {
+            let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let public = options.public_resolvers.iter().flat_map(|resolver| {
+                expectations.iter().map(move |e| async move {
                     let answer = ask(*resolver, &e.name, &e.expected, true, options.query_timeout).await;
-                    public.push(Check {
+                    Check {
                         server: resolver.to_string(),
                         name: e.name.clone(),
                         expected: e.expected.clone(),
                         matches: answer.matches(&e.expected),
                         answer,
-                    });
-                }
-            }
+                    }
+                })
+            });
+            let public = futures::future::join_all(public).await;
             return Ok(VerifyReport {
                 authoritative: checks,
                 converged,
-                elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                elapsed_ms,
                 queries,
                 public,
             });
@@ -349,8 +347,11 @@ async fn ask(
             }
         }
         _ => {
-            let v4 = query(server, &qname, HType::A, recursive, timeout).await;
-            let v6 = query(server, &qname, HType::AAAA, recursive, timeout).await;
+            let (v4, v6) = futures::future::join(
+                query(server, &qname, HType::A, recursive, timeout),
+                query(server, &qname, HType::AAAA, recursive, timeout),
+            )
+            .await;
             match (v4, v6) {
                 (Err(a), _) | (_, Err(a)) if !matches!(a, Answer::NoRecords) => a,
                 (a, b) => {

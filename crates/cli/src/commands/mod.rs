@@ -12,6 +12,7 @@ use crate::exit::{CmdResult, Exit, Failure};
 pub mod cost;
 pub mod deploy;
 pub mod diff;
+pub mod dns;
 pub mod history;
 pub mod rollback;
 pub mod status;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
         }
         Command::History(args) => history::run(&args, &env).await,
         Command::Status(args) => status::run(&args, &env).await,
+        Command::Dns(cmd) => dns::run(&cmd, &env).await,
     }
 }
 

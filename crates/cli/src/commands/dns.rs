@@ -1,0 +1,505 @@
+//! `ferry dns plan|apply|verify|switch`: point an environment's names (`[env.NAME.dns]`) at its
+//! load balancer with ferry-dns, and check that they resolve.
+//!
+//! - `plan` shows the changes; exit 0 when there are none, 6 when there are, 3 when a record
+//!   ferry does not own is in the way (the plan says which, and that `--adopt` takes it over).
+//! - `apply` applies them (atomically where the provider can), then asks the zone's
+//!   authoritative servers until they answer the new target (exit 9 if they do not in time),
+//!   then reports what public resolvers answer.
+//! - `verify` does only the checking.
+//! - `switch --env A --to B` points the names at B's target, taking over A's records even when
+//!   the two environments use different owner ids (seed 001's rollback between AKS and EKS).
+//!
+//! The target is `--target`, else `[env.NAME.dns] target`.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_dns::config::{ConfigIssue, DnsConfig, PathSeg, ProviderKind, ResolvedDns};
+use ferry_dns::verify::{Expectation, VerifyReport, verify};
+use ferry_dns::{
+    Clock, DnsError, InMemoryProvider, NameServer, Ownership, Plan, PlanRequest,
+    RecordSet, SharedDnsProvider, Target,
+};
+use secrecy::SecretString;
+
+use crate::ambient::{Environment, now};
+use crate::cli::{DnsApplyArgs, DnsArgs, DnsCommand, DnsSwitchArgs};
+use crate::config::{ConfigError, KeySeg, LoadedConfig};
+use crate::exit::{CmdResult, Exit, Failure};
+
+/// Runs `ferry dns ...`.
+pub async fn run(cmd: &DnsCommand, env: &Environment) -> CmdResult {
+    match cmd {
+        DnsCommand::Plan(args) => plan_cmd(args, env).await,
+        DnsCommand::Apply(args) => apply_cmd(args, env).await,
+        DnsCommand::Verify(args) => verify_cmd(args, env).await,
+        DnsCommand::Switch(args) => switch_cmd(args, env).await,
+    }
+}
+
+/// One environment's DNS, loaded and checked.
+struct DnsEnv {
+    name: String,
+    raw: DnsConfig,
+    dns: ResolvedDns,
+}
+
+fn invalid(e: impl Into<miette::Report>) -> Failure {
+    Failure::new(Exit::InvalidInput, e)
+}
+
+fn dns_path(env: &str, path: &[PathSeg]) -> Vec<KeySeg> {
+    let mut out = vec![KeySeg::from("env"), KeySeg::from(env), KeySeg::from("dns")];
+    out.extend(path.iter().map(|s| match s {
+        PathSeg::Key(k) => KeySeg::Key(k.clone()),
+        PathSeg::Index(i) => KeySeg::Index(*i),
+    }));
+    out
+}
+
+fn issues_failure(cfg: &LoadedConfig, env: &str, issues: Vec<ConfigIssue>) -> Failure {
+    let problems: Vec<ConfigError> = issues
+        .into_iter()
+        .map(|i| cfg.error_at(&dns_path(env, &i.key_path), i.message, i.help))
+        .collect();
+    crate::commands::cost::problems_failure(cfg, problems)
+}
+
+fn load_env(cfg: &LoadedConfig, name: &str) -> Result<DnsEnv, Failure> {
+    let env_cfg = cfg.env(name).map_err(invalid)?;
+    let Some(raw) = env_cfg.dns.clone() else {
+        return Err(invalid(cfg.error_at(
+            &["env".into(), KeySeg::from(name)],
+            format!("environment `{name}` has no [env.{name}.dns] table"),
+            Some(format!(
+                "add one with provider, zone and records, e.g.\n[env.{name}.dns]\nprovider = \"cloudflare\"\nzone = \"example.com\"\nrecords = [\"@\", \"app\"]"
+            )),
+        )));
+    };
+    let dns = raw
+        .resolve(&cfg.config.app.name)
+        .map_err(|issues| issues_failure(cfg, name, issues))?;
+    Ok(DnsEnv {
+        name: name.to_owned(),
+        raw,
+        dns,
+    })
+}
+
+/// The target: the flag, else the config.
+fn target_for(cfg: &LoadedConfig, e: &DnsEnv, flag: Option<&str>) -> Result<Target, Failure> {
+    if let Some(t) = flag {
+        return t
+            .parse::<Target>()
+            .map_err(|err| invalid(miette::miette!("--target: {err}")));
+    }
+    e.dns.target.clone().ok_or_else(|| {
+        invalid(cfg.error_at(
+            &dns_path(&e.name, &[]),
+            format!("no target for environment `{}`: ferry does not know what to point the names at", e.name),
+            Some(format!(
+                "pass --target with the load balancer's IP address(es) or hostname (e.g. from `kubectl get svc`), or set target in [env.{}.dns]",
+                e.name
+            )),
+        ))
+    })
+}
+
+/// The exit code of a ferry-dns error.
+fn dns_failure(e: DnsError) -> Failure {
+    let exit = if e.is_auth() {
+        Exit::AuthFailed
+    } else if e.is_invalid_input() {
+        Exit::InvalidInput
+    } else {
+        Exit::Failure
+    };
+    Failure::new(exit, miette::Report::from_err(e))
+}
+
+fn secret_from(env: &Environment, var: &str, what: &str, help: &str) -> Result<SecretString, Failure> {
+    env.get(var)
+        .map(|v| SecretString::from(v.to_owned()))
+        .ok_or_else(|| {
+            dns_failure(DnsError::NotConfigured {
+                what: format!("{what} ({var})"),
+                help: help.to_owned(),
+            })
+        })
+}
+
+/// The provider factory: `[env.NAME.dns] provider` to a constructor.
+async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider, Failure> {
+    let zone = e.dns.zone.clone();
+    match e.dns.provider {
+        ProviderKind::Memory => Ok(Arc::new(InMemoryProvider::new(zone))),
+        ProviderKind::Rfc2136 => {
+            use ferry_dns::rfc2136::{Rfc2136Provider, TsigAlgorithm, TsigKey};
+            let r = e.raw.rfc2136.clone().unwrap_or_default();
+            let server = r
+                .server
+                .as_deref()
+                .and_then(|s| ferry_dns::config::parse_socket_addr(s, 53))
+                .ok_or_else(|| invalid(miette::miette!("[env.{}.dns.rfc2136] server is missing", e.name)))?;
+            let key = match &r.key_name {
+                None => None,
+                Some(name) => {
+                    let var = r.key_secret_env.clone().unwrap_or_else(|| "FERRY_TSIG_SECRET".into());
+                    let secret = secret_from(
+                        env,
+                        &var,
+                        "the TSIG key's secret",
+                        &format!("set {var} to the base64 secret of key `{name}` (as a CI secret)"),
+                    )?;
+                    let algorithm: TsigAlgorithm = r
+                        .key_algorithm
+                        .as_deref()
+                        .unwrap_or("hmac-sha256")
+                        .parse()
+                        .map_err(dns_failure)?;
+                    Some(TsigKey::new(name, algorithm, secret).map_err(dns_failure)?)
+                }
+            };
+            let mut p = Rfc2136Provider::new(zone, server, key, Clock::new(now));
+            if let Some(t) = r.timeout.as_deref().and_then(ferry_dns::config::parse_duration) {
+                p = p.with_timeout(t);
+            }
+            Ok(Arc::new(p))
+        }
+        ProviderKind::Cloudflare | ProviderKind::Route53 | ProviderKind::Azure => Err(invalid(
+            miette::miette!(
+                "the {} provider is not built into this ferry",
+                e.dns.provider.as_str()
+            ),
+        )),
+    }
+}
+
+/// The record sets `e`'s names should hold for `target`, in the provider's canonical form.
+fn desired(e: &DnsEnv, target: &Target, p: &SharedDnsProvider) -> Result<Vec<RecordSet>, Failure> {
+    let mut out = Vec::new();
+    for name in &e.dns.names {
+        for set in target
+            .record_sets(name, e.dns.ttl, e.dns.proxied)
+            .map_err(dns_failure)?
+        {
+            out.push(p.canonicalize(set).map_err(dns_failure)?);
+        }
+    }
+    Ok(out)
+}
+
+fn ownership(app: &str, e: &DnsEnv) -> Result<Ownership, Failure> {
+    let mut own = Ownership::new(e.dns.owner.clone(), format!("ferry/{app}/{}", e.name)).map_err(dns_failure)?;
+    own.naming = e.dns.naming.clone();
+    Ok(own)
+}
+
+struct Planned {
+    plan: Plan,
+    desired: Vec<RecordSet>,
+}
+
+async fn make_plan(
+    p: &SharedDnsProvider,
+    e: &DnsEnv,
+    own: &Ownership,
+    target: &Target,
+    adopt: bool,
+) -> Result<Planned, Failure> {
+    let desired = desired(e, target, p)?;
+    let current = p.records().await.map_err(dns_failure)?;
+    let plan = ferry_dns::plan(&PlanRequest {
+        zone: &e.dns.zone,
+        current: &current,
+        desired: &desired,
+        ownership: own,
+        policy: e.dns.policy,
+        adopt,
+        capabilities: p.capabilities(),
+    })
+    .map_err(dns_failure)?;
+    Ok(Planned { plan, desired })
+}
+
+fn out_err(err: std::io::Error) -> Failure {
+    super::io_failure(err)
+}
+
+fn print_plan(
+    out: &mut impl std::io::Write,
+    header: &str,
+    plan: &Plan,
+) -> Result<(), Failure> {
+    writeln!(out, "{header}").map_err(out_err)?;
+    for c in plan.changes.iter() {
+        writeln!(out, "  {c}").map_err(out_err)?;
+    }
+    for k in &plan.in_sync {
+        writeln!(out, "  = {k} (already points at the target)").map_err(out_err)?;
+    }
+    for k in &plan.adopted {
+        writeln!(out, "  adopt {k} (--adopt)").map_err(out_err)?;
+    }
+    for s in &plan.skipped {
+        writeln!(out, "  kept: {} {}: {}", s.change.verb(), s.change.key(), s.reason).map_err(out_err)?;
+    }
+    for c in &plan.conflicts {
+        writeln!(out, "  conflict: {} [{}]: {}", c.existing.key(), c.existing.describe_values(), c.reason)
+            .map_err(out_err)?;
+    }
+    let n = plan.changes.len();
+    writeln!(
+        out,
+        "{} change{}{}",
+        n,
+        if n == 1 { "" } else { "s" },
+        if plan.conflicts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} conflict{} (nothing will be applied while a record in the way is not ferry's)",
+                plan.conflicts.len(),
+                if plan.conflicts.len() == 1 { "" } else { "s" }
+            )
+        }
+    )
+    .map_err(out_err)?;
+    Ok(())
+}
+
+fn header(verb: &str, app: &str, e: &DnsEnv, p: &SharedDnsProvider, target: &Target) -> String {
+    format!(
+        "dns {verb} for {app}/{}: zone {} on {}, owner {}, policy {}, target {target}",
+        e.name,
+        e.dns.zone,
+        p.name(),
+        e.dns.owner,
+        e.dns.policy
+    )
+}
+
+fn conflicts_failure(plan: &Plan) -> Failure {
+    invalid(miette::miette!(
+        help = "records ferry did not create are never overwritten; pass --adopt to take them over",
+        "{} record{} in the way; nothing was changed",
+        plan.conflicts.len(),
+        if plan.conflicts.len() == 1 { " is" } else { "s are" }
+    ))
+}
+
+fn json_plan(app: &str, e: &DnsEnv, p: &SharedDnsProvider, target: &Target, plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "app": app,
+        "env": e.name,
+        "zone": e.dns.zone,
+        "provider": p.name(),
+        "owner": e.dns.owner,
+        "policy": e.dns.policy,
+        "target": target,
+        "changes": plan.changes,
+        "in_sync": plan.in_sync,
+        "adopted": plan.adopted,
+        "skipped": plan.skipped,
+        "conflicts": plan.conflicts,
+    })
+}
+
+async fn plan_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
+    let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
+    let app = cfg.config.app.name.clone();
+    let e = load_env(&cfg, &args.env.env)?;
+    let target = target_for(&cfg, &e, args.target.as_deref())?;
+    let p = provider_for(&e, env).await?;
+    let own = ownership(&app, &e)?;
+    let planned = make_plan(&p, &e, &own, &target, args.adopt).await?;
+    let mut out = std::io::stdout().lock();
+    if args.env.json() {
+        writeln!(out, "{}", json_plan(&app, &e, &p, &target, &planned.plan)).map_err(out_err)?;
+    } else {
+        print_plan(&mut out, &header("plan", &app, &e, &p, &target), &planned.plan)?;
+    }
+    if !planned.plan.conflicts.is_empty() {
+        return Err(conflicts_failure(&planned.plan));
+    }
+    Ok(if planned.plan.is_empty() {
+        Exit::Success
+    } else {
+        Exit::ChangesPending
+    })
+}
+
+async fn apply_cmd(args: &DnsApplyArgs, env: &Environment) -> CmdResult {
+    let cfg = crate::commands::cost::load_config(&args.common.env.config.config)?;
+    let app = cfg.config.app.name.clone();
+    let e = load_env(&cfg, &args.common.env.env)?;
+    let target = target_for(&cfg, &e, args.common.target.as_deref())?;
+    let p = provider_for(&e, env).await?;
+    let own = ownership(&app, &e)?;
+    apply_and_verify(&app, &e, &p, &own, &target, args, "apply").await
+}
+
+async fn switch_cmd(args: &DnsSwitchArgs, env: &Environment) -> CmdResult {
+    let cfg = crate::commands::cost::load_config(&args.apply.common.env.config.config)?;
+    let app = cfg.config.app.name.clone();
+    let from = load_env(&cfg, &args.apply.common.env.env)?;
+    let to = load_env(&cfg, &args.to)?;
+    if from.dns.provider != to.dns.provider || from.dns.zone != to.dns.zone {
+        return Err(invalid(cfg.error_at(
+            &dns_path(&to.name, &[]),
+            format!(
+                "`{}` has its names in zone {} on {} and `{}` in zone {} on {}: switch moves names within one zone",
+                from.name,
+                from.dns.zone,
+                from.dns.provider.as_str(),
+                to.name,
+                to.dns.zone,
+                to.dns.provider.as_str()
+            ),
+            Some("give both environments the same [env.NAME.dns] provider and zone".into()),
+        )));
+    }
+    let target = target_for(&cfg, &to, args.apply.common.target.as_deref())?;
+    let p = provider_for(&to, env).await?;
+    let mut own = ownership(&app, &to)?;
+    if from.dns.owner != to.dns.owner {
+        own.previous_owners.push(from.dns.owner.clone());
+    }
+    let missing: Vec<String> = from
+        .dns
+        .names
+        .iter()
+        .filter(|n| !to.dns.names.contains(n))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            names = %missing.join(", "),
+            "these names of `{}` are not in `{}`'s records and are left as they are",
+            from.name,
+            to.name
+        );
+    }
+    let verb = format!("switch {} -> {}", from.name, to.name);
+    apply_and_verify(&app, &to, &p, &own, &target, &args.apply, &verb).await
+}
+
+async fn apply_and_verify(
+    app: &str,
+    e: &DnsEnv,
+    p: &SharedDnsProvider,
+    own: &Ownership,
+    target: &Target,
+    args: &DnsApplyArgs,
+    verb: &str,
+) -> CmdResult {
+    let json = args.common.env.json();
+    let planned = make_plan(p, e, own, target, args.common.adopt).await?;
+    let mut out = std::io::stdout().lock();
+    if !json {
+        print_plan(&mut out, &header(verb, app, e, p, target), &planned.plan)?;
+    }
+    if !planned.plan.conflicts.is_empty() {
+        if json {
+            writeln!(out, "{}", json_plan(app, e, p, target, &planned.plan)).map_err(out_err)?;
+        }
+        return Err(conflicts_failure(&planned.plan));
+    }
+    if !planned.plan.is_empty() {
+        p.apply(&planned.plan.changes).await.map_err(dns_failure)?;
+        if !json {
+            writeln!(out, "applied {} change{}", planned.plan.changes.len(), if planned.plan.changes.len() == 1 { "" } else { "s" })
+                .map_err(out_err)?;
+        }
+    }
+    let report = if args.no_verify || !e.dns.verify_enabled {
+        None
+    } else {
+        Some(run_verify(e, p, &planned.desired, args.verify_timeout).await?)
+    };
+    if json {
+        let mut doc = json_plan(app, e, p, target, &planned.plan);
+        doc["applied"] = serde_json::json!(true);
+        doc["verify"] = serde_json::json!(report);
+        writeln!(out, "{doc}").map_err(out_err)?;
+    } else if let Some(r) = &report {
+        print_verify(&mut out, r)?;
+    }
+    Ok(match report {
+        Some(r) if !r.converged => Exit::Timeout,
+        _ => Exit::Success,
+    })
+}
+
+async fn run_verify(
+    e: &DnsEnv,
+    p: &SharedDnsProvider,
+    desired: &[RecordSet],
+    timeout: Option<Duration>,
+) -> Result<VerifyReport, Failure> {
+    let servers = match &e.dns.verify_servers {
+        Some(list) => list.iter().map(|a| NameServer::Address(*a)).collect(),
+        None => p.name_servers().await.map_err(dns_failure)?,
+    };
+    if servers.is_empty() {
+        return Err(invalid(miette::miette!(
+            help = "set [env.NAME.dns.verify] servers, or skip verification with --no-verify",
+            "the {} provider has no authoritative servers to verify against",
+            p.name()
+        )));
+    }
+    let mut options = e.dns.verify.clone();
+    if let Some(t) = timeout {
+        options.timeout = t;
+    }
+    let expectations = Expectation::from_records(desired);
+    verify(&servers, &expectations, &options).await.map_err(dns_failure)
+}
+
+fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), Failure> {
+    writeln!(
+        out,
+        "verify: authoritative servers {} after {:.1}s ({} checks)",
+        if r.converged { "answer the target" } else { "do NOT answer the target yet" },
+        r.elapsed_ms as f64 / 1000.0,
+        r.queries
+    )
+    .map_err(out_err)?;
+    for c in &r.authoritative {
+        writeln!(out, "  {} {} @{}: {}", if c.matches { "ok  " } else { "FAIL" }, c.name, c.server, c.answer)
+            .map_err(out_err)?;
+    }
+    if !r.public.is_empty() {
+        writeln!(out, "public resolvers (caches may keep the old answer until its TTL ends):").map_err(out_err)?;
+        for c in &r.public {
+            let state = if c.matches {
+                "ok  "
+            } else if matches!(c.answer, ferry_dns::verify::Answer::Unreachable { .. }) {
+                "n/a "
+            } else {
+                "old "
+            };
+            writeln!(out, "  {state} {} @{}: {}", c.name, c.server, c.answer).map_err(out_err)?;
+        }
+    }
+    Ok(())
+}
+
+async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
+    let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
+    let e = load_env(&cfg, &args.env.env)?;
+    let target = target_for(&cfg, &e, args.target.as_deref())?;
+    let p = provider_for(&e, env).await?;
+    let desired = desired(&e, &target, &p)?;
+    let report = run_verify(&e, &p, &desired, None).await?;
+    let mut out = std::io::stdout().lock();
+    if args.env.json() {
+        writeln!(out, "{}", serde_json::json!({"env": e.name, "zone": e.dns.zone, "target": target, "verify": report}))
+            .map_err(out_err)?;
+    } else {
+        print_verify(&mut out, &report)?;
+    }
+    Ok(if report.converged { Exit::Success } else { Exit::Timeout })
+}
