@@ -114,6 +114,8 @@ pub(crate) struct DeleteOpts {
     pub(crate) propagation: Option<Propagation>,
     pub(crate) uid: Option<String>,
     pub(crate) resource_version: Option<String>,
+    /// `gracePeriodSeconds` (pods only: 0 deletes at once).
+    pub(crate) grace_period: Option<i64>,
 }
 
 /// The result of a delete: the object's last state, and whether it is gone (or only marked
@@ -146,6 +148,25 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|_| ApiError::bad_request("the request body is neither JSON nor UTF-8 YAML"))?;
     serde_norway::from_str::<Value>(text)
         .map_err(|err| ApiError::bad_request(format!("the request body is not valid YAML: {err}")))
+}
+
+/// Drops `null` fields: the API server decodes them as unset, so `creationTimestamp: null` in a
+/// template (as kubectl's rollback patch sends) is the same template as one without it.
+pub(crate) fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            for v in map.values_mut() {
+                strip_nulls(v);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                strip_nulls(v);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn spec_part(object: &Value) -> Value {
@@ -438,9 +459,7 @@ impl State {
         if rt.generation {
             object["metadata"]["generation"] = json!(1);
         }
-        if rt.status && !opts.subresource.is_empty() {
-            // a create is never through a subresource
-        }
+        strip_nulls(&mut object);
         defaults::apply_defaults(rt, &mut object);
         admission::on_create(self, rt, &mut object)?;
         validate::validate(rt, &object)?;
@@ -583,6 +602,7 @@ impl State {
                 }
             }
         }
+        strip_nulls(&mut new);
         defaults::apply_defaults(rt, &mut new);
         admission::on_update(self, rt, old, &mut new)?;
         if rt.generation && spec_part(old) != spec_part(&new) {
@@ -944,7 +964,15 @@ impl State {
             _ => {}
         }
         let already_deleting = !old["metadata"]["deletionTimestamp"].is_null();
-        if finalizers.is_empty() && !is_namespace {
+        // Pods terminate gracefully: marked now, removed by the kubelet once stopped.
+        let pod_grace = rt.is(Builtin::Pod).then(|| {
+            opts.grace_period
+                .or_else(|| old["spec"]["terminationGracePeriodSeconds"].as_i64())
+                .unwrap_or(30)
+                .max(0)
+        });
+        let graceful = pod_grace.is_some_and(|g| g > 0);
+        if finalizers.is_empty() && !is_namespace && !graceful {
             if opts.dry_run {
                 return Ok(Deleted {
                     object: old,
@@ -965,8 +993,10 @@ impl State {
         }
         let mut marked = (*old).clone();
         if !already_deleting {
-            marked["metadata"]["deletionTimestamp"] = Value::String(self.now_text());
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let grace = pod_grace.unwrap_or(0);
+            let at = self.now.saturating_add(jiff::SignedDuration::from_secs(grace)).unwrap_or(self.now);
+            marked["metadata"]["deletionTimestamp"] = Value::String(format_time(at));
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }
         if !finalizers.is_empty() {
             marked["metadata"]["finalizers"] = Value::Array(finalizers);

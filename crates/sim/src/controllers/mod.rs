@@ -57,7 +57,7 @@ pub(crate) fn run_pass(state: &mut State) -> Option<Timestamp> {
     let mut wake = Wake::default();
     for _ in 0..24 {
         let mut changed = false;
-        changed |= namespace::reconcile(state);
+        changed |= namespace::reconcile(state, &mut wake);
         changed |= crd::reconcile(state);
         changed |= gc::reconcile(state);
         changed |= deployment::reconcile(state, &mut wake);

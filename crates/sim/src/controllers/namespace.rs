@@ -3,12 +3,15 @@
 
 use serde_json::json;
 
-use super::{is_deleting, list};
+use super::{Wake, is_deleting, list};
+
+/// How long a deleted namespace waits before its contents are deleted (virtual time).
+const CLEANUP_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 use crate::resources::Builtin;
 use crate::state::State;
 use crate::store::meta_str;
 
-pub(crate) fn reconcile(state: &mut State) -> bool {
+pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
     let namespaces = state.builtin(Builtin::Namespace);
     let service_accounts = state.builtin(Builtin::ServiceAccount);
     let config_maps = state.builtin(Builtin::ConfigMap);
@@ -49,7 +52,14 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
             }
             continue;
         }
-        // Terminating: delete everything in it, then the namespace itself.
+        // Terminating: after a moment (a real namespace controller first rediscovers every
+        // resource type), delete everything in it, then the namespace itself.
+        let since = ns["metadata"]["deletionTimestamp"].as_str().and_then(crate::clock::parse_time).unwrap_or(state.now);
+        let due = since.saturating_add(CLEANUP_DELAY).unwrap_or(since);
+        if due > state.now {
+            wake.at(due);
+            continue;
+        }
         let namespaced: Vec<_> = state
             .registry
             .all()

@@ -745,6 +745,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
     let mut changed = false;
     for pod in all_pods {
         if is_deleting(&pod) {
+            changed |= terminate(state, &pods, &pod, wake);
             continue;
         }
         let mut current = pod.clone();
@@ -890,6 +891,37 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         }
     }
     changed
+}
+
+/// A pod being deleted stops within a second (or its grace period, if shorter), then the
+/// kubelet removes it.
+fn terminate(state: &mut State, pods: &std::sync::Arc<crate::resources::ResourceType>, pod: &Obj, wake: &mut Wake) -> bool {
+    if pod["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) {
+        return false;
+    }
+    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+    let Some(deadline) = pod["metadata"]["deletionTimestamp"].as_str().and_then(parse_time) else {
+        return false;
+    };
+    let requested = deadline.saturating_sub(SignedDuration::from_secs(grace)).unwrap_or(deadline);
+    let due = add(requested, SignedDuration::from_secs(grace.min(1)));
+    if due > state.now {
+        wake.at(due);
+        return false;
+    }
+    if !pod["spec"]["nodeName"].is_null() {
+        for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let message = format!("Stopping container {}", c["name"].as_str().unwrap_or(""));
+            state.event(pod, false, "Killing", &message, "kubelet");
+        }
+    }
+    let opts = crate::state::DeleteOpts {
+        grace_period: Some(0),
+        ..crate::state::DeleteOpts::default()
+    };
+    state
+        .delete(pods, meta_str(pod, "namespace"), meta_str(pod, "name"), &opts)
+        .is_ok_and(|d| d.wrote)
 }
 
 /// The log of a container, as `GET .../pods/NAME/log` returns it.

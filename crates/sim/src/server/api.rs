@@ -671,7 +671,7 @@ async fn dispatch(
                     &success_status(rt.named(meta_str(&deleted.object, "name")), &uid),
                 ));
             }
-            let status = if deleted.gone {
+            let status = if deleted.gone || rt.is(Builtin::Pod) {
                 StatusCode::OK
             } else {
                 StatusCode::ACCEPTED
@@ -758,9 +758,14 @@ fn delete_opts(rt: &ResourceType, query: &Query, body: &Bytes) -> Result<DeleteO
         || options["dryRun"]
             .as_array()
             .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let grace_period = query
+        .get("gracePeriodSeconds")
+        .and_then(|g| g.parse::<i64>().ok())
+        .or_else(|| options["gracePeriodSeconds"].as_i64());
     Ok(DeleteOpts {
         dry_run,
         propagation,
+        grace_period,
         uid: options["preconditions"]["uid"].as_str().map(str::to_owned),
         resource_version: options["preconditions"]["resourceVersion"]
             .as_str()

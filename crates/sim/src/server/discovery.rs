@@ -131,10 +131,12 @@ pub(crate) fn api_group(registry: &Registry, group: &str) -> Option<Value> {
 
 /// `/api/v1` or `/apis/{group}/{version}` (legacy).
 pub(crate) fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&std::sync::Arc<ResourceType>> = registry
+    let mut types: Vec<&std::sync::Arc<ResourceType>> = registry
         .all()
         .filter(|rt| rt.group == group && rt.version == version)
         .collect();
+    // sorted by name, as the API server lists them (kubectl's `get all` follows this order)
+    types.sort_by(|a, b| a.plural.cmp(&b.plural));
     if types.is_empty() {
         return None;
     }
@@ -216,11 +218,10 @@ pub(crate) fn aggregated(registry: &Registry, core: bool) -> Value {
         let versions: Vec<Value> = versions
             .iter()
             .map(|v| {
-                let resources: Vec<Value> = registry
-                    .all()
-                    .filter(|rt| rt.group == group && rt.version == *v)
-                    .map(|rt| aggregated_resource(rt))
-                    .collect();
+                let mut types: Vec<&std::sync::Arc<ResourceType>> =
+                    registry.all().filter(|rt| rt.group == group && rt.version == *v).collect();
+                types.sort_by(|a, b| a.plural.cmp(&b.plural));
+                let resources: Vec<Value> = types.into_iter().map(|rt| aggregated_resource(rt)).collect();
                 json!({"version": v, "resources": resources, "freshness": "Current"})
             })
             .collect();
