@@ -4,6 +4,8 @@
 
 pub mod change;
 pub mod clock;
+#[cfg(feature = "cloudflare")]
+pub mod cloudflare;
 pub mod config;
 pub mod error;
 pub mod memory;

@@ -583,6 +583,10 @@ fn merged(old: &RecordSet, desired: &RecordSet) -> RecordSet {
     if new.proxied.is_none() {
         new.proxied = old.proxied;
     }
+    if new.proxied == Some(true) {
+        // Proxied records have the automatic TTL (Cloudflare's 1).
+        new.ttl = 1;
+    }
     new
 }
 

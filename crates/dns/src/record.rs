@@ -200,6 +200,10 @@ impl RecordSet {
 
     /// Whether `self` (what is in the zone) already gives what `desired` asks for. The TTL is
     /// ignored for aliases; the proxy flag only counts when `desired` says what it wants.
+    ///
+    /// A record that is (and stays) proxied has Cloudflare's automatic TTL whatever was asked,
+    /// so its TTL is ignored too: comparing it is what made external-dns update Cloudflare
+    /// records forever (external-dns#1463).
     pub fn satisfies(&self, desired: &RecordSet) -> bool {
         if self.name != desired.name || self.record_type != desired.record_type {
             return false;
@@ -207,7 +211,10 @@ impl RecordSet {
         if self.alias != desired.alias {
             return false;
         }
-        if desired.alias.is_none() && (self.values != desired.values || self.ttl != desired.ttl) {
+        let proxied = desired.proxied.or(self.proxied).unwrap_or(false);
+        if desired.alias.is_none()
+            && (self.values != desired.values || (self.ttl != desired.ttl && !proxied))
+        {
             return false;
         }
         match desired.proxied {
