@@ -127,6 +127,37 @@ healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     /// Point the environment's DNS names at its load balancer, and check that they resolve.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Run the simulated Kubernetes cluster (ferry-sim) until Ctrl-C or SIGTERM, and write a
+    /// kubeconfig for it.
+    #[command(
+        after_help = "Exit codes: 0 stopped by a signal (state saved); 3 invalid SIM.toml or \
+state file; 10 another simulator holds the state file; 1 cannot listen."
+    )]
+    Sim(SimArgs),
+}
+
+/// `ferry sim`.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Write a kubeconfig for the simulator to this file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Keep the cluster in this state file: loaded if it exists, saved as it changes and on
+    /// exit. One simulator at a time may use it.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Virtual clock speed: 1 is real time, 60 a virtual minute per second (overrides SIM.toml).
+    #[arg(long, value_name = "X")]
+    pub speed: Option<f64>,
+    /// The simulator config: image rules, faults, delays (see the README's Simulator section).
+    #[arg(long, value_name = "SIM.toml")]
+    pub config: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA (the kubeconfig carries it).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// `ferry dns` subcommands.

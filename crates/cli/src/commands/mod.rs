@@ -15,6 +15,7 @@ pub mod diff;
 pub mod dns;
 pub mod history;
 pub mod rollback;
+pub mod sim;
 pub mod status;
 pub mod validate;
 
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
         Command::History(args) => history::run(&args, &env).await,
         Command::Status(args) => status::run(&args, &env).await,
         Command::Dns(cmd) => dns::run(&cmd, &env).await,
+        Command::Sim(args) => sim::run(&args, &env).await,
     }
 }
 

@@ -1,0 +1,80 @@
+//! `ferry sim`: run the simulated Kubernetes cluster (ferry-sim) until SIGINT or SIGTERM, with
+//! a kubeconfig for kubectl, kube-rs or `ferry` itself.
+
+use std::io::Write as _;
+
+use ferry_sim::{Sim, SimConfig, SimError};
+
+use crate::ambient::Environment;
+use crate::cli::SimArgs;
+use crate::commands::io_failure;
+use crate::exit::{CmdResult, Exit, Failure};
+
+fn failure(err: SimError) -> Failure {
+    let exit = match &err {
+        SimError::ConfigInvalid { .. } | SimError::ConfigRead { .. } | SimError::StateFormat { .. } => {
+            Exit::InvalidInput
+        }
+        SimError::StateLocked { .. } => Exit::LockBusy,
+        _ => Exit::Failure,
+    };
+    Failure::new(exit, miette::Report::from_err(err))
+}
+
+/// Builds the simulator configuration: the file (if any), then the flags.
+pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
+    let mut config = match &args.config {
+        Some(path) => SimConfig::load(path).map_err(failure)?,
+        None => SimConfig::default(),
+    };
+    if let Some(speed) = args.speed {
+        config.speed = speed;
+    }
+    config.validate().map_err(failure)?;
+    Ok(config)
+}
+
+/// Runs the simulator until a signal, then persists its state (when `--state` is given).
+pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
+    let _ = env;
+    let config = config(args)?;
+    let mut builder = Sim::builder().config(config).listen(args.listen).tls(args.tls);
+    if let Some(state) = &args.state {
+        builder = builder.state_file(state);
+    }
+    let sim = builder.start().await.map_err(failure)?;
+    if let Some(path) = &args.kubeconfig_out {
+        sim.write_kubeconfig(path).map_err(failure)?;
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ferry-sim: Kubernetes API at {}", sim.url()).map_err(io_failure)?;
+        match &args.kubeconfig_out {
+            Some(path) => writeln!(out, "kubeconfig: {} (export KUBECONFIG={})", path.display(), path.display()),
+            None => writeln!(out, "kubeconfig: not written (use --kubeconfig-out FILE)"),
+        }
+        .map_err(io_failure)?;
+        if let Some(state) = &args.state {
+            writeln!(out, "state: {}", state.display()).map_err(io_failure)?;
+        }
+        writeln!(out, "running until Ctrl-C (SIGINT) or SIGTERM").map_err(io_failure)?;
+        out.flush().map_err(io_failure)?;
+    }
+    wait_for_signal().await?;
+    tracing::info!("stopping the simulator");
+    sim.shutdown().await.map_err(failure)?;
+    Ok(Exit::Success)
+}
+
+async fn wait_for_signal() -> Result<(), Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| {
+        Failure::new(Exit::Failure, miette::miette!("cannot listen for SIGTERM: {e}"))
+    })?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map_err(|e| {
+            Failure::new(Exit::Failure, miette::miette!("cannot listen for SIGINT: {e}"))
+        }),
+        _ = terminate.recv() => Ok(()),
+    }
+}
