@@ -60,6 +60,8 @@ YAML
     echo $! >"$dir/registry-$n.pid"
   fi
   wait_http "http://127.0.0.1:$port/v2/" "registry $n" "$root/registry.log"
+  # Something else answering on the port (a stale registry) is not ours to use.
+  running "$dir/registry-$n.pid" || { echo "registry $n exited; see $root/registry.log" >&2; exit 1; }
 }
 
 case "$1" in

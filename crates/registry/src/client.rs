@@ -59,6 +59,7 @@ pub struct Stats {
     token_requests: AtomicU64,
     blob_bytes_uploaded: AtomicU64,
     uploads_resumed: AtomicU64,
+    uploads_restarted: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -72,8 +73,10 @@ pub struct StatsSnapshot {
     pub token_requests: u64,
     /// Blob bytes sent in upload bodies (including bytes re-sent after an interruption).
     pub blob_bytes_uploaded: u64,
-    /// Uploads continued after an interruption.
+    /// Interrupted uploads continued in the same session, where the registry had got to.
     pub uploads_resumed: u64,
+    /// Interrupted uploads started again in a new session (the registry dropped the old one).
+    pub uploads_restarted: u64,
 }
 
 impl StatsSnapshot {
@@ -86,6 +89,7 @@ impl StatsSnapshot {
             token_requests: self.token_requests - earlier.token_requests,
             blob_bytes_uploaded: self.blob_bytes_uploaded - earlier.blob_bytes_uploaded,
             uploads_resumed: self.uploads_resumed - earlier.uploads_resumed,
+            uploads_restarted: self.uploads_restarted - earlier.uploads_restarted,
         }
     }
 }
@@ -98,6 +102,7 @@ impl Stats {
             token_requests: self.token_requests.load(Ordering::Relaxed),
             blob_bytes_uploaded: self.blob_bytes_uploaded.load(Ordering::Relaxed),
             uploads_resumed: self.uploads_resumed.load(Ordering::Relaxed),
+            uploads_restarted: self.uploads_restarted.load(Ordering::Relaxed),
         }
     }
 
@@ -107,6 +112,10 @@ impl Stats {
 
     pub(crate) fn add_resumed(&self) {
         self.uploads_resumed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_restarted(&self) {
+        self.uploads_restarted.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_retry(&self) {

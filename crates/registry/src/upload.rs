@@ -1,41 +1,46 @@
 //! Blob uploads: streamed, verified, resumable.
 //!
 //! A blob goes up as `POST` (open a session), `PATCH` (the bytes, streamed straight from the
-//! source: no temporary copy), `PUT ?digest=` (commit). The bytes are hashed as they pass; the
-//! last `PATCH` fails on purpose if they do not hash to the descriptor's digest or are not its
-//! size, so a corrupt source never gets committed. When the registry announces a minimum chunk
-//! size, or the caller sets a chunk size, the `PATCH` is split into chunks, following the new
-//! `Location` after each.
+//! source: no temporary copy), `PUT ?digest=` (commit). The bytes are hashed as they pass, and
+//! the last piece is only sent once the whole blob has hashed to the descriptor's digest and
+//! size, so a corrupt source is never committed (nor even fully sent). When the registry
+//! announces a minimum chunk size, or the caller sets a chunk size, the `PATCH` is split into
+//! chunks, following the new `Location` after each.
 //!
-//! When a `PATCH` fails (a dropped connection, a 5xx, an expired token), the upload asks the
-//! session how many bytes arrived (`GET` → `Range`) and continues from there. The hash state is
-//! snapshotted every MiB, so resuming at byte K re-reads the source from the last snapshot
-//! before K (at most a MiB plus a chunk) rather than from the start. If the session is gone,
-//! the blob starts over in a new one.
-
-use std::sync::{Arc, Mutex};
+//! Two kinds of interruption are handled differently:
+//! - The *source* breaks (a download from another registry drops): the producer re-opens the
+//!   source at the byte it had reached and carries on inside the same `PATCH`; the destination
+//!   never notices.
+//! - The *destination* breaks (a dropped connection, a 5xx, an expired token): the upload asks
+//!   the session how many bytes arrived (`GET` → `Range`) and continues from there in the same
+//!   session. The hash state is snapshotted every MiB, so continuing at byte K re-reads the
+//!   source from the last snapshot before K, not from the start. Registries that cannot resume
+//!   a session after a broken `PATCH` — the reference registry (distribution 2.8) cancels it
+//!   ("upload resumed at wrong offset") — answer the status request with 404, and the blob
+//!   starts over in a new session; blobs already committed stay committed.
 
 use bytes::Bytes;
 use futures::StreamExt as _;
 use url::Url;
 
 use crate::client::{BlobStream, Client};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Descriptor;
-use crate::reference::{Hasher, ImageRef};
+use crate::reference::Hasher;
+use crate::reference::ImageRef;
 use crate::source::ImageSource;
 
 const SNAPSHOT_EVERY: u64 = 1024 * 1024;
+const CHANNEL_DEPTH: usize = 8;
 
+/// Hash state of the blob prefix read so far.
 struct Progress {
     /// Bytes hashed so far (always a prefix of the blob).
     hashed: u64,
     hasher: Hasher,
     /// (offset, hash state after `offset` bytes), ascending.
     snapshots: Vec<(u64, Hasher)>,
-    /// Set when the content failed verification: the upload must not be committed.
-    failure: Option<Error>,
-    /// Whether all `size` bytes were hashed and matched the digest.
+    /// Whether all bytes were hashed and matched the digest.
     verified: bool,
 }
 
@@ -46,7 +51,6 @@ impl Progress {
             hashed: 0,
             hasher: fresh.clone(),
             snapshots: vec![(0, fresh)],
-            failure: None,
             verified: false,
         }
     }
@@ -64,6 +68,14 @@ impl Progress {
         self.verified = false;
         at
     }
+}
+
+/// The bytes `[start, end)` of one `PATCH`, for a blob of `size` bytes.
+#[derive(Clone, Copy)]
+struct Range {
+    start: u64,
+    end: u64,
+    size: u64,
 }
 
 /// Uploads one blob into `dest`'s repository. `session` is an upload already opened (by a
@@ -88,89 +100,79 @@ pub(crate) async fn upload_blob(
         _ => None,
     };
     let size = desc.size;
-    let progress = Arc::new(Mutex::new(Progress::new(desc)));
+    let mut progress = Progress::new(desc);
     let policy = client.retry_policy();
     let max_failures = policy.max_retries.max(3);
     let mut failures = 0u32;
-    let mut restarts = 0u32;
+    let mut restarts_after_commit = 0u32;
     let mut offset = 0u64;
     let mut sent_total = 0u64;
 
     loop {
         if size == 0 {
             verify_empty(desc, &what)?;
-            progress.lock().expect("progress lock").verified = true;
+            progress.verified = true;
         }
         while offset < size {
             let end = chunk.map_or(size, |c| (offset + c).min(size));
-            let from = progress.lock().expect("progress lock").rewind_to(offset);
-            let stream = source.open_blob(desc, from).await?;
-            let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let body = body_stream(
-                stream,
-                Arc::clone(&progress),
-                BodyRange { skip_until: offset, end, size },
-                desc.clone(),
-                client.clone(),
-                Arc::clone(&sent),
-            );
-            let result = client
-                .patch_upload(dest, &session, reqwest::Body::wrap_stream(body), offset, end - offset)
-                .await;
-            sent_total += sent.load(std::sync::atomic::Ordering::Relaxed);
-            if let Some(failure) = progress.lock().expect("progress lock").failure.take() {
+            let range = Range { start: offset, end, size };
+            let (result, produced, sent) =
+                send_range(client, dest, &session, source, desc, &mut progress, range).await;
+            sent_total += sent;
+            if let Err(failure) = produced {
+                // The content is wrong, or the source is unreadable: never commit.
                 client.cancel_upload(dest, &session).await;
                 return Err(failure);
             }
-            match result {
+            let err = match result {
                 Ok(next) => {
                     session = next;
                     offset = end;
+                    continue;
                 }
-                Err(err) => {
-                    failures += 1;
-                    if failures > max_failures {
-                        client.cancel_upload(dest, &session).await;
-                        return Err(Error::GaveUp {
-                            registry: dest.registry().to_owned(),
-                            operation: format!("upload of {what} to {}", dest.repo_only()),
-                            attempts: failures,
-                            source: Box::new(err),
-                        });
-                    }
+                Err(err) => err,
+            };
+            failures += 1;
+            if failures > max_failures || (err.kind() == ErrorKind::Auth && failures > 1) {
+                client.cancel_upload(dest, &session).await;
+                return Err(Error::GaveUp {
+                    registry: dest.registry().to_owned(),
+                    operation: format!("upload of {what} to {}", dest.repo_only()),
+                    attempts: failures,
+                    source: Box::new(err),
+                });
+            }
+            client.counters().add_retry();
+            tokio::time::sleep(policy.backoff(failures - 1)).await;
+            match client.upload_status(dest, &session).await {
+                Ok(Some((received, next))) if received <= end => {
+                    tracing::info!(
+                        blob = %desc.digest.short(),
+                        received,
+                        size,
+                        error = %err,
+                        "upload interrupted; resuming in the same session"
+                    );
                     client.counters().add_resumed();
-                    client.counters().add_retry();
-                    tokio::time::sleep(policy.backoff(failures - 1)).await;
-                    match client.upload_status(dest, &session).await {
-                        Ok(Some((received, next))) if received <= end => {
-                            tracing::info!(
-                                blob = %desc.digest.short(),
-                                received,
-                                size,
-                                error = %err,
-                                "upload interrupted; resuming"
-                            );
-                            session = next;
-                            offset = received;
-                        }
-                        _ => {
-                            tracing::info!(
-                                blob = %desc.digest.short(),
-                                error = %err,
-                                "upload interrupted and its session is gone; starting the blob again"
-                            );
-                            session = client.start_upload(dest).await?.0;
-                            offset = 0;
-                        }
-                    }
+                    session = next;
+                    offset = received;
+                }
+                _ => {
+                    tracing::info!(
+                        blob = %desc.digest.short(),
+                        error = %err,
+                        "upload interrupted and the registry dropped the session; starting the blob again"
+                    );
+                    client.counters().add_restarted();
+                    session = client.start_upload(dest).await?.0;
+                    offset = 0;
                 }
             }
         }
-        let verified = progress.lock().expect("progress lock").verified;
-        if !verified {
-            // The registry claims bytes we never hashed (should not happen): start over.
-            restarts += 1;
-            if restarts > 2 {
+        if !progress.verified {
+            // Only reachable if a registry claims bytes that were never sent: start over.
+            restarts_after_commit += 1;
+            if restarts_after_commit > 2 {
                 return Err(Error::Registry {
                     registry: dest.registry().to_owned(),
                     operation: format!("upload of {what}"),
@@ -184,20 +186,146 @@ pub(crate) async fn upload_blob(
         }
         match client.finish_upload(dest, &session, &desc.digest).await {
             Ok(()) => return Ok(sent_total),
-            // The registry hashed something else than we sent (a resumed session that kept
-            // bytes from a dropped request): once, start the blob again in a fresh session.
+            // The registry hashed other bytes than were sent (a resumed session that kept part
+            // of a broken request): once, start the blob again in a fresh session.
             Err(Error::Registry { status: 400, message, .. })
-                if restarts == 0 && (message.contains("DIGEST_INVALID") || message.contains("BLOB_UPLOAD_INVALID")) =>
+                if restarts_after_commit == 0
+                    && (message.contains("DIGEST_INVALID") || message.contains("BLOB_UPLOAD_INVALID")) =>
             {
                 tracing::info!(blob = %desc.digest.short(), %message, "registry refused the resumed upload; starting the blob again");
-                restarts += 1;
+                restarts_after_commit += 1;
+                client.counters().add_restarted();
                 session = client.start_upload(dest).await?.0;
                 offset = 0;
-                progress.lock().expect("progress lock").rewind_to(0);
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// One `PATCH` of `range`, its body fed by a producer reading the source. Returns the
+/// `PATCH`'s result, the producer's (an error means: do not commit), and the bytes sent.
+async fn send_range(
+    client: &Client,
+    dest: &ImageRef,
+    session: &Url,
+    source: &dyn ImageSource,
+    desc: &Descriptor,
+    progress: &mut Progress,
+    range: Range,
+) -> (Result<Url>, Result<()>, u64) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_DEPTH);
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let patch = client.patch_upload(
+        dest,
+        session,
+        reqwest::Body::wrap_stream(body),
+        range.start,
+        range.end - range.start,
+    );
+    let produce = produce(client, source, desc, progress, range, tx);
+    let (result, (produced, sent)) = tokio::join!(patch, produce);
+    (result, produced, sent)
+}
+
+/// Reads the source into the body channel: hashes every byte from the last snapshot before
+/// `range.start`, sends `[start, end)`, re-opens the source where it broke, and checks the
+/// digest before the last bytes go out.
+async fn produce(
+    client: &Client,
+    source: &dyn ImageSource,
+    desc: &Descriptor,
+    progress: &mut Progress,
+    range: Range,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> (Result<()>, u64) {
+    let what = format!("blob {}", desc.digest);
+    let policy = client.retry_policy();
+    let mut sent = 0u64;
+    let mut source_failures = 0u32;
+    let from = progress.rewind_to(range.start);
+    let fail = |tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, e: Error| {
+        // Break the request body so the PATCH fails rather than completing short.
+        let _ = tx.try_send(Err(std::io::Error::other("upload aborted")));
+        e
+    };
+    let mut stream = match source.open_blob(desc, from).await {
+        Ok(s) => s,
+        Err(e) => return (Err(fail(&tx, e)), sent),
+    };
+    while progress.hashed < range.end {
+        let chunk = match stream.next().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(err)) => {
+                source_failures += 1;
+                if source_failures > policy.max_retries.max(3) {
+                    let e = Error::GaveUp {
+                        registry: "(source)".to_owned(),
+                        operation: format!("read {what} from {}", source.describe()),
+                        attempts: source_failures,
+                        source: Box::new(err),
+                    };
+                    return (Err(fail(&tx, e)), sent);
+                }
+                tracing::info!(blob = %desc.digest.short(), at = progress.hashed, error = %err, "reading the source failed; re-opening it there");
+                client.counters().add_retry();
+                tokio::time::sleep(policy.backoff(source_failures - 1)).await;
+                stream = match source.open_blob(desc, progress.hashed).await {
+                    Ok(s) => s,
+                    Err(e) => return (Err(fail(&tx, e)), sent),
+                };
+                continue;
+            }
+            None => {
+                let e = Error::SizeMismatch {
+                    what: what.clone(),
+                    expected: range.size,
+                    actual: progress.hashed,
+                };
+                return (Err(fail(&tx, e)), sent);
+            }
+        };
+        let start = progress.hashed;
+        let take = (chunk.len() as u64).min(range.end - start) as usize;
+        let chunk = chunk.slice(..take);
+        progress.hasher.update(&chunk);
+        progress.hashed += take as u64;
+        let hashed = progress.hashed;
+        let last_snapshot = progress.snapshots.last().map_or(0, |(at, _)| *at);
+        if last_snapshot < hashed
+            && (hashed / SNAPSHOT_EVERY > last_snapshot / SNAPSHOT_EVERY || hashed == range.end)
+        {
+            let state = progress.hasher.clone();
+            progress.snapshots.push((hashed, state));
+        }
+        if hashed == range.size {
+            let actual = progress.hasher.clone().finish();
+            if actual != desc.digest {
+                let e = Error::DigestMismatch {
+                    what: what.clone(),
+                    expected: desc.digest.clone(),
+                    actual,
+                };
+                return (Err(fail(&tx, e)), sent);
+            }
+            progress.verified = true;
+        }
+        let skip = range.start.saturating_sub(start).min(take as u64) as usize;
+        let out = chunk.slice(skip..);
+        if out.is_empty() {
+            continue;
+        }
+        let n = out.len() as u64;
+        if tx.send(Ok(out)).await.is_err() {
+            // The PATCH ended (the connection broke): nothing more to send.
+            return (Ok(()), sent);
+        }
+        sent += n;
+        client.counters().add_uploaded(n);
+    }
+    (Ok(()), sent)
 }
 
 fn verify_empty(desc: &Descriptor, what: &str) -> Result<()> {
@@ -211,104 +339,6 @@ fn verify_empty(desc: &Descriptor, what: &str) -> Result<()> {
             actual,
         })
     }
-}
-
-#[derive(Clone, Copy)]
-struct BodyRange {
-    /// Bytes before this offset are hashed but not sent (the registry has them).
-    skip_until: u64,
-    /// Stop after this offset (the end of this chunk).
-    end: u64,
-    /// The blob's size.
-    size: u64,
-}
-
-/// The request body for one PATCH: reads the source, hashes every byte, sends the bytes from
-/// `skip_until` to `end`, and fails at the end of the blob if the content is not what the
-/// descriptor says.
-fn body_stream(
-    source: BlobStream,
-    progress: Arc<Mutex<Progress>>,
-    range: BodyRange,
-    desc: Descriptor,
-    client: Client,
-    sent: Arc<std::sync::atomic::AtomicU64>,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    let what = format!("blob {}", desc.digest);
-    futures::stream::unfold(
-        (source, false),
-        move |(mut source, done)| {
-            let progress = Arc::clone(&progress);
-            let desc = desc.clone();
-            let client = client.clone();
-            let sent = Arc::clone(&sent);
-            let what = what.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    if progress.lock().expect("progress lock").hashed >= range.end {
-                        return None;
-                    }
-                    let chunk = match source.next().await {
-                        Some(Ok(chunk)) => chunk,
-                        Some(Err(e)) => return Some((Err(e), (source, true))),
-                        None => {
-                            let mut p = progress.lock().expect("progress lock");
-                            p.failure = Some(Error::SizeMismatch {
-                                what: what.clone(),
-                                expected: range.size,
-                                actual: p.hashed,
-                            });
-                            return Some((
-                                Err(std::io::Error::other("blob content ended early")),
-                                (source, true),
-                            ));
-                        }
-                    };
-                    let mut p = progress.lock().expect("progress lock");
-                    let start = p.hashed;
-                    let take = (chunk.len() as u64).min(range.end - start) as usize;
-                    let chunk = chunk.slice(..take);
-                    p.hasher.update(&chunk);
-                    p.hashed += take as u64;
-                    let hashed = p.hashed;
-                    let last_snapshot = p.snapshots.last().map_or(0, |(at, _)| *at);
-                    if hashed / SNAPSHOT_EVERY > last_snapshot / SNAPSHOT_EVERY || hashed == range.end {
-                        let state = p.hasher.clone();
-                        if last_snapshot < hashed {
-                            p.snapshots.push((hashed, state));
-                        }
-                    }
-                    if hashed == range.size {
-                        let actual = p.hasher.clone().finish();
-                        if actual != desc.digest {
-                            p.failure = Some(Error::DigestMismatch {
-                                what: what.clone(),
-                                expected: desc.digest.clone(),
-                                actual,
-                            });
-                            return Some((
-                                Err(std::io::Error::other("blob content does not match its digest")),
-                                (source, true),
-                            ));
-                        }
-                        p.verified = true;
-                    }
-                    drop(p);
-                    let skip = range.skip_until.saturating_sub(start).min(take as u64) as usize;
-                    let out = chunk.slice(skip..);
-                    if out.is_empty() {
-                        continue;
-                    }
-                    sent.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    client.counters().add_uploaded(out.len() as u64);
-                    return Some((Ok(out), (source, false)));
-                }
-            }
-        },
-    )
 }
 
 /// Hashes a whole blob stream and checks it against its descriptor (for content read

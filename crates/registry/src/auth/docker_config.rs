@@ -177,10 +177,13 @@ impl DockerConfigAuth {
             .spawn()
             .map_err(|e| fail(format!("cannot run {program}"), Some(Box::new(e))))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(Self::server_url(registry).as_bytes())
-                .await
-                .map_err(|e| fail(format!("cannot talk to {program}"), Some(Box::new(e))))?;
+            // A helper that fails early may exit without reading: its exit status says why.
+            match stdin.write_all(Self::server_url(registry).as_bytes()).await {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(fail(format!("cannot talk to {program}"), Some(Box::new(e))));
+                }
+                _ => {}
+            }
         }
         let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
             .await

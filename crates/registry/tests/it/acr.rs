@@ -1,0 +1,101 @@
+//! The ACR login flow (feature `acr`) against a wiremock double of ACR's endpoints: Azure AD
+//! token -> POST /oauth2/exchange -> refresh token -> POST /oauth2/token -> access token.
+
+#![cfg(feature = "acr")]
+
+use std::sync::Arc;
+
+use ferry_registry::auth::acr::{AcrAuth, StaticAadToken};
+use ferry_registry::auth::AuthChain;
+use ferry_registry::{Client, ImageRef};
+use secrecy::SecretString;
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn acr_exchanges_an_aad_token_for_registry_tokens() {
+    let server = MockServer::start().await;
+    let host = server.address().to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .and(header("authorization", "Bearer acr-access-value"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "www-authenticate",
+            format!(r#"Bearer realm="{}/oauth2/token",service="{host}""#, server.uri()),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/exchange"))
+        .and(body_string_contains("grant_type=access_token"))
+        .and(body_string_contains("access_token=aad-token-value"))
+        .and(body_string_contains("tenant=tenant-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"refresh_token": "acr-refresh-value"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=acr-refresh-value"))
+        .and(body_string_contains("scope=repository%3Ashop%2Fweb%3Apull"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "acr-access-value"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/shop/web/tags/list"))
+        .and(header("authorization", "Bearer acr-access-value"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "shop/web", "tags": ["b", "a"]})))
+        .mount(&server)
+        .await;
+
+    let acr = AcrAuth::new(
+        reqwest::Client::new(),
+        Arc::new(StaticAadToken(SecretString::from("aad-token-value"))),
+    )
+    .with_tenant("tenant-1")
+    .with_host(&host);
+    let client = Client::builder().auth(Arc::new(AuthChain::first_try(acr))).build().unwrap();
+    let repo = ImageRef::parse(&format!("{host}/shop/web")).unwrap();
+    client.login(&repo, false).await.unwrap();
+    assert_eq!(client.list_tags(&repo).await.unwrap(), ["a", "b"]);
+    // The second call reuses the cached access token: no new exchange, no new token.
+    assert_eq!(client.list_tags(&repo).await.unwrap(), ["a", "b"]);
+    assert_eq!(client.stats().token_requests, 1);
+}
+
+#[tokio::test]
+async fn acr_exchange_refusal_is_an_auth_failure() {
+    let server = MockServer::start().await;
+    let host = server.address().to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "www-authenticate",
+            format!(r#"Bearer realm="{}/oauth2/token",service="{host}""#, server.uri()),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/exchange"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let acr = AcrAuth::new(reqwest::Client::new(), Arc::new(StaticAadToken(SecretString::from("aad-secret-xyz"))))
+        .with_host(&host);
+    let client = Client::builder().auth(Arc::new(acr)).build().unwrap();
+    let err = client
+        .login(&ImageRef::parse(&format!("{host}/shop/web")).unwrap(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ferry_registry::ErrorKind::Auth, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("aad-secret-xyz"), "{shown}");
+}

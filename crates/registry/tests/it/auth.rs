@@ -1,0 +1,78 @@
+//! Docker config logins against the real registries: identity tokens and credential helpers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ferry_registry::auth::{AuthChain, DockerConfigAuth};
+use ferry_registry::{Client, CopyOptions, SourceSpec, copy_image};
+
+use crate::support::*;
+
+async fn push_with(client: &Client, registry: &str) -> ferry_registry::CopyReport {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path(), 2, 5_000);
+    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(client).await.unwrap();
+    let report = copy_image(client, source.as_ref(), &image(registry, &format!("{}:v1", repo("config"))), &[], &CopyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.digest, layout.digest);
+    report
+}
+
+#[tokio::test]
+async fn docker_config_identity_token_uses_the_oauth2_refresh_flow() {
+    let registry = token();
+    let realm = ferry_testkit::server("FERRY_TEST_REGISTRY_TOKEN_REALM");
+    // Log in the way `docker login` does for identity tokens: ask the realm for an offline token.
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(&realm)
+        .query(&[("service", "ferry-test-registry"), ("offline_token", "true")])
+        .basic_auth(user(), Some(password()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = answer["refresh_token"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = serde_json::json!({"auths": {registry.clone(): {"identitytoken": refresh}}});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let env = BTreeMap::from([("DOCKER_CONFIG".to_owned(), dir.path().display().to_string())]);
+    let auth = DockerConfigAuth::from_env(&env).unwrap();
+    let client = Client::builder().auth(Arc::new(AuthChain::first_try(auth))).retry(fast_retry()).build().unwrap();
+    let report = push_with(&client, &registry).await;
+    assert_eq!(report.stats.token_requests, 1);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn docker_config_credential_helper_logs_in() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let registry = htpasswd();
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("docker-credential-ferrytest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread url\n[ \"$url\" = \"{registry}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{}\",\"Secret\":\"{}\"}}' \"$url\"\n",
+            user(),
+            password()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::json!({"credHelpers": {registry.clone(): "ferrytest"}}).to_string(),
+    )
+    .unwrap();
+    let env = BTreeMap::from([
+        ("DOCKER_CONFIG".to_owned(), dir.path().display().to_string()),
+        ("PATH".to_owned(), format!("{}:/usr/bin:/bin", dir.path().display())),
+    ]);
+    let auth = DockerConfigAuth::from_env(&env).unwrap();
+    let client = Client::builder().auth(Arc::new(auth)).retry(fast_retry()).build().unwrap();
+    push_with(&client, &registry).await;
+}

@@ -1,0 +1,12 @@
+//! ferry-registry against the real reference registry (Debian `docker-registry`) in every auth
+//! mode, with skopeo as the independent verifier. Start the servers first:
+//! `scripts/servers.sh install && scripts/servers.sh start` (as root).
+
+mod acr;
+mod auth;
+mod bad_input;
+mod copy;
+mod faults;
+mod push;
+mod resume;
+mod support;

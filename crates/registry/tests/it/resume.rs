@@ -1,0 +1,146 @@
+//! Resuming an upload mid-blob in the same session. The reference registry cannot do this (it
+//! cancels a session after a broken PATCH), so this runs against a small in-test double of a
+//! registry that keeps partial uploads and reports them with `Range`, as the distribution spec
+//! describes and Docker Hub, ECR and ACR do.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ferry_registry::{Client, CopyOptions, Digest, ImageRef, SourceSpec, copy_image};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::*;
+
+#[derive(Default)]
+struct Fake {
+    uploads: HashMap<String, Vec<u8>>,
+    blobs: HashMap<String, Vec<u8>>,
+    manifests: HashMap<String, (Vec<u8>, String)>,
+    next_id: u32,
+    /// Keep only this many bytes of the first PATCH and fail it, as a dropped connection does.
+    cut_first_patch_at: Option<usize>,
+    /// (Content-Range start, body length) of every PATCH.
+    patches: Vec<(u64, usize)>,
+}
+
+#[derive(Clone, Default)]
+struct FakeRegistry(Arc<Mutex<Fake>>);
+
+fn range_header(len: usize) -> String {
+    format!("0-{}", len.saturating_sub(1))
+}
+
+impl Respond for FakeRegistry {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut fake = self.0.lock().unwrap();
+        let path = req.url.path().to_owned();
+        let method = req.method.as_str();
+        if path == "/v2/" {
+            return ResponseTemplate::new(200);
+        }
+        if let Some((_, id)) = path.split_once("/blobs/uploads/").filter(|(_, id)| !id.is_empty()) {
+            let id = id.to_owned();
+            let location = path.clone();
+            match method {
+                "PATCH" => {
+                    let start: u64 = req
+                        .headers
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split('-').next())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    fake.patches.push((start, req.body.len()));
+                    let have = fake.uploads.get(&id).map_or(0, Vec::len) as u64;
+                    if start != have {
+                        return ResponseTemplate::new(416);
+                    }
+                    if let Some(cut) = fake.cut_first_patch_at.take() {
+                        let kept = req.body[..cut.min(req.body.len())].to_vec();
+                        fake.uploads.get_mut(&id).unwrap().extend(kept);
+                        return ResponseTemplate::new(500);
+                    }
+                    let data = fake.uploads.get_mut(&id).unwrap();
+                    data.extend_from_slice(&req.body);
+                    let len = data.len();
+                    ResponseTemplate::new(202)
+                        .insert_header("location", location)
+                        .insert_header("range", range_header(len))
+                }
+                "GET" => {
+                    let len = fake.uploads.get(&id).map_or(0, Vec::len);
+                    ResponseTemplate::new(204)
+                        .insert_header("location", location)
+                        .insert_header("range", range_header(len))
+                }
+                "PUT" => {
+                    let digest = req.url.query_pairs().find(|(k, _)| k == "digest").unwrap().1.to_string();
+                    let data = fake.uploads.remove(&id).unwrap();
+                    if Digest::sha256_of(&data).to_string() != digest {
+                        return ResponseTemplate::new(400)
+                            .set_body_string(r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}"#);
+                    }
+                    fake.blobs.insert(digest.clone(), data);
+                    ResponseTemplate::new(201).insert_header("docker-content-digest", digest)
+                }
+                _ => ResponseTemplate::new(405),
+            }
+        } else if path.ends_with("/blobs/uploads/") && method == "POST" {
+            fake.next_id += 1;
+            let id = format!("u{}", fake.next_id);
+            fake.uploads.insert(id.clone(), Vec::new());
+            ResponseTemplate::new(202).insert_header("location", format!("{path}{id}"))
+        } else if let Some((_, digest)) = path.split_once("/blobs/") {
+            match fake.blobs.get(digest) {
+                Some(b) => ResponseTemplate::new(200).insert_header("content-length", b.len().to_string()),
+                None => ResponseTemplate::new(404),
+            }
+        } else if let Some((_, reference)) = path.split_once("/manifests/") {
+            match method {
+                "PUT" => {
+                    let digest = Digest::sha256_of(&req.body).to_string();
+                    let ct = req.headers.get("content-type").unwrap().to_str().unwrap().to_owned();
+                    fake.manifests.insert(reference.to_owned(), (req.body.clone(), ct.clone()));
+                    fake.manifests.insert(digest.clone(), (req.body.clone(), ct));
+                    ResponseTemplate::new(201).insert_header("docker-content-digest", digest)
+                }
+                _ => match fake.manifests.get(reference) {
+                    Some((body, ct)) => ResponseTemplate::new(200)
+                        .insert_header("content-type", ct.as_str())
+                        .insert_header("docker-content-digest", Digest::sha256_of(body).to_string())
+                        .set_body_bytes(body.clone()),
+                    None => ResponseTemplate::new(404),
+                },
+            }
+        } else {
+            ResponseTemplate::new(404)
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_broken_patch_resumes_where_the_registry_got_to() {
+    let server = MockServer::start().await;
+    let fake = FakeRegistry::default();
+    fake.0.lock().unwrap().cut_first_patch_at = Some(1_000_000);
+    Mock::given(wiremock::matchers::any()).respond_with(fake.clone()).mount(&server).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path(), 1, 3_000_000);
+    let client: Client = anonymous_client();
+    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&client).await.unwrap();
+    let dest = ImageRef::parse(&format!("{}/app:v1", server.address())).unwrap();
+    let options = CopyOptions { concurrency: 1, ..CopyOptions::default() };
+    let report = copy_image(&client, source.as_ref(), &dest, &[], &options).await.unwrap();
+
+    assert_eq!(report.digest, layout.digest);
+    assert_eq!(report.stats.uploads_resumed, 1, "{:?}", report.stats);
+    assert_eq!(report.stats.uploads_restarted, 0);
+    let fake = fake.0.lock().unwrap();
+    let layer = &layout.blobs[0];
+    assert_eq!(fake.blobs.get(&layer.0.to_string()).unwrap(), &layer.1, "the stored layer is exact");
+    // The layer's first PATCH was cut at 1,000,000 bytes; the next one carried the rest only.
+    let layer_patches: Vec<_> = fake.patches.iter().filter(|(_, len)| *len > 10_000).collect();
+    assert_eq!(layer_patches.len(), 2, "{:?}", fake.patches);
+    assert_eq!(*layer_patches[1], (1_000_000, layer.1.len() - 1_000_000));
+}

@@ -1,0 +1,379 @@
+//! A fault-injecting HTTP/1.1 proxy for tests: it sits between a client and a real server,
+//! forwards every request as-is (the `Host` header included, so servers that build absolute
+//! `Location` URLs point back at the proxy), counts the bytes that pass, and on request injects
+//! faults: an error status (with `Retry-After`), a connection dropped part-way through a
+//! request body, or one dropped part-way through a response body.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use ferry_testkit::proxy::{Fault, FaultProxy};
+//! let proxy = FaultProxy::start("127.0.0.1:5020").await;
+//! proxy.add_fault(Fault::status("PATCH", "/blobs/uploads/", 503).retry_after(1));
+//! proxy.add_fault(Fault::drop_request_body("PATCH", "/blobs/uploads/", 100_000));
+//! // point the client at proxy.addr() ...
+//! assert!(proxy.upload_bytes() > 0);
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, BodyStream, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// What to do to a matching request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer with this status instead of forwarding (and close the connection).
+    Status {
+        /// The status code.
+        status: u16,
+        /// A `Retry-After` in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Forward, but cut both connections after this many request-body bytes.
+    DropRequestBody(u64),
+    /// Forward, but cut the client's connection after this many response-body bytes.
+    DropResponseBody(u64),
+}
+
+/// A fault for requests whose method is `method` and whose path contains `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    method: String,
+    path: String,
+    action: FaultAction,
+    times: u32,
+}
+
+impl Fault {
+    /// Answer `status` once.
+    pub fn status(method: &str, path: &str, status: u16) -> Self {
+        Fault {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            action: FaultAction::Status {
+                status,
+                retry_after: None,
+            },
+            times: 1,
+        }
+    }
+
+    /// Cut the connection once, after `after` bytes of the request body.
+    pub fn drop_request_body(method: &str, path: &str, after: u64) -> Self {
+        Fault {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            action: FaultAction::DropRequestBody(after),
+            times: 1,
+        }
+    }
+
+    /// Cut the connection once, after `after` bytes of the response body.
+    pub fn drop_response_body(method: &str, path: &str, after: u64) -> Self {
+        Fault {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            action: FaultAction::DropResponseBody(after),
+            times: 1,
+        }
+    }
+
+    /// Add `Retry-After: SECS` to a status fault.
+    #[must_use]
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        if let FaultAction::Status { retry_after, .. } = &mut self.action {
+            *retry_after = Some(secs);
+        }
+        self
+    }
+
+    /// Apply to the next `n` matching requests instead of one.
+    #[must_use]
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = n;
+        self
+    }
+}
+
+/// One request that went through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The method.
+    pub method: String,
+    /// The path (no query).
+    pub path: String,
+    /// The status the client got (0 when the connection was cut or forwarding failed).
+    pub status: u16,
+    /// Whether a fault was injected.
+    pub faulted: bool,
+}
+
+#[derive(Default)]
+struct State {
+    faults: Mutex<Vec<Fault>>,
+    log: Mutex<Vec<Logged>>,
+    upload_bytes: AtomicU64,
+    download_bytes: AtomicU64,
+}
+
+impl State {
+    fn take_fault(&self, method: &str, path: &str) -> Option<FaultAction> {
+        let mut faults = self.faults.lock().expect("faults lock");
+        let i = faults
+            .iter()
+            .position(|f| f.method.eq_ignore_ascii_case(method) && path.contains(&f.path))?;
+        let action = faults[i].action.clone();
+        faults[i].times -= 1;
+        if faults[i].times == 0 {
+            faults.remove(i);
+        }
+        Some(action)
+    }
+
+    fn log(&self, method: &str, path: &str, status: u16, faulted: bool) {
+        self.log.lock().expect("log lock").push(Logged {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+            faulted,
+        });
+    }
+}
+
+/// A running proxy; it stops when dropped.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy").field("addr", &self.addr).finish()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port, forwarding to `upstream` (`host:port`).
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the proxy");
+        let addr = listener.local_addr().expect("bound address");
+        let state = Arc::new(State::default());
+        let upstream = upstream.to_owned();
+        let task_state = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = Arc::clone(&task_state);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, upstream.clone(), Arc::clone(&state))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultProxy { addr, state, task }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Adds a fault; faults are matched in the order added.
+    pub fn add_fault(&self, fault: Fault) {
+        self.state.faults.lock().expect("faults lock").push(fault);
+    }
+
+    /// Faults not yet triggered.
+    pub fn pending_faults(&self) -> usize {
+        self.state.faults.lock().expect("faults lock").len()
+    }
+
+    /// Request-body bytes forwarded for blob uploads (`PATCH`/`PUT`/`POST` on a
+    /// `/blobs/uploads/` path).
+    pub fn upload_bytes(&self) -> u64 {
+        self.state.upload_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Response-body bytes forwarded for blob downloads (`GET` on a `/blobs/` path).
+    pub fn download_bytes(&self) -> u64 {
+        self.state.download_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Every request so far.
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.log.lock().expect("log lock").clone()
+    }
+
+    /// Clears the counters and the log.
+    pub fn reset(&self) {
+        self.state.upload_bytes.store(0, Ordering::Relaxed);
+        self.state.download_bytes.store(0, Ordering::Relaxed);
+        self.state.log.lock().expect("log lock").clear();
+    }
+}
+
+fn full(status: u16, retry_after: Option<u64>) -> Response<ProxyBody> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("connection", "close");
+    if let Some(secs) = retry_after {
+        builder = builder.header("retry-after", secs.to_string());
+    }
+    let body = format!(
+        r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
+    );
+    builder
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
+        )
+        .expect("valid response")
+}
+
+enum Phase {
+    Open,
+    FailNext,
+    Done,
+}
+
+/// Wraps a body: counts data bytes into `counter` and, after `limit` bytes, fails (which makes
+/// hyper abort the connection).
+fn metered<B>(body: B, counter: Option<Arc<State>>, upload: bool, limit: Option<u64>) -> ProxyBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let start = (Box::pin(BodyStream::new(body)), 0u64, Phase::Open);
+    let stream = futures::stream::unfold(start, move |(mut stream, seen, phase)| {
+        let counter = counter.clone();
+        async move {
+            use futures::StreamExt as _;
+            match phase {
+                Phase::Done => return None,
+                Phase::FailNext => {
+                    let err: BoxError = "connection cut by the test proxy".into();
+                    return Some((Err(err), (stream, seen, Phase::Done)));
+                }
+                Phase::Open => {}
+            }
+            let frame = match stream.next().await? {
+                Ok(frame) => frame,
+                Err(e) => return Some((Err(e.into()), (stream, seen, Phase::Done))),
+            };
+            let mut data = match frame.into_data() {
+                Ok(data) => data,
+                Err(other) => return Some((Ok(other), (stream, seen, Phase::Open))),
+            };
+            let mut next = Phase::Open;
+            if let Some(limit) = limit
+                && seen + data.len() as u64 >= limit
+            {
+                data.truncate(usize::try_from(limit - seen).unwrap_or(usize::MAX));
+                next = Phase::FailNext;
+            }
+            if let Some(state) = &counter {
+                let n = data.len() as u64;
+                let target = if upload { &state.upload_bytes } else { &state.download_bytes };
+                target.fetch_add(n, Ordering::Relaxed);
+            }
+            let seen = seen + data.len() as u64;
+            if data.is_empty() && matches!(next, Phase::FailNext) {
+                let err: BoxError = "connection cut by the test proxy".into();
+                return Some((Err(err), (stream, seen, Phase::Done)));
+            }
+            Some((Ok(Frame::data(data)), (stream, seen, next)))
+        }
+    });
+    StreamBody::new(stream).boxed()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    upstream: String,
+    state: Arc<State>,
+) -> Result<Response<ProxyBody>, BoxError> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let fault = state.take_fault(&method, &path);
+    if let Some(FaultAction::Status {
+        status,
+        retry_after,
+    }) = fault
+    {
+        state.log(&method, &path, status, true);
+        return Ok(full(status, retry_after));
+    }
+    let upload = matches!(method.as_str(), "PATCH" | "PUT" | "POST") && path.contains("/blobs/uploads/");
+    let download = method == "GET" && path.contains("/blobs/") && !path.contains("/uploads/");
+    let request_limit = match fault {
+        Some(FaultAction::DropRequestBody(n)) => Some(n),
+        _ => None,
+    };
+    let response_limit = match fault {
+        Some(FaultAction::DropResponseBody(n)) => Some(n),
+        _ => None,
+    };
+    let stream = match TcpStream::connect(&upstream).await {
+        Ok(s) => s,
+        Err(e) => {
+            state.log(&method, &path, 0, false);
+            return Err(e.into());
+        }
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let (parts, body) = req.into_parts();
+    let body = metered(body, upload.then(|| Arc::clone(&state)), true, request_limit);
+    let response = match sender.send_request(Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.log(&method, &path, 0, request_limit.is_some());
+            return Err(e.into());
+        }
+    };
+    if request_limit.is_some() {
+        // The body was cut, yet the server answered (it had read all it wanted): still drop
+        // the client's connection, as a real network failure would.
+        state.log(&method, &path, 0, true);
+        return Err("connection cut by the test proxy".into());
+    }
+    state.log(&method, &path, response.status().as_u16(), response_limit.is_some());
+    let (parts, body) = response.into_parts();
+    let body = metered(body, download.then(|| Arc::clone(&state)), false, response_limit);
+    Ok(Response::from_parts(parts, body))
+}
