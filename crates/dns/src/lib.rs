@@ -17,6 +17,8 @@ pub mod record;
 pub mod retry;
 #[cfg(feature = "rfc2136")]
 pub mod rfc2136;
+#[cfg(feature = "route53")]
+pub mod route53;
 pub mod target;
 pub mod verify;
 

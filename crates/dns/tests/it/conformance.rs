@@ -103,7 +103,8 @@ async fn type_change_in_one_change_set(p: &SharedDnsProvider, zone: &DnsName, ba
     assert!(find(p, &n, RecordType::A).await.is_none(), "{}", p.name());
     let listed = find(p, &n, RecordType::Cname).await.expect("CNAME is listed");
     assert_eq!(listed.values, ["lb.example.net"], "{}", p.name());
-    // And back.
+    // And back (to another address: moto refuses to re-create an identical set).
+    let a = set(&n, RecordType::A, 300, &["192.0.2.11"]);
     apply(p, vec![Change::Delete { record: listed }, Change::Create { record: a }])
         .await
         .unwrap();
@@ -148,11 +149,12 @@ async fn planner_converges(p: &SharedDnsProvider, zone: &DnsName, base: &str) {
     // Through the planner, as ferry uses a provider: plan, apply, plan again -> nothing.
     let own = Ownership::new(OwnerId::new("conformance").unwrap(), "ferry/conformance/test").unwrap();
     let names = [name(zone, &format!("app.{base}")), name(zone, &format!("www.{base}"))];
-    for target in ["192.0.2.30,2001:db8::30", "lb-1.example.net", "192.0.2.31"] {
+    // Each round with its own TTL, so no set is re-created identical to an earlier one (moto).
+    for (target, ttl) in [("192.0.2.30,2001:db8::30", 300), ("lb-1.example.net", 300), ("192.0.2.31", 600)] {
         let t: Target = target.parse().unwrap();
         let desired: Vec<RecordSet> = names
             .iter()
-            .flat_map(|n| t.record_sets(n, 300, None).unwrap())
+            .flat_map(|n| t.record_sets(n, ttl, None).unwrap())
             .map(|r| p.canonicalize(r).unwrap())
             .collect();
         let current = p.records().await.unwrap();

@@ -5,6 +5,8 @@
 mod cloudflare;
 mod conformance;
 mod memory;
+#[cfg(feature = "route53")]
+mod route53;
 #[cfg(feature = "rfc2136")]
 mod knot;
 
