@@ -2,6 +2,8 @@
 //!
 //! (crate docs: see the end of the work)
 
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod change;
 pub mod clock;
 #[cfg(feature = "cloudflare")]

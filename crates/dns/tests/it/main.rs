@@ -1,6 +1,8 @@
 //! ferry-dns integration tests: the provider conformance suite run against every provider, and
 //! the RFC 2136 provider against a real knot server checked with dig.
 
+#[cfg(feature = "azure")]
+mod azure;
 #[cfg(feature = "cloudflare")]
 mod cloudflare;
 mod conformance;
