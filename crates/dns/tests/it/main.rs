@@ -3,6 +3,8 @@
 
 #[cfg(feature = "azure")]
 mod azure;
+#[cfg(feature = "rfc2136")]
+mod cli;
 #[cfg(feature = "cloudflare")]
 mod cloudflare;
 mod conformance;

@@ -1,0 +1,284 @@
+//! Acceptance: `ferry dns` against knot, with dig (and nsupdate for other people's records) as
+//! the independent tools. Needs the ferry binary (`cargo build -p ferry-cli`) and the test
+//! servers (`scripts/servers.sh start`).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use ferry_testkit::{ferry_bin, server};
+
+use crate::knot::dig;
+
+/// A ferry.toml in a temporary directory, with two environments (`aks` pointing at an IP,
+/// `eks` at a load balancer hostname) managing `names` under a fresh label in the knot zone.
+struct Setup {
+    dir: PathBuf,
+    base: String,
+    zone: String,
+}
+
+impl Setup {
+    fn new(label: &str, names: &[&str], extra: &str) -> Setup {
+        let zone = server("FERRY_TEST_KNOT_ZONE");
+        let base = crate::unique(label);
+        let dir = std::env::temp_dir().join(format!("ferry-dns-{base}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let records: Vec<String> = names
+            .iter()
+            .map(|n| if *n == "@" { format!("\"{base}.{zone}\"") } else { format!("\"{n}.{base}.{zone}\"") })
+            .collect();
+        let env = |name: &str, target: &str| {
+            format!(
+                r#"
+[env.{name}.dns]
+provider = "rfc2136"
+zone = "{zone}"
+records = [{records}]
+ttl = 60
+target = "{target}"
+{extra}
+[env.{name}.dns.rfc2136]
+server = "{server}"
+key_name = "{key}"
+key_algorithm = "hmac-sha256"
+[env.{name}.dns.verify]
+timeout = "10s"
+interval = "200ms"
+query_timeout = "1s"
+resolvers = ["{server}", "127.0.0.1:9"]
+"#,
+                records = records.join(", "),
+                server = server("FERRY_TEST_KNOT"),
+                key = server("FERRY_TEST_KNOT_TSIG_KEY"),
+            )
+        };
+        let text = format!(
+            "[app]\nname = \"shop\"\n{}{}",
+            env("aks", "192.0.2.10"),
+            env("eks", "k8s-shop-0123456789.elb.us-east-1.amazonaws.com")
+        );
+        std::fs::write(dir.join("ferry.toml"), text).unwrap();
+        Setup { dir, base, zone }
+    }
+
+    /// A managed name (`@` is the environment's own base name).
+    fn name(&self, n: &str) -> String {
+        if n == "@" {
+            format!("{}.{}", self.base, self.zone)
+        } else {
+            format!("{n}.{}.{}", self.base, self.zone)
+        }
+    }
+
+    fn ferry_with_secret(&self, secret: &str, args: &[&str]) -> Output {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.join("ferry.toml"))
+            .env("FERRY_TSIG_SECRET", secret)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("ferry runs")
+    }
+
+    fn ferry(&self, args: &[&str]) -> Output {
+        self.ferry_with_secret(&server("FERRY_TEST_KNOT_TSIG_SECRET"), args)
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// nsupdate, as another team would use it.
+fn nsupdate(commands: &str) {
+    let knot = server("FERRY_TEST_KNOT");
+    let (host, port) = knot.split_once(':').unwrap();
+    let script = format!("server {host} {port}\nzone {}\n{commands}\nsend\n", server("FERRY_TEST_KNOT_ZONE"));
+    let mut child = Command::new("nsupdate")
+        .arg("-y")
+        .arg(format!(
+            "hmac-sha256:{}:{}",
+            server("FERRY_TEST_KNOT_TSIG_KEY"),
+            server("FERRY_TEST_KNOT_TSIG_SECRET")
+        ))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nsupdate is installed (bind9-dnsutils)");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nsupdate failed: {script}");
+}
+
+#[test]
+fn apply_creates_records_with_ownership_and_a_second_apply_changes_nothing() {
+    let s = Setup::new("apply", &["@", "www"], "");
+    let (apex, www) = (s.name("@"), s.name("www"));
+    let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
+    assert_eq!(code(&plan), 6, "changes pending: {}", text(&plan));
+
+    let apply = s.ferry(&["dns", "apply", "--env", "aks"]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    assert!(String::from_utf8_lossy(&apply.stdout).contains("authoritative servers answer the target"), "{}", text(&apply));
+    // dig, the independent client, answers the target...
+    assert_eq!(dig(&apex, "A"), ["192.0.2.10"]);
+    assert_eq!(dig(&www, "A"), ["192.0.2.10"]);
+    // ...and the ownership records are external-dns's format.
+    let owner = "\"heritage=external-dns,external-dns/owner=shop,external-dns/resource=ferry/shop/aks\"";
+    assert_eq!(dig(&format!("a-{apex}"), "TXT"), [owner]);
+    assert_eq!(dig(&format!("a-{www}"), "TXT"), [owner]);
+
+    let again = s.ferry(&["dns", "apply", "--env", "aks"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("\n0 changes"), "{}", text(&again));
+    let plan = s.ferry(&["dns", "plan", "--env", "aks", "--output", "json"]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["changes"], serde_json::json!([]));
+    assert_eq!(doc["in_sync"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back() {
+    let s = Setup::new("switch", &["app", "api"], "");
+    let (app, api) = (s.name("app"), s.name("api"));
+    let lb = "k8s-shop-0123456789.elb.us-east-1.amazonaws.com.";
+
+    let out = s.ferry(&["dns", "apply", "--env", "aks"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(dig(&app, "A"), ["192.0.2.10"]);
+
+    // AKS -> EKS: A records become CNAMEs to the NLB; ownership follows.
+    let out = s.ferry(&["dns", "switch", "--env", "aks", "--to", "eks"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for n in [&app, &api] {
+        assert_eq!(dig(n, "CNAME"), [lb]);
+        assert!(dig(n, "A").iter().all(|l| l == lb), "no A left beside the CNAME");
+        assert_eq!(dig(&format!("cname-{n}"), "TXT").len(), 1);
+        assert!(dig(&format!("a-{n}"), "TXT").is_empty(), "the old claim is gone");
+    }
+
+    // And back (seed 001's rollback).
+    let out = s.ferry(&["dns", "switch", "--env", "eks", "--to", "aks"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for n in [&app, &api] {
+        assert_eq!(dig(n, "A"), ["192.0.2.10"]);
+        assert!(dig(n, "CNAME").is_empty());
+    }
+    let verify = s.ferry(&["dns", "verify", "--env", "aks"]);
+    assert_eq!(code(&verify), 0, "{}", text(&verify));
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(stdout.contains("n/a") && stdout.contains("unreachable"), "an unreachable resolver is reported as such: {stdout}");
+}
+
+#[test]
+fn foreign_records_are_left_alone_and_reported_unless_adopted() {
+    let s = Setup::new("foreign", &["app"], "");
+    let (app, other) = (s.name("app"), s.name("other"));
+    // Another team's records: one at a name ferry does not manage, one at a name it does.
+    nsupdate(&format!("update add {other} 300 A 198.51.100.7\nupdate add {app} 300 A 198.51.100.8"));
+
+    let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
+    assert_eq!(code(&plan), 3, "{}", text(&plan));
+    let out = text(&plan);
+    assert!(out.contains("conflict:") && out.contains("no ownership record") && out.contains("--adopt"), "{out}");
+
+    let apply = s.ferry(&["dns", "apply", "--env", "aks"]);
+    assert_eq!(code(&apply), 3, "{}", text(&apply));
+    assert!(text(&apply).contains("nothing was changed"), "{}", text(&apply));
+    assert_eq!(dig(&app, "A"), ["198.51.100.8"], "not overwritten");
+    assert!(dig(&format!("a-{app}"), "TXT").is_empty(), "no claim written");
+
+    let adopt = s.ferry(&["dns", "apply", "--env", "aks", "--adopt"]);
+    assert_eq!(code(&adopt), 0, "{}", text(&adopt));
+    assert_eq!(dig(&app, "A"), ["192.0.2.10"]);
+    assert_eq!(dig(&format!("a-{app}"), "TXT").len(), 1);
+    // The record at the other name was never touched.
+    assert_eq!(dig(&other, "A"), ["198.51.100.7"]);
+}
+
+#[test]
+fn a_record_owned_by_another_external_dns_is_reported_with_its_owner() {
+    let s = Setup::new("owned", &["app"], "");
+    let app = s.name("app");
+    nsupdate(&format!(
+        "update add {app} 300 A 198.51.100.9\nupdate add a-{app} 300 TXT \"heritage=external-dns,external-dns/owner=platform-team,external-dns/resource=ingress/web/web\""
+    ));
+    let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
+    assert_eq!(code(&plan), 3, "{}", text(&plan));
+    assert!(text(&plan).contains("owned by `platform-team`"), "{}", text(&plan));
+    assert_eq!(dig(&app, "A"), ["198.51.100.9"]);
+}
+
+#[test]
+fn a_wrong_tsig_secret_is_an_auth_failure_that_changes_nothing_and_never_shows_the_secret() {
+    let s = Setup::new("badkey", &["app"], "");
+    let wrong = "c2VjcmV0LWJ1dC13cm9uZy1zZWNyZXQtYnV0LXdyb25nIQ==";
+    let out = s.ferry_with_secret(wrong, &["dns", "apply", "--env", "aks"]);
+    assert_eq!(code(&out), 11, "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("BADSIG") && all.contains("check the secret"), "{all}");
+    assert!(!all.contains(wrong), "the secret is never printed: {all}");
+    assert!(!all.contains(&server("FERRY_TEST_KNOT_TSIG_SECRET")));
+    assert!(dig(&s.name("app"), "A").is_empty());
+}
+
+#[test]
+fn a_zone_the_key_cannot_edit_is_an_auth_failure() {
+    let s = Setup::new("ro", &["app"], "");
+    let path = s.dir.join("ferry.toml");
+    let ro = server("FERRY_TEST_KNOT_READONLY_ZONE");
+    let text_cfg = std::fs::read_to_string(&path).unwrap().replace(&format!("\"{}\"", s.zone), &format!("\"{ro}\"")).replace(&format!(".{}\"", s.zone), &format!(".{ro}\""));
+    std::fs::write(&path, text_cfg).unwrap();
+    let out = s.ferry(&["dns", "apply", "--env", "aks"]);
+    assert_eq!(code(&out), 11, "{}", text(&out));
+    assert!(text(&out).contains("ferry-readonly.test"), "{}", text(&out));
+    assert!(dig(&format!("app.{}.{ro}", s.base), "A").is_empty());
+}
+
+#[test]
+fn bad_input_is_located_and_changes_nothing() {
+    let s = Setup::new("bad", &["app"], "");
+    let path = s.dir.join("ferry.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+
+    // An invalid name: file:line:column.
+    std::fs::write(&path, original.replacen(&format!("\"app.{}", s.base), &format!("\"bad_name!.{}", s.base), 1)).unwrap();
+    let out = s.ferry(&["dns", "plan", "--env", "aks"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("ferry.toml:7:"), "located: {}", text(&out));
+    assert!(text(&out).contains("bad_name!"), "{}", text(&out));
+
+    // An unknown key.
+    std::fs::write(&path, original.replacen("ttl = 60", "ttl = 60\nttll = 3", 1)).unwrap();
+    let out = s.ferry(&["dns", "plan", "--env", "aks"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("unknown field `ttll`"), "{}", text(&out));
+
+    // A bad --target, a missing secret.
+    std::fs::write(&path, &original).unwrap();
+    let out = s.ferry(&["dns", "apply", "--env", "aks", "--target", "not a host"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("--target"), "{}", text(&out));
+    let out = Command::new(ferry_bin())
+        .args(["dns", "apply", "--env", "aks", "--config"])
+        .arg(&path)
+        .env_remove("FERRY_TSIG_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("FERRY_TSIG_SECRET"), "{}", text(&out));
+    // No environment with that name; no dns table.
+    let out = s.ferry(&["dns", "plan", "--env", "nope"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("aks, eks"), "{}", text(&out));
+    assert!(dig(&s.name("app"), "A").is_empty(), "nothing was applied");
+}
