@@ -49,7 +49,12 @@ impl Catalog {
     }
 
     /// A catalog from a list of resources (tests, and the engine after a CRD is applied).
-    pub fn insert(&mut self, resource: ApiResource, caps: &ApiCapabilities, from_release_crd: bool) {
+    pub fn insert(
+        &mut self,
+        resource: ApiResource,
+        caps: &ApiCapabilities,
+        from_release_crd: bool,
+    ) {
         let namespaced = matches!(caps.scope, Scope::Namespaced);
         self.insert_scoped(resource, namespaced, from_release_crd);
     }
@@ -113,7 +118,13 @@ impl Catalog {
         self.by_gvk
             .keys()
             .filter(|(g, _, k)| g == group && k == kind)
-            .map(|(g, v, _)| if g.is_empty() { v.clone() } else { format!("{g}/{v}") })
+            .map(|(g, v, _)| {
+                if g.is_empty() {
+                    v.clone()
+                } else {
+                    format!("{g}/{v}")
+                }
+            })
             .collect()
     }
 

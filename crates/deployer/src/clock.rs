@@ -32,5 +32,6 @@ impl<F: Fn() -> SystemTime + Send + Sync> Clock for FnClock<F> {
 
 /// The clock as a jiff timestamp (for Kubernetes `Time`/`MicroTime` fields).
 pub(crate) fn timestamp(clock: &dyn Clock) -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::try_from(clock.now()).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    k8s_openapi::jiff::Timestamp::try_from(clock.now())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }

@@ -83,7 +83,9 @@ fn duration(key: &'static str, v: &Option<String>) -> Result<Option<Duration>, C
 impl DeployConfig {
     /// The manifests path (relative to the config file), defaulting to `k8s`.
     pub fn manifests_path(&self) -> PathBuf {
-        self.manifests.clone().unwrap_or_else(|| PathBuf::from("k8s"))
+        self.manifests
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("k8s"))
     }
 
     /// Applies this section to engine settings (flags are applied after it by the caller).

@@ -206,7 +206,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("settings", &self.settings).finish()
+        f.debug_struct("Engine")
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
@@ -222,7 +224,12 @@ enum Stage {
 
 impl Engine {
     /// An engine using `client`, reporting to `sink`.
-    pub fn new(client: kube::Client, settings: Settings, clock: SharedClock, sink: SharedEventSink) -> Self {
+    pub fn new(
+        client: kube::Client,
+        settings: Settings,
+        clock: SharedClock,
+        sink: SharedEventSink,
+    ) -> Self {
         Engine {
             client,
             settings,
@@ -238,8 +245,22 @@ impl Engine {
         });
     }
 
+    fn lease(&self) -> lock::LeaseId {
+        lock::LeaseId {
+            namespace: self.settings.namespace.clone(),
+            app: self.settings.app.clone(),
+            env: self.settings.env.clone(),
+            holder: self.settings.holder.clone(),
+        }
+    }
+
     fn store(&self) -> RecordStore {
-        RecordStore::new(&self.client, &self.settings.namespace, &self.settings.app, &self.settings.env)
+        RecordStore::new(
+            &self.client,
+            &self.settings.namespace,
+            &self.settings.app,
+            &self.settings.env,
+        )
     }
 
     /// Validates a release against the cluster (reads only): the offline checks, kinds and
@@ -265,18 +286,7 @@ impl Engine {
             return Err(DeployError::Invalid(cluster_problems));
         }
         let owner = self.settings.owner();
-        let mut new_namespaces = BTreeSet::new();
-        let ns_api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(self.client.clone());
-        for m in manifests.iter().filter(|m| m.kind() == "Namespace") {
-            if ns_api
-                .get_metadata_opt(m.name())
-                .await
-                .map_err(api_err("read namespaces"))?
-                .is_none()
-            {
-                new_namespaces.insert(m.name().to_owned());
-            }
-        }
+        let new_namespaces = self.missing_namespaces(&manifests).await?;
         let targets = manifests
             .into_iter()
             .zip(resources)
@@ -297,6 +307,27 @@ impl Engine {
         })
     }
 
+    /// The Namespaces among `manifests` that do not exist yet.
+    async fn missing_namespaces(
+        &self,
+        manifests: &[Manifest],
+    ) -> Result<BTreeSet<String>, DeployError> {
+        let mut out = BTreeSet::new();
+        let ns_api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client.clone());
+        for m in manifests.iter().filter(|m| m.kind() == "Namespace") {
+            if ns_api
+                .get_metadata_opt(m.name())
+                .await
+                .map_err(api_err("read namespaces"))?
+                .is_none()
+            {
+                out.insert(m.name().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether a target can be dry-run now (its namespace and kind exist).
     fn can_dry_run(&self, prepared: &Prepared, t: &Target) -> bool {
         let ns_missing = t
@@ -312,7 +343,11 @@ impl Engine {
 
     /// Plans every target (server-side dry-run), `Create` without a dry-run where the
     /// namespace or kind does not exist yet.
-    async fn plan(&self, prepared: &Prepared, force: bool) -> Result<Vec<(Change, Option<Value>)>, DeployError> {
+    async fn plan(
+        &self,
+        prepared: &Prepared,
+        force: bool,
+    ) -> Result<Vec<(Change, Option<Value>)>, DeployError> {
         let client = &self.client;
         let results: Vec<Result<(Change, Option<Value>), PlanError>> =
             futures::stream::iter(prepared.targets.iter().map(|t| async move {
@@ -411,17 +446,29 @@ impl Engine {
     }
 
     /// Why `key` must not be pruned (None: prune it). Reads the live object.
-    async fn prune_blocker(&self, catalog: &Catalog, key: &ObjectKey) -> Result<Option<String>, DeployError> {
+    async fn prune_blocker(
+        &self,
+        catalog: &Catalog,
+        key: &ObjectKey,
+    ) -> Result<Option<String>, DeployError> {
         if key.kind == "Namespace" && !self.settings.prune_namespaces {
-            return Ok(Some("Namespaces are pruned only with --prune-namespaces".into()));
+            return Ok(Some(
+                "Namespaces are pruned only with --prune-namespaces".into(),
+            ));
         }
         if key.kind == "PersistentVolumeClaim" && !self.settings.prune_pvcs {
-            return Ok(Some("PersistentVolumeClaims are pruned only with --prune-pvcs".into()));
+            return Ok(Some(
+                "PersistentVolumeClaims are pruned only with --prune-pvcs".into(),
+            ));
         }
         let Some(known) = catalog.by_group_kind(&key.group, &key.kind) else {
             return Ok(Some("the server no longer serves its kind".into()));
         };
-        let api = plan::api_for(&self.client, &known.resource, key.namespace.as_deref().filter(|_| known.namespaced));
+        let api = plan::api_for(
+            &self.client,
+            &known.resource,
+            key.namespace.as_deref().filter(|_| known.namespaced),
+        );
         let Some(live) = api
             .get_metadata_opt(&key.name)
             .await
@@ -429,7 +476,11 @@ impl Engine {
         else {
             return Ok(Some("already gone".into()));
         };
-        let owner = live.metadata.labels.as_ref().and_then(|l| l.get(OWNER_LABEL));
+        let owner = live
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(OWNER_LABEL));
         if owner != Some(&self.settings.owner()) {
             return Ok(Some(format!(
                 "not deleting: it does not carry {OWNER_LABEL}={} (someone else owns it now)",
@@ -446,7 +497,10 @@ impl Engine {
         if keys.is_empty() {
             return Ok(());
         }
-        self.stage("prune", format!("{} objects dropped from the release", keys.len()));
+        self.stage(
+            "prune",
+            format!("{} objects dropped from the release", keys.len()),
+        );
         for key in keys {
             if let Some(reason) = self.prune_blocker(catalog, key).await? {
                 self.sink.emit(DeployEvent::Pruned {
@@ -459,7 +513,11 @@ impl Engine {
             let Some(known) = catalog.by_group_kind(&key.group, &key.kind) else {
                 continue;
             };
-            let api = plan::api_for(&self.client, &known.resource, key.namespace.as_deref().filter(|_| known.namespaced));
+            let api = plan::api_for(
+                &self.client,
+                &known.resource,
+                key.namespace.as_deref().filter(|_| known.namespaced),
+            );
             let params = DeleteParams {
                 propagation_policy: Some(PropagationPolicy::Background),
                 ..DeleteParams::default()
@@ -486,18 +544,38 @@ impl Engine {
     }
 
     async fn wait(&self, targets: &[Target], deadline: Instant) -> Result<Stage, DeployError> {
-        match health::wait(&self.client, targets, &self.wait_options(deadline), self.sink.as_ref()).await? {
+        match health::wait(
+            &self.client,
+            targets,
+            &self.wait_options(deadline),
+            self.sink.as_ref(),
+        )
+        .await?
+        {
             WaitOutcome::Ready { objects } => Ok(Stage::Ready(objects)),
-            WaitOutcome::Failed { failures, pods, objects } => Ok(Stage::Failed {
+            WaitOutcome::Failed {
+                failures,
+                pods,
+                objects,
+            } => Ok(Stage::Failed {
                 failures,
                 pods,
                 objects,
                 timed_out: false,
             }),
-            WaitOutcome::TimedOut { pending, pods, objects } => Ok(Stage::Failed {
+            WaitOutcome::TimedOut {
+                pending,
+                pods,
+                objects,
+            } => Ok(Stage::Failed {
                 failures: pending
                     .into_iter()
-                    .map(|(k, why)| (k, format!("still not ready when the deploy's timeout passed: {why}")))
+                    .map(|(k, why)| {
+                        (
+                            k,
+                            format!("still not ready when the deploy's timeout passed: {why}"),
+                        )
+                    })
                     .collect(),
                 pods,
                 objects,
@@ -517,7 +595,12 @@ impl Engine {
     ) -> Result<Stage, DeployError> {
         let manifests: Vec<Manifest> = targets.iter().map(|t| t.manifest.clone()).collect();
         let steps = order::steps(&manifests);
-        let explicit_waves = steps.iter().map(|(w, _, _)| *w).collect::<BTreeSet<_>>().len() > 1;
+        let explicit_waves = steps
+            .iter()
+            .map(|(w, _, _)| *w)
+            .collect::<BTreeSet<_>>()
+            .len()
+            > 1;
         self.stage("apply", format!("{} objects", targets.len()));
         for (n, (wave, phase, idx)) in steps.iter().enumerate() {
             let to_apply: Vec<usize> = idx
@@ -576,7 +659,10 @@ impl Engine {
                 Vec::new()
             };
             if !gate.is_empty() && steps.get(n + 1).is_some() {
-                self.stage("wait", format!("wave {wave} phase {phase}: {} objects", gate.len()));
+                self.stage(
+                    "wait",
+                    format!("wave {wave} phase {phase}: {} objects", gate.len()),
+                );
                 match self.wait(&gate, deadline).await? {
                     Stage::Ready(_) => {}
                     failed => return Ok(failed),
@@ -587,7 +673,13 @@ impl Engine {
         self.wait(targets, deadline).await
     }
 
-    async fn reports(&self, failures: &[(ObjectKey, String)], pods: &[Value], objects: &BTreeMap<ObjectKey, Value>, since: k8s_openapi::jiff::Timestamp) -> Vec<FailureReport> {
+    async fn reports(
+        &self,
+        failures: &[(ObjectKey, String)],
+        pods: &[Value],
+        objects: &BTreeMap<ObjectKey, Value>,
+        since: k8s_openapi::jiff::Timestamp,
+    ) -> Vec<FailureReport> {
         let mut out = Vec::new();
         for (key, reason) in failures {
             let r = report::build(&self.client, key, reason, objects.get(key), pods, since).await;
@@ -597,12 +689,19 @@ impl Engine {
         out
     }
 
-    fn load_balancers(targets: &[Target], objects: &BTreeMap<ObjectKey, Value>) -> Vec<(ObjectKey, Vec<String>)> {
+    fn load_balancers(
+        targets: &[Target],
+        objects: &BTreeMap<ObjectKey, Value>,
+    ) -> Vec<(ObjectKey, Vec<String>)> {
         targets
             .iter()
             .filter(|t| {
                 t.resource.kind == "Service"
-                    && t.manifest.object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+                    && t.manifest
+                        .object
+                        .pointer("/spec/type")
+                        .and_then(Value::as_str)
+                        == Some("LoadBalancer")
             })
             .map(|t| {
                 let key = t.key();
@@ -616,7 +715,9 @@ impl Engine {
     }
 
     fn now(&self) -> String {
-        timestamp(self.clock.as_ref()).to_string()
+        timestamp(self.clock.as_ref())
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
     }
 
     /// Targets for recorded objects (a previous release's manifests).
@@ -628,9 +729,9 @@ impl Engine {
                     source: Source::generated("release record", "previous release"),
                     object: o.clone(),
                 };
-                let known = catalog
-                    .resolve(m.api_version(), m.kind())
-                    .or_else(|| catalog.by_group_kind(crate::manifest::group_of(m.api_version()), m.kind()))?;
+                let known = catalog.resolve(m.api_version(), m.kind()).or_else(|| {
+                    catalog.by_group_kind(crate::manifest::group_of(m.api_version()), m.kind())
+                })?;
                 Some(Target {
                     manifest: m,
                     resource: known.resource.clone(),
@@ -644,7 +745,11 @@ impl Engine {
     pub async fn deploy(&self, input: ReleaseInput) -> Result<Outcome, DeployError> {
         let since = timestamp(self.clock.as_ref());
         let prepared = self.prepare(input.manifests).await?;
-        let objects: Vec<Value> = prepared.targets.iter().map(|t| t.manifest.object.clone()).collect();
+        let objects: Vec<Value> = prepared
+            .targets
+            .iter()
+            .map(|t| t.manifest.object.clone())
+            .collect();
         let digest = plan::content_digest(&objects);
         let store = self.store();
 
@@ -669,7 +774,14 @@ impl Engine {
                         action: Action::Unchanged,
                     });
                 }
-                self.stage("wait", format!("{} objects (unchanged release v{})", prepared.targets.len(), current.revision));
+                self.stage(
+                    "wait",
+                    format!(
+                        "{} objects (unchanged release v{})",
+                        prepared.targets.len(),
+                        current.revision
+                    ),
+                );
                 let deadline = Instant::now() + self.settings.timeout;
                 return Ok(match self.wait(&prepared.targets, deadline).await? {
                     Stage::Ready(objects) => Outcome::Deployed {
@@ -677,41 +789,72 @@ impl Engine {
                         unchanged: true,
                         load_balancers: Self::load_balancers(&prepared.targets, &objects),
                     },
-                    Stage::Failed { failures, pods, objects, timed_out } => Outcome::Failed {
+                    Stage::Failed {
+                        failures,
+                        pods,
+                        objects,
+                        timed_out,
+                    } => Outcome::Failed {
                         revision: current.revision,
                         reports: self.reports(&failures, &pods, &objects, since).await,
-                        not_rolled_back: "the release is unchanged; its resources are unhealthy in the cluster".into(),
+                        not_rolled_back:
+                            "the release is unchanged; its resources are unhealthy in the cluster"
+                                .into(),
                         timed_out,
                     },
                 });
             }
         }
 
-        self.stage("lock", format!("{}/{}", store.namespace(), lock::lease_name(&self.settings.app, &self.settings.env)));
+        self.stage(
+            "lock",
+            format!(
+                "{}/{}",
+                store.namespace(),
+                lock::lease_name(&self.settings.app, &self.settings.env)
+            ),
+        );
         // The lease lives in the records' namespace: create it first if the release does.
-        if prepared.new_namespaces.contains(&self.settings.namespace) {
-            if let Some(t) = prepared
-                .targets
-                .iter()
-                .find(|t| t.resource.kind == "Namespace" && t.manifest.name() == self.settings.namespace)
-            {
-                plan::apply_one(&self.client, t, self.settings.force_conflicts)
-                    .await
-                    .map_err(api_err(format!("create namespace {}", self.settings.namespace)))?;
-            }
+        if prepared.new_namespaces.contains(&self.settings.namespace)
+            && let Some(t) = prepared.targets.iter().find(|t| {
+                t.resource.kind == "Namespace" && t.manifest.name() == self.settings.namespace
+            })
+        {
+            plan::apply_one(&self.client, t, self.settings.force_conflicts)
+                .await
+                .map_err(api_err(format!(
+                    "create namespace {}",
+                    self.settings.namespace
+                )))?;
         }
         let held = lock::acquire(
             &self.client,
-            &self.settings.namespace,
-            &self.settings.app,
-            &self.settings.env,
-            &self.settings.holder,
+            &self.lease(),
             &self.settings.lock,
             self.clock.clone(),
             self.sink.as_ref(),
         )
         .await?;
-        let result = self.deploy_locked(&prepared, input.tag, input.commit, input.images, digest, since).await;
+        let result = async {
+            // Another deploy may have created namespaces while this one waited.
+            let mut prepared = prepared;
+            let manifests: Vec<Manifest> = prepared
+                .targets
+                .iter()
+                .map(|t| t.manifest.clone())
+                .collect();
+            prepared.new_namespaces = self.missing_namespaces(&manifests).await?;
+            self.deploy_locked(
+                &prepared,
+                input.tag,
+                input.commit,
+                input.images,
+                digest,
+                since,
+            )
+            .await
+        }
+        .await;
         let released = held.release().await;
         let outcome = result?;
         released?;
@@ -730,10 +873,14 @@ impl Engine {
         let store = self.store();
         let mut history = store.list().await?;
         // A deploy that was killed left a pending record: it failed.
-        for r in history.iter_mut().filter(|r| r.status == ReleaseStatus::Pending) {
+        for r in history
+            .iter_mut()
+            .filter(|r| r.status == ReleaseStatus::Pending)
+        {
             r.status = ReleaseStatus::Failed;
             r.finished_at = Some(self.now());
-            r.description = "interrupted: the deploy stopped before finishing (its lock expired)".into();
+            r.description =
+                "interrupted: the deploy stopped before finishing (its lock expired)".into();
             store.update(r).await?;
         }
         let current = release::current(&history).cloned();
@@ -766,7 +913,11 @@ impl Engine {
             finished_at: None,
             description: "deploying".into(),
             digest,
-            manifests: prepared.targets.iter().map(|t| t.manifest.object.clone()).collect(),
+            manifests: prepared
+                .targets
+                .iter()
+                .map(|t| t.manifest.object.clone())
+                .collect(),
         };
         store.create(&record).await?;
         self.sink.emit(DeployEvent::Recorded {
@@ -777,7 +928,12 @@ impl Engine {
         let deadline = Instant::now() + self.settings.timeout;
         let actions: Vec<Action> = planned.iter().map(|(c, _)| c.action).collect();
         let stage = self
-            .apply_and_wait(&prepared.targets, &actions, self.settings.force_conflicts, deadline)
+            .apply_and_wait(
+                &prepared.targets,
+                &actions,
+                self.settings.force_conflicts,
+                deadline,
+            )
             .await?;
         match stage {
             Stage::Ready(objects) => {
@@ -803,7 +959,12 @@ impl Engine {
                     load_balancers: Self::load_balancers(&prepared.targets, &objects),
                 })
             }
-            Stage::Failed { failures, pods, objects, timed_out } => {
+            Stage::Failed {
+                failures,
+                pods,
+                objects,
+                timed_out,
+            } => {
                 let reports = self.reports(&failures, &pods, &objects, since).await;
                 let summary = failures
                     .iter()
@@ -835,10 +996,16 @@ impl Engine {
                     });
                 }
                 self.stage("rollback", format!("to v{}", previous.revision));
-                match self.restore(&prepared.catalog, &previous, &record.manifests, revision).await? {
+                match self
+                    .restore(&prepared.catalog, &previous, &record.manifests, revision)
+                    .await?
+                {
                     Ok(new_revision) => {
                         record.status = ReleaseStatus::RolledBack;
-                        record.description = format!("{} — rolled back to v{}", record.description, previous.revision);
+                        record.description = format!(
+                            "{} — rolled back to v{}",
+                            record.description, previous.revision
+                        );
                         store.update(&record).await?;
                         self.sink.emit(DeployEvent::Recorded {
                             revision,
@@ -856,7 +1023,10 @@ impl Engine {
                     Err(why) => Ok(Outcome::Failed {
                         revision,
                         reports,
-                        not_rolled_back: format!("the rollback to v{} failed too: {why}", previous.revision),
+                        not_rolled_back: format!(
+                            "the rollback to v{} failed too: {why}",
+                            previous.revision
+                        ),
                         timed_out,
                     }),
                 }
@@ -898,11 +1068,15 @@ impl Engine {
             ..target.clone()
         };
         store.create(&record).await?;
-        match self.apply_and_wait(&prepared.targets, &actions, true, deadline).await? {
+        match self
+            .apply_and_wait(&prepared.targets, &actions, true, deadline)
+            .await?
+        {
             Stage::Ready(_) => {
                 let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
                 if self.settings.prune {
-                    self.prune(catalog, &Self::prune_candidates(failed_objects, &keep)).await?;
+                    self.prune(catalog, &Self::prune_candidates(failed_objects, &keep))
+                        .await?;
                 }
                 record.status = ReleaseStatus::Deployed;
                 record.finished_at = Some(self.now());
@@ -911,9 +1085,12 @@ impl Engine {
                     revision,
                     status: format!("deployed (rollback to v{})", target.revision),
                 });
-                for mut r in store.list().await?.into_iter().filter(|r| {
-                    r.status == ReleaseStatus::Deployed && r.revision != revision
-                }) {
+                for mut r in store
+                    .list()
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.status == ReleaseStatus::Deployed && r.revision != revision)
+                {
                     r.status = ReleaseStatus::Superseded;
                     store.update(&r).await?;
                 }
@@ -945,23 +1122,37 @@ impl Engine {
                 .iter()
                 .find(|r| r.revision == n)
                 .cloned()
-                .ok_or_else(|| DeployError::NoRelease(format!(
-                    "no release v{n} of {} in {} (history: {})",
-                    self.settings.app,
-                    self.settings.env,
-                    history.iter().map(|r| format!("v{}", r.revision)).collect::<Vec<_>>().join(", ")
-                )))?,
+                .ok_or_else(|| {
+                    DeployError::NoRelease(format!(
+                        "no release v{n} of {} in {} (history: {})",
+                        self.settings.app,
+                        self.settings.env,
+                        history
+                            .iter()
+                            .map(|r| format!("v{}", r.revision))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
             None => {
                 let cur = current.as_ref().map_or(u32::MAX, |c| c.revision);
                 history
                     .iter()
                     .rev()
-                    .find(|r| r.revision < cur && matches!(r.status, ReleaseStatus::Superseded | ReleaseStatus::Deployed))
+                    .find(|r| {
+                        r.revision < cur
+                            && matches!(
+                                r.status,
+                                ReleaseStatus::Superseded | ReleaseStatus::Deployed
+                            )
+                    })
                     .cloned()
-                    .ok_or_else(|| DeployError::NoRelease(format!(
-                        "no earlier healthy release of {} in {} to roll back to",
-                        self.settings.app, self.settings.env
-                    )))?
+                    .ok_or_else(|| {
+                        DeployError::NoRelease(format!(
+                            "no earlier healthy release of {} in {} to roll back to",
+                            self.settings.app, self.settings.env
+                        ))
+                    })?
             }
         };
         let mut catalog = Catalog::discover(&self.client)
@@ -970,16 +1161,16 @@ impl Engine {
         let recorded: Vec<Manifest> = target
             .manifests
             .iter()
-            .map(|o| Manifest { source: Source::generated("release record", format!("v{}", target.revision)), object: o.clone() })
+            .map(|o| Manifest {
+                source: Source::generated("release record", format!("v{}", target.revision)),
+                object: o.clone(),
+            })
             .collect();
         catalog.add_release_crds(&recorded);
         let since = timestamp(self.clock.as_ref());
         let held = lock::acquire(
             &self.client,
-            &self.settings.namespace,
-            &self.settings.app,
-            &self.settings.env,
-            &self.settings.holder,
+            &self.lease(),
             &self.settings.lock,
             self.clock.clone(),
             self.sink.as_ref(),
@@ -988,7 +1179,9 @@ impl Engine {
         self.stage("rollback", format!("to v{}", target.revision));
         let after = history.iter().map(|r| r.revision).max().unwrap_or(0);
         let failed_objects = current.map(|c| c.manifests).unwrap_or_default();
-        let result = self.restore(&catalog, &target, &failed_objects, after).await;
+        let result = self
+            .restore(&catalog, &target, &failed_objects, after)
+            .await;
         let released = held.release().await;
         let outcome = match result? {
             Ok(revision) => Outcome::Deployed {
@@ -1014,9 +1207,14 @@ impl Engine {
     }
 
     /// The current release and the live health of each of its objects (one read each).
-    pub async fn status(&self) -> Result<Option<(Release, Vec<(ObjectKey, health::Health)>)>, DeployError> {
+    pub async fn status(
+        &self,
+    ) -> Result<Option<(Release, Vec<(ObjectKey, health::Health)>)>, DeployError> {
         let history = self.store().list().await?;
-        let Some(current) = release::current(&history).cloned().or_else(|| history.last().cloned()) else {
+        let Some(current) = release::current(&history)
+            .cloned()
+            .or_else(|| history.last().cloned())
+        else {
             return Ok(None);
         };
         let catalog = Catalog::discover(&self.client)
@@ -1026,7 +1224,10 @@ impl Engine {
         for t in self.recorded_targets(&catalog, &current.manifests) {
             let key = t.key();
             let h = match t.api(&self.client).get_opt(t.manifest.name()).await {
-                Ok(Some(o)) => health::assess(&t.resource.kind, &serde_json::to_value(&o).unwrap_or(Value::Null)),
+                Ok(Some(o)) => health::assess(
+                    &t.resource.kind,
+                    &serde_json::to_value(&o).unwrap_or(Value::Null),
+                ),
                 Ok(None) => health::Health::Failed("missing from the cluster".into()),
                 Err(e) => health::Health::Pending(format!("cannot read: {e}")),
             };

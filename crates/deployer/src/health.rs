@@ -66,7 +66,9 @@ fn condition<'a>(v: &'a Value, ty: &str) -> Option<&'a Value> {
 }
 
 fn condition_status<'a>(v: &'a Value, ty: &str) -> Option<&'a str> {
-    condition(v, ty).and_then(|c| c.get("status")).and_then(Value::as_str)
+    condition(v, ty)
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
 }
 
 fn stale(v: &Value) -> Option<Health> {
@@ -82,14 +84,36 @@ fn stale(v: &Value) -> Option<Health> {
 /// Whether a kind is ready as soon as it exists (no status to wait for), given the object.
 pub fn ready_when_present(kind: &str, object: &Value) -> bool {
     match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "Pod" | "Ingress"
-        | "PersistentVolumeClaim" | "HorizontalPodAutoscaler" | "CustomResourceDefinition"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "Pod"
+        | "Ingress"
+        | "PersistentVolumeClaim"
+        | "HorizontalPodAutoscaler"
+        | "CustomResourceDefinition"
         | "ReplicaSet" => false,
         "Service" => str_at(object, "/spec/type") != Some("LoadBalancer"),
-        "ConfigMap" | "Secret" | "ServiceAccount" | "Role" | "ClusterRole" | "RoleBinding"
-        | "ClusterRoleBinding" | "NetworkPolicy" | "PodDisruptionBudget" | "Namespace"
-        | "LimitRange" | "ResourceQuota" | "StorageClass" | "PriorityClass" | "IngressClass"
-        | "CronJob" | "Endpoints" | "EndpointSlice" | "PersistentVolume" => true,
+        "ConfigMap"
+        | "Secret"
+        | "ServiceAccount"
+        | "Role"
+        | "ClusterRole"
+        | "RoleBinding"
+        | "ClusterRoleBinding"
+        | "NetworkPolicy"
+        | "PodDisruptionBudget"
+        | "Namespace"
+        | "LimitRange"
+        | "ResourceQuota"
+        | "StorageClass"
+        | "PriorityClass"
+        | "IngressClass"
+        | "CronJob"
+        | "Endpoints"
+        | "EndpointSlice"
+        | "PersistentVolume" => true,
         // Unknown kinds: watched, ready when present or by their Ready/Available condition.
         _ => false,
     }
@@ -146,7 +170,9 @@ fn deployment(v: &Value) -> Health {
         ));
     }
     if available < updated {
-        return Health::Pending(format!("{available} of {updated} updated replicas available"));
+        return Health::Pending(format!(
+            "{available} of {updated} updated replicas available"
+        ));
     }
     Health::Ready
 }
@@ -169,7 +195,9 @@ fn statefulset(v: &Value) -> Health {
         let updated = i64_at(v, "/status/updatedReplicas").unwrap_or(0);
         let want = replicas - partition;
         return if updated < want {
-            Health::Pending(format!("{updated} of {want} replicas above the partition updated"))
+            Health::Pending(format!(
+                "{updated} of {want} replicas above the partition updated"
+            ))
         } else {
             Health::Ready
         };
@@ -311,12 +339,12 @@ fn pvc(v: &Value) -> Health {
 
 fn hpa(v: &Value) -> Health {
     match condition(v, "AbleToScale") {
-        Some(c) if c.get("status").and_then(Value::as_str) == Some("False") => Health::Failed(
-            format!(
+        Some(c) if c.get("status").and_then(Value::as_str) == Some("False") => {
+            Health::Failed(format!(
                 "cannot scale: {}",
                 c.get("message").and_then(Value::as_str).unwrap_or("")
-            ),
-        ),
+            ))
+        }
         Some(_) => Health::Ready,
         None if v.pointer("/status/desiredReplicas").is_some() => Health::Ready,
         None => Health::Pending("waiting for the autoscaler's status".into()),
@@ -392,15 +420,27 @@ pub fn doomed_reason(pod: &Value) -> Option<String> {
 fn is_doomed(reason: &str, message: &str) -> bool {
     match reason {
         "" | "ContainerCreating" | "PodInitializing" => false,
-        "ImagePullBackOff" | "CrashLoopBackOff" | "CreateContainerConfigError"
-        | "InvalidImageName" | "CreateContainerError" | "RunContainerError"
-        | "ErrImageNeverPull" | "PreStartHookError" | "PostStartHookError" => true,
+        "ImagePullBackOff"
+        | "CrashLoopBackOff"
+        | "CreateContainerConfigError"
+        | "InvalidImageName"
+        | "CreateContainerError"
+        | "RunContainerError"
+        | "ErrImageNeverPull"
+        | "PreStartHookError"
+        | "PostStartHookError" => true,
         // A first pull error may be a blip; not-found and access-denied are not.
         "ErrImagePull" => {
             let m = message.to_ascii_lowercase();
-            ["not found", "manifest unknown", "unauthorized", "denied", "does not exist"]
-                .iter()
-                .any(|s| m.contains(s))
+            [
+                "not found",
+                "manifest unknown",
+                "unauthorized",
+                "denied",
+                "does not exist",
+            ]
+            .iter()
+            .any(|s| m.contains(s))
         }
         r => r.starts_with("Err") || r.ends_with("Error") || r.ends_with("BackOff"),
     }
@@ -431,7 +471,8 @@ pub fn new_revision_pods<'a>(
     };
     match kind {
         "Deployment" => {
-            let revision = crate::manifest::annotation(workload, "deployment.kubernetes.io/revision");
+            let revision =
+                crate::manifest::annotation(workload, "deployment.kubernetes.io/revision");
             let owned: Vec<&Value> = replicasets.filter(|rs| owned_by(rs, wuid)).collect();
             let newest = owned
                 .iter()
@@ -530,6 +571,9 @@ pub enum HealthError {
     },
 }
 
+/// A watch: apiVersion, plural, namespace.
+type WatchKey = (String, String, Option<String>);
+
 enum Feed {
     Object(usize, Value),
     Gone(usize),
@@ -589,8 +633,7 @@ pub async fn wait(
     let mut state: BTreeMap<usize, Health> = BTreeMap::new();
     let mut latest: BTreeMap<usize, Value> = BTreeMap::new();
     let mut deadlines: BTreeMap<usize, Instant> = BTreeMap::new();
-    let mut watched: BTreeMap<(String, String, Option<String>), (ApiResource, Vec<usize>)> =
-        BTreeMap::new();
+    let mut watched: BTreeMap<WatchKey, (ApiResource, Vec<usize>)> = BTreeMap::new();
     let mut pod_namespaces: BTreeSet<String> = BTreeSet::new();
     for (i, t) in targets.iter().enumerate() {
         let kind = t.resource.kind.as_str();
@@ -612,14 +655,22 @@ pub async fn wait(
         });
         deadlines.insert(i, (started + per).min(options.deadline));
         state.insert(i, Health::Pending("waiting for status".into()));
-        let ns = t.manifest.namespace().filter(|_| t.namespaced).map(str::to_owned);
+        let ns = t
+            .manifest
+            .namespace()
+            .filter(|_| t.namespaced)
+            .map(str::to_owned);
         if matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job")
             && let Some(ns) = &ns
         {
             pod_namespaces.insert(ns.clone());
         }
         watched
-            .entry((t.resource.api_version.clone(), t.resource.plural.clone(), ns))
+            .entry((
+                t.resource.api_version.clone(),
+                t.resource.plural.clone(),
+                ns,
+            ))
             .or_insert_with(|| (t.resource.clone(), Vec::new()))
             .1
             .push(i);
@@ -638,12 +689,23 @@ pub async fn wait(
             .map(|&i| (targets[i].manifest.name().to_owned(), i))
             .collect();
         let api = api_for(client, ar, ns.as_deref());
-        let what = format!("{} in {}", ar.plural, ns.as_deref().unwrap_or("the cluster"));
+        let what = format!(
+            "{} in {}",
+            ar.plural,
+            ns.as_deref().unwrap_or("the cluster")
+        );
         tasks.push(spawn_watch(api, tx.clone(), what, move |v, gone| {
-            let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             // Objects of the same type we do not track go nowhere.
             let i = names.get(name).copied().unwrap_or(usize::MAX);
-            if gone { Feed::Gone(i) } else { Feed::Object(i, v) }
+            if gone {
+                Feed::Gone(i)
+            } else {
+                Feed::Object(i, v)
+            }
         }));
     }
     let pod_ar = ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&());
@@ -875,16 +937,38 @@ mod tests {
     #[test]
     fn deployments_follow_kubectl_rollout_status() {
         // Stale status right after an apply is not success.
-        let stale = dep(2, json!({"observedGeneration":1,"replicas":3,"updatedReplicas":3,"availableReplicas":3}));
-        assert!(matches!(assess("Deployment", &stale), Health::Pending(m) if m.contains("generation 2")));
-        let rolling = dep(2, json!({"observedGeneration":2,"replicas":4,"updatedReplicas":3,"availableReplicas":3}));
-        assert!(matches!(assess("Deployment", &rolling), Health::Pending(m) if m.contains("old replicas")));
-        let unavailable = dep(2, json!({"observedGeneration":2,"replicas":3,"updatedReplicas":3,"availableReplicas":2}));
-        assert!(matches!(assess("Deployment", &unavailable), Health::Pending(_)));
-        let done = dep(2, json!({"observedGeneration":2,"replicas":3,"updatedReplicas":3,"availableReplicas":3}));
+        let stale = dep(
+            2,
+            json!({"observedGeneration":1,"replicas":3,"updatedReplicas":3,"availableReplicas":3}),
+        );
+        assert!(
+            matches!(assess("Deployment", &stale), Health::Pending(m) if m.contains("generation 2"))
+        );
+        let rolling = dep(
+            2,
+            json!({"observedGeneration":2,"replicas":4,"updatedReplicas":3,"availableReplicas":3}),
+        );
+        assert!(
+            matches!(assess("Deployment", &rolling), Health::Pending(m) if m.contains("old replicas"))
+        );
+        let unavailable = dep(
+            2,
+            json!({"observedGeneration":2,"replicas":3,"updatedReplicas":3,"availableReplicas":2}),
+        );
+        assert!(matches!(
+            assess("Deployment", &unavailable),
+            Health::Pending(_)
+        ));
+        let done = dep(
+            2,
+            json!({"observedGeneration":2,"replicas":3,"updatedReplicas":3,"availableReplicas":3}),
+        );
         assert_eq!(assess("Deployment", &done), Health::Ready);
-        let dead = dep(2, json!({"observedGeneration":2,"conditions":[{"type":"Progressing","status":"False",
-            "reason":"ProgressDeadlineExceeded","message":"ReplicaSet web-1 has timed out progressing."}]}));
+        let dead = dep(
+            2,
+            json!({"observedGeneration":2,"conditions":[{"type":"Progressing","status":"False",
+            "reason":"ProgressDeadlineExceeded","message":"ReplicaSet web-1 has timed out progressing."}]}),
+        );
         assert!(matches!(assess("Deployment", &dead), Health::Failed(_)));
     }
 
@@ -906,7 +990,10 @@ mod tests {
         assert!(matches!(assess("Service", &half), Health::Pending(_)));
         let ok = json!({"spec":{"type":"LoadBalancer"},"status":{"loadBalancer":{"ingress":[{"hostname":"a.elb.amazonaws.com"}]}}});
         assert_eq!(assess("Service", &ok), Health::Ready);
-        assert!(ready_when_present("Service", &json!({"spec":{"type":"ClusterIP"}})));
+        assert!(ready_when_present(
+            "Service",
+            &json!({"spec":{"type":"ClusterIP"}})
+        ));
     }
 
     #[test]
@@ -928,7 +1015,9 @@ mod tests {
         assert!(matches!(assess("Job", &failed), Health::Failed(_)));
         assert_eq!(assess("Widget", &json!({})), Health::Ready);
         let not_ready = json!({"status":{"conditions":[{"type":"Ready","status":"False","message":"syncing"}]}});
-        assert!(matches!(assess("Widget", &not_ready), Health::Pending(m) if m.contains("syncing")));
+        assert!(
+            matches!(assess("Widget", &not_ready), Health::Pending(m) if m.contains("syncing"))
+        );
         let crd = json!({"status":{"conditions":[{"type":"Established","status":"True"}]}});
         assert_eq!(assess("CustomResourceDefinition", &crd), Health::Ready);
     }

@@ -79,7 +79,11 @@ pub fn container_images(object: &Value, kind: &str) -> Vec<(String, String, Stri
         let ptr = format!("{spec_ptr}/{list}");
         if let Some(Value::Array(items)) = object.pointer(&ptr) {
             for (i, c) in items.iter().enumerate() {
-                let name = c.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+                let name = c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 if let Some(image) = c.get("image").and_then(Value::as_str) {
                     out.push((name, image.to_owned(), format!("{ptr}/{i}/image")));
                 }
@@ -211,18 +215,26 @@ mod tests {
         let mut ms = vec![deployment(&["shop/api:latest", "postgres:16"])];
         assert!(pin(&mut ms, &images, &pins).is_empty());
         assert_eq!(
-            ms[0].object.pointer("/spec/template/spec/containers/0/image"),
+            ms[0]
+                .object
+                .pointer("/spec/template/spec/containers/0/image"),
             Some(&json!("shop/api:abc123@sha256:00"))
         );
         assert_eq!(
-            ms[0].object.pointer("/spec/template/spec/containers/1/image"),
+            ms[0]
+                .object
+                .pointer("/spec/template/spec/containers/1/image"),
             Some(&json!("postgres:16"))
         );
     }
 
     #[test]
     fn unpinned_foreign_images_are_problems() {
-        let mut ms = vec![deployment(&["other/thing", "other/x:latest", "ok@sha256:1"])];
+        let mut ms = vec![deployment(&[
+            "other/thing",
+            "other/x:latest",
+            "ok@sha256:1",
+        ])];
         let problems = pin(&mut ms, &BTreeMap::new(), &[]);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].message.contains("not in [app.images]"));

@@ -8,8 +8,8 @@
 
 pub mod catalog;
 pub mod clock;
-pub mod config;
 pub mod cluster;
+pub mod config;
 pub mod engine;
 pub mod events;
 pub mod health;

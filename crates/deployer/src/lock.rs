@@ -23,7 +23,9 @@ use crate::events::{DeployEvent, EventSink};
 #[non_exhaustive]
 pub enum LockError {
     /// Another deploy holds it and waiting was not wanted, or the wait timed out.
-    #[error("another deploy holds the lock {lease}: {holder} (lease expires in {expires_in_secs}s unless renewed)")]
+    #[error(
+        "another deploy holds the lock {lease}: {holder} (lease expires in {expires_in_secs}s unless renewed)"
+    )]
     Busy {
         /// The lease.
         lease: String,
@@ -144,20 +146,31 @@ fn new_lease(name: &str, holder: &str, ttl: Duration, clock: &SharedClock) -> Le
     }
 }
 
-/// Takes the lock for `app` in `env` (lease in `namespace`), waiting while another holder
-/// keeps it alive if `options.wait`.
+/// Which lock, and who wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseId {
+    /// The namespace holding the lease.
+    pub namespace: String,
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// Who is deploying (CI run id, host, pid).
+    pub holder: String,
+}
+
+/// Takes the lock for `id.app` in `id.env`, waiting while another holder keeps it alive if
+/// `options.wait`.
 pub async fn acquire(
     client: &kube::Client,
-    namespace: &str,
-    app: &str,
-    env: &str,
-    holder: &str,
+    id: &LeaseId,
     options: &LockOptions,
     clock: SharedClock,
     sink: &dyn EventSink,
 ) -> Result<HeldLock, LockError> {
+    let (namespace, holder) = (id.namespace.as_str(), id.holder.as_str());
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let name = lease_name(app, env);
+    let name = lease_name(&id.app, &id.env);
     let shown = format!("{namespace}/{name}");
     let api_err = |what: &'static str| {
         let lease = shown.clone();
@@ -172,9 +185,13 @@ pub async fn acquire(
     loop {
         let existing = api.get_opt(&name).await.map_err(api_err("read"))?;
         let attempt = match &existing {
-            None => api
-                .create(&PostParams::default(), &new_lease(&name, holder, options.ttl, &clock))
-                .await,
+            None => {
+                api.create(
+                    &PostParams::default(),
+                    &new_lease(&name, holder, options.ttl, &clock),
+                )
+                .await
+            }
             Some(lease) => {
                 let current = lease
                     .spec
@@ -199,7 +216,9 @@ pub async fn acquire(
                             announced = Some(current);
                         }
                         // Renewals come every third of the TTL; expiry at the latest after `left`.
-                        let nap = left.min(Duration::from_millis(500)).max(Duration::from_millis(100));
+                        let nap = left
+                            .min(Duration::from_millis(500))
+                            .max(Duration::from_millis(100));
                         tokio::time::sleep(nap).await;
                         continue;
                     }
@@ -217,7 +236,15 @@ pub async fn acquire(
                 sink.emit(DeployEvent::LockAcquired {
                     lease: shown.clone(),
                 });
-                return Ok(start_renewing(api, name, namespace, holder, options.ttl, clock, lease));
+                return Ok(start_renewing(
+                    api,
+                    name,
+                    namespace,
+                    holder,
+                    options.ttl,
+                    clock,
+                    lease,
+                ));
             }
             // Someone else won the race: look again.
             Err(kube::Error::Api(s)) if matches!(s.code, 409) => {
@@ -237,10 +264,17 @@ fn start_renewing(
     clock: SharedClock,
     lease: Lease,
 ) -> HeldLock {
-    let rv = Arc::new(std::sync::Mutex::new(lease.metadata.resource_version.clone()));
+    let rv = Arc::new(std::sync::Mutex::new(
+        lease.metadata.resource_version.clone(),
+    ));
     let (lost_tx, lost_rx) = watch::channel(false);
     let renewer = {
-        let (api, name, rv, holder) = (api.clone(), name.clone(), Arc::clone(&rv), holder.to_owned());
+        let (api, name, rv, holder) = (
+            api.clone(),
+            name.clone(),
+            Arc::clone(&rv),
+            holder.to_owned(),
+        );
         tokio::spawn(async move {
             let every = (ttl / 3).max(Duration::from_millis(200));
             let mut last_ok = tokio::time::Instant::now();

@@ -131,7 +131,10 @@ impl Manifest {
 
     /// `kind`, or "".
     pub fn kind(&self) -> &str {
-        self.object.get("kind").and_then(Value::as_str).unwrap_or("")
+        self.object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// `metadata.name`, or "".
@@ -187,36 +190,8 @@ pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Shows a path relative to `base` when it lies under it (for messages).
 pub fn shown_path(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base).map_or_else(|_| path.to_owned(), Path::to_owned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn keys_ignore_the_version() {
-        let a = ObjectKey::of(&json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"x"}}));
-        let b = ObjectKey::of(&json!({"apiVersion":"apps/v1beta2","kind":"Deployment","metadata":{"name":"web","namespace":"x"}}));
-        assert_eq!(a, b);
-        assert_eq!(a.unwrap().to_string(), "Deployment x/web");
-        assert_eq!(group_of("v1"), "");
-        assert_eq!(version_of("networking.k8s.io/v1"), "v1");
-    }
-
-    #[test]
-    fn sources_read_well() {
-        assert_eq!(Source::document("k8s/a.yaml", 1).to_string(), "k8s/a.yaml");
-        assert_eq!(
-            Source::document("k8s/a.yaml", 3).to_string(),
-            "k8s/a.yaml (document 3)"
-        );
-        assert_eq!(
-            Source::generated("k/kustomization.yaml", "configMapGenerator app").to_string(),
-            "k/kustomization.yaml (configMapGenerator app)"
-        );
-    }
+    path.strip_prefix(base)
+        .map_or_else(|_| path.to_owned(), Path::to_owned)
 }
 
 /// Where the pod spec sits in an object of `kind`, as a JSON pointer, for the kinds that run
@@ -225,7 +200,11 @@ pub fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "Pod" => "/spec",
         "PodTemplate" => "/template/spec",
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job"
+        "Deployment"
+        | "ReplicaSet"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "Job"
         | "ReplicationController" => "/spec/template/spec",
         "CronJob" => "/spec/jobTemplate/spec/template/spec",
         _ => return None,
@@ -261,4 +240,37 @@ pub fn is_cluster_scoped_kind(kind: &str) -> bool {
             | "FlowSchema"
             | "PriorityLevelConfiguration"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_ignore_the_version() {
+        let a = ObjectKey::of(
+            &json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"x"}}),
+        );
+        let b = ObjectKey::of(
+            &json!({"apiVersion":"apps/v1beta2","kind":"Deployment","metadata":{"name":"web","namespace":"x"}}),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.unwrap().to_string(), "Deployment x/web");
+        assert_eq!(group_of("v1"), "");
+        assert_eq!(version_of("networking.k8s.io/v1"), "v1");
+    }
+
+    #[test]
+    fn sources_read_well() {
+        assert_eq!(Source::document("k8s/a.yaml", 1).to_string(), "k8s/a.yaml");
+        assert_eq!(
+            Source::document("k8s/a.yaml", 3).to_string(),
+            "k8s/a.yaml (document 3)"
+        );
+        assert_eq!(
+            Source::generated("k/kustomization.yaml", "configMapGenerator app").to_string(),
+            "k/kustomization.yaml (configMapGenerator app)"
+        );
+    }
 }

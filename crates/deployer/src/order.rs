@@ -29,12 +29,28 @@ pub fn phase(m: &Manifest) -> u8 {
     match m.kind() {
         "CustomResourceDefinition" => 0,
         "Namespace" => 1,
-        "ServiceAccount" | "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
-        | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "PersistentVolume"
-        | "ResourceQuota" | "LimitRange" | "StorageClass" | "PriorityClass" | "IngressClass" => 2,
+        "ServiceAccount"
+        | "Role"
+        | "ClusterRole"
+        | "RoleBinding"
+        | "ClusterRoleBinding"
+        | "ConfigMap"
+        | "Secret"
+        | "PersistentVolumeClaim"
+        | "PersistentVolume"
+        | "ResourceQuota"
+        | "LimitRange"
+        | "StorageClass"
+        | "PriorityClass"
+        | "IngressClass" => 2,
         "Job" if is_pre_deploy(m) => 3,
-        "Service" | "Ingress" | "HorizontalPodAutoscaler" | "PodDisruptionBudget"
-        | "NetworkPolicy" | "Endpoints" | "EndpointSlice" => 5,
+        "Service"
+        | "Ingress"
+        | "HorizontalPodAutoscaler"
+        | "PodDisruptionBudget"
+        | "NetworkPolicy"
+        | "Endpoints"
+        | "EndpointSlice" => 5,
         _ => 4,
     }
 }

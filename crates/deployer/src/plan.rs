@@ -41,7 +41,11 @@ impl Target {
 
     /// An API handle for this object's resource and namespace.
     pub fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
-        api_for(client, &self.resource, self.manifest.namespace().filter(|_| self.namespaced))
+        api_for(
+            client,
+            &self.resource,
+            self.manifest.namespace().filter(|_| self.namespaced),
+        )
     }
 }
 
@@ -104,7 +108,10 @@ fn strip_server_fields(v: &mut Value) {
         ] {
             meta.remove(k);
         }
-        if meta.get("annotations").is_some_and(|a| a.as_object().is_some_and(Map::is_empty)) {
+        if meta
+            .get("annotations")
+            .is_some_and(|a| a.as_object().is_some_and(Map::is_empty))
+        {
             meta.remove("annotations");
         }
     }
@@ -188,7 +195,11 @@ pub async fn plan_one(
             source,
         },
     };
-    let live = api.get_opt(name).await.map_err(api_err)?.map(|o| to_value(&o));
+    let live = api
+        .get_opt(name)
+        .await
+        .map_err(api_err)?
+        .map(|o| to_value(&o));
     let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
     params.force = force;
     let planned = api
@@ -282,10 +293,15 @@ mod tests {
 
     #[test]
     fn secret_values_never_reach_a_diff() {
-        let before = json!({"kind":"Secret","metadata":{"name":"s"},"data":{"password":"aHVudGVyMg=="}});
-        let after = json!({"kind":"Secret","metadata":{"name":"s"},"data":{"password":"c3dvcmRmaXNo"}});
+        let before =
+            json!({"kind":"Secret","metadata":{"name":"s"},"data":{"password":"aHVudGVyMg=="}});
+        let after =
+            json!({"kind":"Secret","metadata":{"name":"s"},"data":{"password":"c3dvcmRmaXNo"}});
         let d = object_diff(Some(&before), Some(&after));
         assert!(d.contains("password"), "{d}");
-        assert!(!d.contains("aHVudGVyMg") && !d.contains("c3dvcmRmaXNo"), "{d}");
+        assert!(
+            !d.contains("aHVudGVyMg") && !d.contains("c3dvcmRmaXNo"),
+            "{d}"
+        );
     }
 }

@@ -124,7 +124,9 @@ pub enum RecordError {
         message: String,
     },
     /// A record would be larger than a Secret may be.
-    #[error("the release is {size} bytes compressed; a release record holds at most {max} (split the app, or drop large generated data)")]
+    #[error(
+        "the release is {size} bytes compressed; a release record holds at most {max} (split the app, or drop large generated data)"
+    )]
     TooLarge {
         /// The compressed size.
         size: usize,
@@ -204,7 +206,11 @@ impl RecordStore {
     /// Every record, oldest first.
     pub async fn list(&self) -> Result<Vec<Release>, RecordError> {
         let selector = format!("ferry.dev/app={},ferry.dev/env={}", self.app, self.env);
-        let list = match self.api.list(&ListParams::default().labels(&selector)).await {
+        let list = match self
+            .api
+            .list(&ListParams::default().labels(&selector))
+            .await
+        {
             Ok(l) => l,
             // No namespace yet: no history yet.
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
@@ -230,9 +236,15 @@ impl RecordStore {
         let labels = BTreeMap::from([
             ("ferry.dev/app".to_owned(), self.app.clone()),
             ("ferry.dev/env".to_owned(), self.env.clone()),
-            ("ferry.dev/revision".to_owned(), release.revision.to_string()),
+            (
+                "ferry.dev/revision".to_owned(),
+                release.revision.to_string(),
+            ),
             ("ferry.dev/status".to_owned(), release.status.to_string()),
-            ("app.kubernetes.io/managed-by".to_owned(), "ferry".to_owned()),
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                "ferry".to_owned(),
+            ),
         ]);
         Ok(Secret {
             metadata: ObjectMeta {
@@ -344,7 +356,10 @@ mod tests {
         let bytes = encode(&r).unwrap();
         assert_eq!(decode("x", &bytes).unwrap(), r);
         assert!(decode("x", b"not gzip").is_err());
-        assert_eq!(record_name("shop", "dev", 3), "ferry.release.v1.shop.dev.v3");
+        assert_eq!(
+            record_name("shop", "dev", 3),
+            "ferry.release.v1.shop.dev.v3"
+        );
     }
 
     #[test]

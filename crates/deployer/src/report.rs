@@ -82,9 +82,14 @@ pub async fn build(
     pods: &[Value],
     since: k8s_openapi::jiff::Timestamp,
 ) -> FailureReport {
-    let ns = object.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let ns = object
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
     // The workload's pods that are doomed (or, failing that, not ready), with their owners.
-    let workload_uid = workload.and_then(|w| str_at(w, "/metadata/uid")).map(str::to_owned);
+    let workload_uid = workload
+        .and_then(|w| str_at(w, "/metadata/uid"))
+        .map(str::to_owned);
     let mut owner_uids: BTreeSet<String> = workload_uid.iter().cloned().collect();
     let related: Vec<&Value> = pods
         .iter()
@@ -130,7 +135,12 @@ pub async fn build(
         if let Some(n) = str_at(p, "/metadata/name") {
             names.insert(n.to_owned());
         }
-        for r in p.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {
+        for r in p
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = r.get("name").and_then(Value::as_str) {
                 names.insert(n.to_owned());
             }
@@ -170,7 +180,11 @@ pub async fn build(
 
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mut logs = Vec::new();
-    for p in related.iter().filter(|p| doomed_reason(p).is_some()).take(3) {
+    for p in related
+        .iter()
+        .filter(|p| doomed_reason(p).is_some())
+        .take(3)
+    {
         let pod_name = str_at(p, "/metadata/name").unwrap_or("").to_owned();
         for cs in p
             .pointer("/status/containerStatuses")
@@ -178,9 +192,16 @@ pub async fn build(
             .into_iter()
             .flatten()
         {
-            let container = cs.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            let container = cs
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let waiting = str_at(cs, "/state/waiting/reason").unwrap_or("");
-            if waiting.contains("ImagePull") || waiting == "ErrImagePull" || waiting == "InvalidImageName" {
+            if waiting.contains("ImagePull")
+                || waiting == "ErrImagePull"
+                || waiting == "InvalidImageName"
+            {
                 continue; // never started: no logs, the events say why
             }
             let restarts = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);

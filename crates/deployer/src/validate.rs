@@ -74,8 +74,7 @@ fn is_label_value(s: &str) -> bool {
         || (s.len() <= 63
             && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
 }
 
@@ -112,7 +111,9 @@ pub fn check_offline(manifests: &[Manifest]) -> Vec<Problem> {
             None => out.push(p("missing `kind`".into())),
         }
         let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {
-            out.push(p("missing `metadata` (a mapping with at least `name`)".into()));
+            out.push(p(
+                "missing `metadata` (a mapping with at least `name`)".into()
+            ));
             continue;
         };
         match meta.get("name") {
@@ -209,9 +210,15 @@ fn check_kind_shape(m: &Manifest, out: &mut Vec<Problem>) {
                             format!("container name `{name}` is not a DNS label"),
                         ));
                     } else if !names.insert(name.to_owned()) {
-                        out.push(Problem::of(m, format!("container `{name}` is listed twice")));
+                        out.push(Problem::of(
+                            m,
+                            format!("container `{name}` is listed twice"),
+                        ));
                     }
-                    if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    if c.get("image")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
                         out.push(Problem::of(m, format!("container `{name}` has no `image`")));
                     }
                 }
@@ -244,7 +251,10 @@ fn check_kind_shape(m: &Manifest, out: &mut Vec<Problem>) {
         }
     }
     if kind == "Service" {
-        let ty = o.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+        let ty = o
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
         if ty != "ExternalName" {
             match o.pointer("/spec/ports") {
                 Some(Value::Array(ps)) if !ps.is_empty() => {
@@ -258,10 +268,15 @@ fn check_kind_shape(m: &Manifest, out: &mut Vec<Problem>) {
                 _ => out.push(Problem::of(m, "a Service needs `spec.ports`")),
             }
         }
-        if !matches!(ty, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
+        if !matches!(
+            ty,
+            "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+        ) {
             out.push(Problem::of(
                 m,
-                format!("spec.type `{ty}` is not ClusterIP, NodePort, LoadBalancer or ExternalName"),
+                format!(
+                    "spec.type `{ty}` is not ClusterIP, NodePort, LoadBalancer or ExternalName"
+                ),
             ));
         }
     }
@@ -393,23 +408,58 @@ fn pod_references(m: &Manifest) -> Vec<Reference> {
         false,
         "serviceAccountName".into(),
     );
-    for (i, s) in spec["imagePullSecrets"].as_array().into_iter().flatten().enumerate() {
-        add("Secret", s["name"].as_str(), false, format!("imagePullSecrets[{i}]"));
+    for (i, s) in spec["imagePullSecrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        add(
+            "Secret",
+            s["name"].as_str(),
+            false,
+            format!("imagePullSecrets[{i}]"),
+        );
     }
     for v in spec["volumes"].as_array().into_iter().flatten() {
         let vname = v["name"].as_str().unwrap_or("?");
         if let Some(cm) = v.get("configMap") {
-            add("ConfigMap", cm["name"].as_str(), optional(cm), format!("volume {vname}"));
+            add(
+                "ConfigMap",
+                cm["name"].as_str(),
+                optional(cm),
+                format!("volume {vname}"),
+            );
         }
         if let Some(s) = v.get("secret") {
-            add("Secret", s["secretName"].as_str(), optional(s), format!("volume {vname}"));
+            add(
+                "Secret",
+                s["secretName"].as_str(),
+                optional(s),
+                format!("volume {vname}"),
+            );
         }
-        for src in v.pointer("/projected/sources").and_then(Value::as_array).into_iter().flatten() {
+        for src in v
+            .pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(cm) = src.get("configMap") {
-                add("ConfigMap", cm["name"].as_str(), optional(cm), format!("volume {vname}"));
+                add(
+                    "ConfigMap",
+                    cm["name"].as_str(),
+                    optional(cm),
+                    format!("volume {vname}"),
+                );
             }
             if let Some(s) = src.get("secret") {
-                add("Secret", s["name"].as_str(), optional(s), format!("volume {vname}"));
+                add(
+                    "Secret",
+                    s["name"].as_str(),
+                    optional(s),
+                    format!("volume {vname}"),
+                );
             }
         }
     }
@@ -418,19 +468,39 @@ fn pod_references(m: &Manifest) -> Vec<Reference> {
             let cname = c["name"].as_str().unwrap_or("?");
             for e in c["envFrom"].as_array().into_iter().flatten() {
                 if let Some(r) = e.get("configMapRef") {
-                    add("ConfigMap", r["name"].as_str(), optional(r), format!("container {cname} envFrom"));
+                    add(
+                        "ConfigMap",
+                        r["name"].as_str(),
+                        optional(r),
+                        format!("container {cname} envFrom"),
+                    );
                 }
                 if let Some(r) = e.get("secretRef") {
-                    add("Secret", r["name"].as_str(), optional(r), format!("container {cname} envFrom"));
+                    add(
+                        "Secret",
+                        r["name"].as_str(),
+                        optional(r),
+                        format!("container {cname} envFrom"),
+                    );
                 }
             }
             for e in c["env"].as_array().into_iter().flatten() {
                 let ename = e["name"].as_str().unwrap_or("?");
                 if let Some(r) = e.pointer("/valueFrom/configMapKeyRef") {
-                    add("ConfigMap", r["name"].as_str(), optional(r), format!("container {cname} env {ename}"));
+                    add(
+                        "ConfigMap",
+                        r["name"].as_str(),
+                        optional(r),
+                        format!("container {cname} env {ename}"),
+                    );
                 }
                 if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
-                    add("Secret", r["name"].as_str(), optional(r), format!("container {cname} env {ename}"));
+                    add(
+                        "Secret",
+                        r["name"].as_str(),
+                        optional(r),
+                        format!("container {cname} env {ename}"),
+                    );
                 }
             }
         }
@@ -501,11 +571,18 @@ pub async fn check_cluster(
                         false
                     } else {
                         let ar = match r.kind {
-                            "ConfigMap" => ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
-                            "Secret" => ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
-                            _ => ApiResource::erase::<k8s_openapi::api::core::v1::ServiceAccount>(&()),
+                            "ConfigMap" => {
+                                ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
+                            }
+                            "Secret" => {
+                                ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&())
+                            }
+                            _ => {
+                                ApiResource::erase::<k8s_openapi::api::core::v1::ServiceAccount>(&())
+                            }
                         };
-                        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &r.namespace, &ar);
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(client.clone(), &r.namespace, &ar);
                         api.get_metadata_opt(&r.name).await?.is_some()
                     };
                     checked.insert(key, e);
@@ -555,10 +632,24 @@ mod tests {
             "metadata":{"name":"Web_1"},"spec":{"selector":{"matchLabels":{"app":"web"}},
             "template":{"metadata":{"labels":{"app":"other"}},"spec":{"containers":[{"name":"web"}]}}}}))]);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert!(text.iter().all(|t| t.starts_with("k8s/app.yaml (document 2): Deployment Web_1: ")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("not a valid object name")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("has no `image`")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("does not match the pod template")), "{text:?}");
+        assert!(
+            text.iter()
+                .all(|t| t.starts_with("k8s/app.yaml (document 2): Deployment Web_1: ")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("not a valid object name")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("has no `image`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("does not match the pod template")),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -571,11 +662,23 @@ mod tests {
 
     #[test]
     fn references_are_found() {
-        let d = m(json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w","namespace":"x"},
+        let d = m(
+            json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w","namespace":"x"},
             "spec":{"template":{"spec":{"serviceAccountName":"sa","containers":[{"name":"c","image":"i:1",
             "envFrom":[{"configMapRef":{"name":"cm"}},{"secretRef":{"name":"opt","optional":true}}],
-            "env":[{"name":"P","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]}]}}}}));
-        let refs: Vec<(&str, String)> = pod_references(&d).into_iter().map(|r| (r.kind, r.name)).collect();
-        assert_eq!(refs, [("ServiceAccount", "sa".to_owned()), ("ConfigMap", "cm".to_owned()), ("Secret", "s".to_owned())]);
+            "env":[{"name":"P","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]}]}}}}),
+        );
+        let refs: Vec<(&str, String)> = pod_references(&d)
+            .into_iter()
+            .map(|r| (r.kind, r.name))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("ServiceAccount", "sa".to_owned()),
+                ("ConfigMap", "cm".to_owned()),
+                ("Secret", "s".to_owned())
+            ]
+        );
     }
 }

@@ -49,12 +49,11 @@ impl KubeconfigProvider {
 impl ClusterProvider for KubeconfigProvider {
     async fn client(&self) -> Result<kube::Client, ClusterError> {
         let shown = self.path.display().to_string();
-        let kubeconfig = Kubeconfig::read_from(&self.path).map_err(|source| {
-            ClusterError::Kubeconfig {
+        let kubeconfig =
+            Kubeconfig::read_from(&self.path).map_err(|source| ClusterError::Kubeconfig {
                 path: shown.clone(),
                 source,
-            }
-        })?;
+            })?;
         let options = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()

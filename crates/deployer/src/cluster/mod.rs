@@ -26,6 +26,8 @@ mod cloud;
 mod eks;
 mod incluster;
 mod kubeconfig;
+#[cfg(feature = "sim")]
+mod sim;
 
 #[cfg(feature = "aks")]
 pub use aks::AksProvider;
@@ -35,6 +37,8 @@ pub use cloud::ClusterEndpoint;
 pub use eks::EksProvider;
 pub use incluster::InClusterProvider;
 pub use kubeconfig::KubeconfigProvider;
+#[cfg(feature = "sim")]
+pub use sim::SimProvider;
 
 /// A source of clients for one cluster.
 #[async_trait::async_trait]
@@ -187,7 +191,9 @@ pub struct AksClusterConfig {
 #[non_exhaustive]
 pub enum ClusterError {
     /// The provider is known but this build of ferry does not include it.
-    #[error("cluster provider `{provider}` is not built into this ferry (enable cargo feature `{feature}`)")]
+    #[error(
+        "cluster provider `{provider}` is not built into this ferry (enable cargo feature `{feature}`)"
+    )]
     NotBuilt {
         /// The provider's name.
         provider: &'static str,

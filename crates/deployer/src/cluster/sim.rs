@@ -23,9 +23,9 @@ use tokio::sync::Mutex;
 use super::{ClusterError, ClusterProvider, SimOptions, client_from_config};
 
 /// How long the host waits after the last request of another client before stopping.
-pub const LINGER_IDLE: Duration = Duration::from_secs(15);
+pub(crate) const LINGER_IDLE: Duration = Duration::from_secs(15);
 /// The longest the host keeps serving other clients after its own command ended.
-pub const LINGER_MAX: Duration = Duration::from_secs(1800);
+pub(crate) const LINGER_MAX: Duration = Duration::from_secs(1800);
 
 enum Running {
     Hosted(ferry_sim::SimHandle),
@@ -40,7 +40,9 @@ pub struct SimProvider {
 
 impl std::fmt::Debug for SimProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimProvider").field("options", &self.options).finish()
+        f.debug_struct("SimProvider")
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -63,7 +65,10 @@ impl SimProvider {
 
     /// The kubeconfig written next to the state file while a process hosts the simulator.
     pub fn kubeconfig_path(state: &Path) -> PathBuf {
-        let mut name = state.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = state
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".kubeconfig");
         state.with_file_name(name)
     }
@@ -79,8 +84,10 @@ impl SimProvider {
             })?;
         }
         let mut config = match &self.options.config {
-            Some(path) => ferry_sim::SimConfig::load(path)
-                .map_err(sim_err(format!("cannot load simulator config {}", path.display())))?,
+            Some(path) => ferry_sim::SimConfig::load(path).map_err(sim_err(format!(
+                "cannot load simulator config {}",
+                path.display()
+            )))?,
             None => ferry_sim::SimConfig::default(),
         };
         if let Some(speed) = self.options.speed {
@@ -100,7 +107,10 @@ impl SimProvider {
                 Ok(handle) => {
                     handle
                         .write_kubeconfig(&kubeconfig_file)
-                        .map_err(sim_err(format!("cannot write {}", kubeconfig_file.display())))?;
+                        .map_err(sim_err(format!(
+                            "cannot write {}",
+                            kubeconfig_file.display()
+                        )))?;
                     let yaml = handle.kubeconfig_yaml();
                     return Ok((Running::Hosted(handle), yaml));
                 }
@@ -134,14 +144,21 @@ impl SimProvider {
     }
 
     async fn client_for(&self, yaml: &str) -> Result<kube::Client, ClusterError> {
-        let shown = Self::kubeconfig_path(&self.options.state).display().to_string();
-        let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|source| ClusterError::Kubeconfig {
-            path: shown.clone(),
-            source,
-        })?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|source| ClusterError::Kubeconfig { path: shown, source })?;
+        let shown = Self::kubeconfig_path(&self.options.state)
+            .display()
+            .to_string();
+        let kubeconfig =
+            Kubeconfig::from_yaml(yaml).map_err(|source| ClusterError::Kubeconfig {
+                path: shown.clone(),
+                source,
+            })?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|source| ClusterError::Kubeconfig {
+                    path: shown,
+                    source,
+                })?;
         client_from_config(config, self.options.user_agent.as_deref(), &self.describe())
     }
 }
@@ -169,23 +186,34 @@ impl ClusterProvider for SimProvider {
         let Running::Hosted(handle) = running else {
             return Ok(());
         };
-        // Keep serving while other processes use this cluster.
+        // Keep serving while other processes use this cluster: linger until no request from
+        // another client has arrived for LINGER_IDLE.
         let own = self.options.user_agent.clone().unwrap_or_default();
-        let started = tokio::time::Instant::now();
-        loop {
-            let now = tokio::time::Instant::now();
-            let busy = handle
-                .request_log()
+        let others = |h: &ferry_sim::SimHandle| {
+            h.request_log()
                 .iter()
-                .rev()
-                .take(500)
-                .any(|r| r.user_agent != own && r.age() < LINGER_IDLE);
-            if !busy || now.duration_since(started) > LINGER_MAX {
-                break;
+                .filter(|r| r.user_agent != own)
+                .map(|r| r.seq)
+                .max()
+                .unwrap_or(0)
+        };
+        let started = tokio::time::Instant::now();
+        let mut seen = others(&handle);
+        let mut last_activity = tokio::time::Instant::now();
+        if seen > 0 {
+            while started.elapsed() < LINGER_MAX && last_activity.elapsed() < LINGER_IDLE {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let now_seen = others(&handle);
+                if now_seen > seen {
+                    seen = now_seen;
+                    last_activity = tokio::time::Instant::now();
+                }
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let _ = std::fs::remove_file(Self::kubeconfig_path(&self.options.state));
-        handle.shutdown().await.map_err(sim_err("cannot stop the simulated cluster"))
+        handle
+            .shutdown()
+            .await
+            .map_err(sim_err("cannot stop the simulated cluster"))
     }
 }

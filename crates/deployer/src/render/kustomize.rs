@@ -222,7 +222,9 @@ struct Res {
 
 impl Res {
     fn new(obj: Value, source: Source) -> Self {
-        let name = str_at(&obj, "/metadata/name").unwrap_or_default().to_owned();
+        let name = str_at(&obj, "/metadata/name")
+            .unwrap_or_default()
+            .to_owned();
         let ns = str_at(&obj, "/metadata/namespace").map(str::to_owned);
         Res {
             obj,
@@ -250,7 +252,11 @@ impl Res {
     }
 
     fn set_name(&mut self, name: String) {
-        set_at(&mut self.obj, &["metadata", "name"], Value::String(name.clone()));
+        set_at(
+            &mut self.obj,
+            &["metadata", "name"],
+            Value::String(name.clone()),
+        );
         if self.names.last() != Some(&name) {
             self.names.push(name);
         }
@@ -330,7 +336,12 @@ fn normalise(path: &Path) -> PathBuf {
 
 /// A file a kustomization reads (patch, generator input, plain resource) must lie in or below
 /// the kustomization's directory, as kustomize's default load restrictor requires.
-fn restricted_file(dir: &Path, kfile: &Path, rel: &str, what: &str) -> Result<PathBuf, RenderError> {
+fn restricted_file(
+    dir: &Path,
+    kfile: &Path,
+    rel: &str,
+    what: &str,
+) -> Result<PathBuf, RenderError> {
     let joined = normalise(&dir.join(rel));
     let root = normalise(dir);
     if !joined.starts_with(&root) {
@@ -382,9 +393,8 @@ fn load_kustomization(kfile: &Path) -> Result<Kustomization, RenderError> {
             }
         }
     }
-    let k: Kustomization = serde_json::from_value(value).map_err(|e| {
-        RenderError::kustomization(kfile, format!("invalid kustomization: {e}"))
-    })?;
+    let k: Kustomization = serde_json::from_value(value)
+        .map_err(|e| RenderError::kustomization(kfile, format!("invalid kustomization: {e}")))?;
     if let Some(kind) = &k.kind
         && kind != "Kustomization"
     {
@@ -393,7 +403,12 @@ fn load_kustomization(kfile: &Path) -> Result<Kustomization, RenderError> {
             format!("kind is `{kind}`; a kustomization file has kind Kustomization"),
         ));
     }
-    let _ = (&k.api_version, &k.metadata, &k.build_metadata, &k.sort_options);
+    let _ = (
+        &k.api_version,
+        &k.metadata,
+        &k.build_metadata,
+        &k.sort_options,
+    );
     Ok(k)
 }
 
@@ -625,9 +640,15 @@ fn generate(
     defaults: &GeneratorOptions,
     secret: bool,
 ) -> Result<(), RenderError> {
-    let gen_kind = if secret { "secretGenerator" } else { "configMapGenerator" };
+    let gen_kind = if secret {
+        "secretGenerator"
+    } else {
+        "configMapGenerator"
+    };
     let kind = if secret { "Secret" } else { "ConfigMap" };
-    let err = |message: String| RenderError::kustomization(kfile, format!("{gen_kind} {}: {message}", g.name));
+    let err = |message: String| {
+        RenderError::kustomization(kfile, format!("{gen_kind} {}: {message}", g.name))
+    };
     let mut data: BTreeMap<String, DataValue> = BTreeMap::new();
     let mut put = |key: String, value: DataValue| -> Result<(), RenderError> {
         if !valid_data_key(&key) {
@@ -850,11 +871,17 @@ pub fn content_hash(obj: &Value) -> String {
         obj.get("data").cloned().unwrap_or_else(|| json!({})),
     );
     if kind == "ConfigMap" {
-        if let Some(bd) = obj.get("binaryData").filter(|v| v.as_object().is_some_and(|m| !m.is_empty())) {
+        if let Some(bd) = obj
+            .get("binaryData")
+            .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+        {
             fields.insert("binaryData", bd.clone());
         }
     } else {
-        fields.insert("type", obj.get("type").cloned().unwrap_or_else(|| json!("")));
+        fields.insert(
+            "type",
+            obj.get("type").cloned().unwrap_or_else(|| json!("")),
+        );
     }
     if obj.get("immutable") == Some(&Value::Bool(true)) {
         fields.insert("immutable", json!(true));
@@ -939,10 +966,11 @@ fn add_hash_suffixes(acc: &mut [Res]) {
 
 /// The documents of a patch given as a file path or inline text, and a label for messages.
 fn patch_docs(dir: &Path, kfile: &Path, spec: &str) -> Result<(Vec<Value>, String), RenderError> {
-    let looks_inline = spec.contains('\n') || spec.trim_start().starts_with('{') || spec.contains(": ");
+    let looks_inline =
+        spec.contains('\n') || spec.trim_start().starts_with('{') || spec.contains(": ");
     if looks_inline {
         let docs = parse_values(kfile, spec)?;
-        return Ok((docs, format!("inline patch in {}", kfile.display())));
+        return Ok((docs, "inline patch".to_owned()));
     }
     let file = restricted_file(dir, kfile, spec, "patch")?;
     let text = read_text(&file)?;
@@ -963,10 +991,7 @@ fn apply_patch_spec(
             let text = read_text(&file)?;
             (parse_values(&file, &text)?, file.display().to_string())
         }
-        (None, Some(inline)) => (
-            parse_values(kfile, inline)?,
-            format!("inline patch in {}", kfile.display()),
-        ),
+        (None, Some(inline)) => (parse_values(kfile, inline)?, "inline patch".to_owned()),
         (Some(_), Some(_)) => {
             return Err(RenderError::kustomization(
                 kfile,
@@ -1086,7 +1111,8 @@ fn apply_smp_untargeted(
                 && group_of(r.api_version()) == group
                 && r.had_name(name)
                 && ns.is_none_or(|ns| {
-                    r.namespace() == Some(ns) || r.namespaces.iter().any(|n| n.as_deref() == Some(ns))
+                    r.namespace() == Some(ns)
+                        || r.namespaces.iter().any(|n| n.as_deref() == Some(ns))
                 })
         })
         .map(|(i, _)| i)
@@ -1247,9 +1273,8 @@ fn parse_selector(text: &str, kfile: &Path) -> Result<Vec<Requirement>, RenderEr
     }
     parts.push(cur);
     for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-        let bad = || {
-            RenderError::kustomization(kfile, format!("invalid selector requirement `{part}`"))
-        };
+        let bad =
+            || RenderError::kustomization(kfile, format!("invalid selector requirement `{part}`"));
         let set = |rest: &str| -> Option<Vec<String>> {
             let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
             Some(inner.split(',').map(|s| s.trim().to_owned()).collect())
@@ -1266,7 +1291,10 @@ fn parse_selector(text: &str, kfile: &Path) -> Result<Vec<Requirement>, RenderEr
             Requirement::In(k.trim().to_owned(), set(rest).ok_or_else(bad)?)
         } else if let Some(k) = part.strip_prefix('!') {
             Requirement::NotExists(k.trim().to_owned())
-        } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+        } else if part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
             Requirement::Exists(part.to_owned())
         } else {
             return Err(bad());
@@ -1313,16 +1341,29 @@ fn apply_namespace(acc: &mut [Res], ns: &str) {
 fn selector_paths(kind: &str) -> &'static [(&'static str, bool)] {
     match kind {
         "Service" | "ReplicationController" => &[("spec/selector", true)],
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => {
-            &[
-                ("spec/selector/matchLabels", true),
-                ("spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels", false),
-                ("spec/template/spec/affinity/podAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels", false),
-                ("spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels", false),
-                ("spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels", false),
-                ("spec/template/spec/topologySpreadConstraints/labelSelector/matchLabels", false),
-            ]
-        }
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => &[
+            ("spec/selector/matchLabels", true),
+            (
+                "spec/template/spec/affinity/podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
+                false,
+            ),
+            (
+                "spec/template/spec/affinity/podAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
+                false,
+            ),
+            (
+                "spec/template/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
+                false,
+            ),
+            (
+                "spec/template/spec/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
+                false,
+            ),
+            (
+                "spec/template/spec/topologySpreadConstraints/labelSelector/matchLabels",
+                false,
+            ),
+        ],
         "Job" | "PodDisruptionBudget" => &[("spec/selector/matchLabels", false)],
         "CronJob" => &[("spec/jobTemplate/spec/selector/matchLabels", false)],
         "NetworkPolicy" => &[
@@ -1353,7 +1394,11 @@ fn template_label_paths(kind: &str) -> &'static [&'static str] {
 
 fn template_annotation_paths(kind: &str) -> &'static [&'static str] {
     match kind {
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job"
+        "Deployment"
+        | "ReplicaSet"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "Job"
         | "ReplicationController" => &["spec/template/metadata/annotations"],
         "CronJob" => &[
             "spec/jobTemplate/metadata/annotations",
@@ -1444,8 +1489,10 @@ fn set_images(obj: &mut Value, spec: &ImageSpec) {
     match obj {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                if matches!(k.as_str(), "containers" | "initContainers" | "ephemeralContainers")
-                    && let Value::Array(items) = v
+                if matches!(
+                    k.as_str(),
+                    "containers" | "initContainers" | "ephemeralContainers"
+                ) && let Value::Array(items) = v
                 {
                     for c in items.iter_mut() {
                         if let Some(Value::String(image)) = c.get_mut("image") {
@@ -1497,42 +1544,173 @@ struct RefField {
 }
 
 const POD_REFS: &[RefField] = &[
-    RefField { target_kind: "ConfigMap", path: &["volumes", "*", "configMap", "name"] },
-    RefField { target_kind: "ConfigMap", path: &["volumes", "*", "projected", "sources", "*", "configMap", "name"] },
-    RefField { target_kind: "ConfigMap", path: &["containers", "*", "env", "*", "valueFrom", "configMapKeyRef", "name"] },
-    RefField { target_kind: "ConfigMap", path: &["initContainers", "*", "env", "*", "valueFrom", "configMapKeyRef", "name"] },
-    RefField { target_kind: "ConfigMap", path: &["containers", "*", "envFrom", "*", "configMapRef", "name"] },
-    RefField { target_kind: "ConfigMap", path: &["initContainers", "*", "envFrom", "*", "configMapRef", "name"] },
-    RefField { target_kind: "Secret", path: &["volumes", "*", "secret", "secretName"] },
-    RefField { target_kind: "Secret", path: &["volumes", "*", "projected", "sources", "*", "secret", "name"] },
-    RefField { target_kind: "Secret", path: &["containers", "*", "env", "*", "valueFrom", "secretKeyRef", "name"] },
-    RefField { target_kind: "Secret", path: &["initContainers", "*", "env", "*", "valueFrom", "secretKeyRef", "name"] },
-    RefField { target_kind: "Secret", path: &["containers", "*", "envFrom", "*", "secretRef", "name"] },
-    RefField { target_kind: "Secret", path: &["initContainers", "*", "envFrom", "*", "secretRef", "name"] },
-    RefField { target_kind: "Secret", path: &["imagePullSecrets", "*", "name"] },
-    RefField { target_kind: "ServiceAccount", path: &["serviceAccountName"] },
-    RefField { target_kind: "PersistentVolumeClaim", path: &["volumes", "*", "persistentVolumeClaim", "claimName"] },
-    RefField { target_kind: "PriorityClass", path: &["priorityClassName"] },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &["volumes", "*", "configMap", "name"],
+    },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &[
+            "volumes",
+            "*",
+            "projected",
+            "sources",
+            "*",
+            "configMap",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &[
+            "containers",
+            "*",
+            "env",
+            "*",
+            "valueFrom",
+            "configMapKeyRef",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &[
+            "initContainers",
+            "*",
+            "env",
+            "*",
+            "valueFrom",
+            "configMapKeyRef",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &["containers", "*", "envFrom", "*", "configMapRef", "name"],
+    },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &[
+            "initContainers",
+            "*",
+            "envFrom",
+            "*",
+            "configMapRef",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &["volumes", "*", "secret", "secretName"],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &[
+            "volumes",
+            "*",
+            "projected",
+            "sources",
+            "*",
+            "secret",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &[
+            "containers",
+            "*",
+            "env",
+            "*",
+            "valueFrom",
+            "secretKeyRef",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &[
+            "initContainers",
+            "*",
+            "env",
+            "*",
+            "valueFrom",
+            "secretKeyRef",
+            "name",
+        ],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &["containers", "*", "envFrom", "*", "secretRef", "name"],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &["initContainers", "*", "envFrom", "*", "secretRef", "name"],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &["imagePullSecrets", "*", "name"],
+    },
+    RefField {
+        target_kind: "ServiceAccount",
+        path: &["serviceAccountName"],
+    },
+    RefField {
+        target_kind: "PersistentVolumeClaim",
+        path: &["volumes", "*", "persistentVolumeClaim", "claimName"],
+    },
+    RefField {
+        target_kind: "PriorityClass",
+        path: &["priorityClassName"],
+    },
 ];
 
 fn other_refs(kind: &str) -> &'static [RefField] {
     match kind {
         "Ingress" => &[
-            RefField { target_kind: "Service", path: &["spec", "rules", "*", "http", "paths", "*", "backend", "service", "name"] },
-            RefField { target_kind: "Service", path: &["spec", "defaultBackend", "service", "name"] },
-            RefField { target_kind: "Secret", path: &["spec", "tls", "*", "secretName"] },
-            RefField { target_kind: "IngressClass", path: &["spec", "ingressClassName"] },
+            RefField {
+                target_kind: "Service",
+                path: &[
+                    "spec", "rules", "*", "http", "paths", "*", "backend", "service", "name",
+                ],
+            },
+            RefField {
+                target_kind: "Service",
+                path: &["spec", "defaultBackend", "service", "name"],
+            },
+            RefField {
+                target_kind: "Secret",
+                path: &["spec", "tls", "*", "secretName"],
+            },
+            RefField {
+                target_kind: "IngressClass",
+                path: &["spec", "ingressClassName"],
+            },
         ],
-        "StatefulSet" => &[RefField { target_kind: "Service", path: &["spec", "serviceName"] }],
-        "ServiceAccount" => &[RefField { target_kind: "Secret", path: &["imagePullSecrets", "*", "name"] }],
-        "PersistentVolumeClaim" => &[RefField { target_kind: "StorageClass", path: &["spec", "storageClassName"] }],
+        "StatefulSet" => &[RefField {
+            target_kind: "Service",
+            path: &["spec", "serviceName"],
+        }],
+        "ServiceAccount" => &[RefField {
+            target_kind: "Secret",
+            path: &["imagePullSecrets", "*", "name"],
+        }],
+        "PersistentVolumeClaim" => &[RefField {
+            target_kind: "StorageClass",
+            path: &["spec", "storageClassName"],
+        }],
         _ => &[],
     }
 }
 
 /// The current name of the object of `kind` that once was called `old`, preferring one in
 /// `namespace`.
-fn renamed(snapshot: &[(String, Vec<String>, Option<String>, String)], kind: &str, old: &str, namespace: Option<&str>) -> Option<String> {
+fn renamed(
+    snapshot: &[(String, Vec<String>, Option<String>, String)],
+    kind: &str,
+    old: &str,
+    namespace: Option<&str>,
+) -> Option<String> {
     let candidates: Vec<&(String, Vec<String>, Option<String>, String)> = snapshot
         .iter()
         .filter(|(k, names, _, _)| k == kind && names.iter().any(|n| n == old))
@@ -1540,7 +1718,13 @@ fn renamed(snapshot: &[(String, Vec<String>, Option<String>, String)], kind: &st
     let pick = candidates
         .iter()
         .find(|(_, _, ns, _)| ns.as_deref() == namespace || is_cluster_scoped_kind(kind))
-        .or_else(|| if candidates.len() == 1 { candidates.first() } else { None })?;
+        .or_else(|| {
+            if candidates.len() == 1 {
+                candidates.first()
+            } else {
+                None
+            }
+        })?;
     Some(pick.3.clone())
 }
 
@@ -1584,15 +1768,21 @@ fn fix_references(acc: &mut [Res]) {
             && let Some(spec) = r.obj.pointer_mut(pointer)
         {
             for f in POD_REFS {
-                rewrite_at(spec, f.path, &|old| renamed(&snapshot, f.target_kind, old, ns));
+                rewrite_at(spec, f.path, &|old| {
+                    renamed(&snapshot, f.target_kind, old, ns)
+                });
             }
         }
         for f in other_refs(&kind) {
-            rewrite_at(&mut r.obj, f.path, &|old| renamed(&snapshot, f.target_kind, old, ns));
+            rewrite_at(&mut r.obj, f.path, &|old| {
+                renamed(&snapshot, f.target_kind, old, ns)
+            });
         }
         match kind.as_str() {
             "HorizontalPodAutoscaler" => {
-                let target_kind = str_at(&r.obj, "/spec/scaleTargetRef/kind").unwrap_or("").to_owned();
+                let target_kind = str_at(&r.obj, "/spec/scaleTargetRef/kind")
+                    .unwrap_or("")
+                    .to_owned();
                 if let Some(name) = r.obj.pointer_mut("/spec/scaleTargetRef/name")
                     && let Some(old) = name.as_str()
                     && let Some(new) = renamed(&snapshot, &target_kind, old, ns)
@@ -1613,12 +1803,19 @@ fn fix_references(acc: &mut [Res]) {
                         if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
                             continue;
                         }
-                        let old = s.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
-                        let sns = s.get("namespace").and_then(Value::as_str).map(str::to_owned);
+                        let old = s
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned();
+                        let sns = s
+                            .get("namespace")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
                         let hits: Vec<_> = snapshot
                             .iter()
                             .filter(|(k, names, _, _)| {
-                                k == "ServiceAccount" && names.iter().any(|n| *n == old)
+                                k == "ServiceAccount" && names.contains(&old)
                             })
                             .collect();
                         // The one in the subject's namespace, else the only one.
@@ -1663,12 +1860,19 @@ mod tests {
             split_image("localhost:5000/a/b:t@sha256:00"),
             ("localhost:5000/a/b", Some("t"), Some("sha256:00"))
         );
-        assert_eq!(split_image("localhost:5000/a"), ("localhost:5000/a", None, None));
+        assert_eq!(
+            split_image("localhost:5000/a"),
+            ("localhost:5000/a", None, None)
+        );
     }
 
     #[test]
     fn selectors_parse() {
-        let reqs = parse_selector("app=web,tier!=db,env in (dev, prod),!legacy", Path::new("k")).unwrap();
+        let reqs = parse_selector(
+            "app=web,tier!=db,env in (dev, prod),!legacy",
+            Path::new("k"),
+        )
+        .unwrap();
         assert_eq!(reqs.len(), 4);
         let labels = json!({"app":"web","env":"dev"});
         assert!(reqs.iter().all(|r| r.matches(Some(&labels))));

@@ -86,7 +86,8 @@ impl RenderError {
 }
 
 /// The file names kustomize recognises, in the order it looks for them.
-pub const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// The kustomization file in `dir`, if there is one.
 pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
@@ -257,9 +258,7 @@ pub fn parse_values(path: &Path, text: &str) -> Result<Vec<Value>, RenderError> 
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let value = Value::deserialize(doc).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map_or((0, 0), |l| (l.line(), l.column()));
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             RenderError::Parse {
                 path: shown.clone(),
                 line,
@@ -319,6 +318,9 @@ mod tests {
     #[test]
     fn scalars_are_not_objects() {
         let err = parse_documents(Path::new("s.yaml"), "just a string\n").unwrap_err();
-        assert!(err.to_string().contains("expected a Kubernetes object"), "{err}");
+        assert!(
+            err.to_string().contains("expected a Kubernetes object"),
+            "{err}"
+        );
     }
 }

@@ -21,7 +21,12 @@ fn merge_key(field: &str, kind: &str, parent: &str) -> Option<&'static str> {
         "topologySpreadConstraints" => "topologyKey",
         // Service ports merge by port; container ports by containerPort.
         "ports" if kind == "Service" && parent == "spec" => "port",
-        "ports" if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") => {
+        "ports"
+            if matches!(
+                parent,
+                "containers" | "initContainers" | "ephemeralContainers"
+            ) =>
+        {
             "containerPort"
         }
         _ => return None,
@@ -92,12 +97,10 @@ fn merge_map(t: &mut Map<String, Value>, p: &Map<String, Value>, kind: &str, par
         }
         match t.get_mut(k) {
             Some(tv) => match (tv, pv) {
-                (Value::Array(ta), Value::Array(pa)) => {
-                    match merge_key(k, kind, parent) {
-                        Some(key) => merge_list(ta, pa, key, kind, k),
-                        None => *ta = pa.iter().map(clean).collect(),
-                    }
-                }
+                (Value::Array(ta), Value::Array(pa)) => match merge_key(k, kind, parent) {
+                    Some(key) => merge_list(ta, pa, key, kind, k),
+                    None => *ta = pa.iter().map(clean).collect(),
+                },
                 (tv @ Value::Object(_), Value::Object(_)) => merge_value(tv, pv, kind, k),
                 (tv, pv) => *tv = clean(pv),
             },
@@ -193,7 +196,12 @@ mod tests {
         let mut d = json!({"env":[{"name":"A"},{"name":"B","value":"1"},{"name":"C"}]});
         let p = json!({"env":[{"name":"B","value":"2"},{"name":"D"}]});
         strategic_merge(&mut d, &p, "Pod");
-        let names: Vec<&str> = d["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = d["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["B", "D", "A", "C"]);
     }
 }

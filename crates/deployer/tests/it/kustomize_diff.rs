@@ -16,7 +16,12 @@ fn kubectl() -> String {
 }
 
 fn sort_key(v: &Value) -> String {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     format!(
         "{}|{}|{}|{}",
         s("/apiVersion"),

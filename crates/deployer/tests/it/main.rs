@@ -1,3 +1,4 @@
 //! ferry-deployer's integration tests (one binary, modules by subject).
 
+mod engine;
 mod kustomize_diff;

@@ -1,0 +1,96 @@
+//! The engine against an in-process ferry-sim: a seed-shaped release deploys, becomes healthy
+//! and prints its load balancer; the same release again writes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ferry_deployer::clock::FnClock;
+use ferry_deployer::engine::{Engine, Outcome, ReleaseInput, Settings};
+use ferry_deployer::events::Collect;
+use ferry_deployer::images;
+
+async fn sim(speed: f64) -> (ferry_sim::SimHandle, kube::Client) {
+    let sim = ferry_sim::Sim::builder()
+        .config(ferry_sim::SimConfig {
+            speed,
+            ..ferry_sim::SimConfig::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    (sim, kube::Client::try_from(config).unwrap())
+}
+
+fn clock() -> ferry_deployer::clock::SharedClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "lease times in a test against a live simulator"
+    )]
+    Arc::new(FnClock(std::time::SystemTime::now))
+}
+
+async fn release(dir: &Path, tag: &str) -> ReleaseInput {
+    let images = BTreeMap::from([
+        (
+            "web".to_owned(),
+            "cloudtolocalllm/cloudtolocalllm-web".to_owned(),
+        ),
+        (
+            "api".to_owned(),
+            "cloudtolocalllm/cloudtolocalllm-api".to_owned(),
+        ),
+    ]);
+    let mut manifests = ferry_deployer::render::render(dir).unwrap();
+    let (pins, _) = images::resolve(&images, tag, None).await;
+    assert!(images::pin(&mut manifests, &images, &pins).is_empty());
+    ReleaseInput {
+        manifests,
+        tag: Some(tag.to_owned()),
+        commit: None,
+        images: pins,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_release_deploys_then_redeploys_without_writes() {
+    let (sim, client) = sim(20.0).await;
+    let dir = ferry_testkit::workspace_root().join("examples/cloudtolocalllm/k8s");
+    let mut settings = Settings::new("cloudtolocalllm", "test", "engine test");
+    settings.namespace = "cloudtolocalllm".into();
+    let events = Arc::new(Collect::default());
+    let engine = Engine::new(client.clone(), settings.clone(), clock(), events.clone());
+    let outcome = engine.deploy(release(&dir, "abc1234").await).await.unwrap();
+    let Outcome::Deployed {
+        revision,
+        unchanged,
+        load_balancers,
+    } = outcome
+    else {
+        panic!("{outcome:?}\n{:#?}", events.events())
+    };
+    assert_eq!((revision, unchanged), (1, false));
+    assert_eq!(load_balancers.len(), 1, "{load_balancers:?}");
+    assert!(!load_balancers[0].1.is_empty(), "{load_balancers:?}");
+
+    let before = sim.metrics().total_writes();
+    let engine = Engine::new(client, settings, clock(), Arc::new(Collect::default()));
+    let outcome = engine.deploy(release(&dir, "abc1234").await).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Deployed {
+                revision: 1,
+                unchanged: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(sim.metrics().total_writes(), before);
+    sim.shutdown().await.unwrap();
+}
