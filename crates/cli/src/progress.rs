@@ -283,10 +283,10 @@ impl EventSink for Progress {
             DeployEvent::Planned { create, update, unchanged, prune } => self.line(&format!(
                 "ferry: plan: {create} to create, {update} to update, {unchanged} unchanged, {prune} to prune"
             )),
-            DeployEvent::Applied { object, action } => {
-                if action != Action::Unchanged && self.mode != Mode::Terminal {
-                    self.line(&format!("{action} {object}"));
-                }
+            DeployEvent::Applied { object, action }
+                if action != Action::Unchanged && self.mode != Mode::Terminal =>
+            {
+                self.line(&format!("{action} {object}"));
             }
             DeployEvent::Resource { object, state, message } => {
                 // Objects ready as soon as they exist get a line only in plain/CI logs.

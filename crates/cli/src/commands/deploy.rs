@@ -3,6 +3,7 @@
 //! Also the parts `diff`, `rollback`, `history` and `status` share: loading an environment and
 //! turning engine errors into exit codes.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,9 +104,15 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
         .map(Path::to_owned)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    let provider =
-        crate::providers::provider_for(&cluster, &args.env, &base, env, &user_agent(&holder))
-            .map_err(cluster_failure)?;
+    let provider = crate::providers::provider_for(
+        &cluster,
+        env_cfg.auth.as_ref(),
+        &args.env,
+        &base,
+        env,
+        &user_agent(&holder),
+    )
+    .map_err(cluster_failure)?;
     Ok(EnvContext {
         env_name: args.env.clone(),
         cfg,
@@ -122,19 +129,22 @@ pub(crate) fn cluster_failure(e: ClusterError) -> Failure {
         ClusterError::NotBuilt { .. } | ClusterError::NotConfigured { .. } => Exit::InvalidInput,
         _ => Exit::Failure,
     };
-    Failure::new(exit, miette::Report::from_err(e))
+    // EKS/AKS providers fail with ferry-auth errors inside: their exit code and help win.
+    crate::commands::auth::chain_failure(e, exit)
 }
 
+/// Prints every problem on its own unwrapped line (so file names stay whole for people and
+/// for grep), and returns the one-line summary to report.
 fn problems_report(problems: &[Problem]) -> miette::Report {
-    let mut text = format!(
-        "the release is invalid ({} problem{}); nothing was changed:",
+    let mut err = anstream::stderr().lock();
+    for p in problems {
+        let _ = writeln!(err, "error: {p}");
+    }
+    miette::miette!(
+        "the release is invalid ({} problem{}); nothing was changed",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
-    );
-    for p in problems {
-        text.push_str(&format!("\n  - {p}"));
-    }
-    miette::miette!("{text}")
+    )
 }
 
 /// The exit code and report of an engine error.
@@ -384,6 +394,62 @@ async fn deploy(
     let engine = Engine::new(client, settings, clock(), progress.clone());
     let outcome = engine.deploy(input).await.map_err(deploy_failure)?;
     Ok(finish(&outcome, &progress, &ctx.env_name))
+}
+
+/// The manifest problems `ferry validate` reports for `envs` (offline: rendering, required
+/// fields, names, labels, workload shapes, image pins). Environments without a `cluster` or
+/// `deploy` table are skipped; environments sharing manifests are checked once.
+pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Problem> {
+    let base = cfg
+        .path
+        .parent()
+        .map(Path::to_owned)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for name in envs {
+        let Some(env_cfg) = cfg.config.env.get(name) else {
+            continue;
+        };
+        if env_cfg.cluster.is_none() && env_cfg.deploy.is_none() {
+            continue;
+        }
+        let path = base.join(env_cfg.deploy.clone().unwrap_or_default().manifests_path());
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let mut manifests = match ferry_deployer::render::render(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                out.push(Problem {
+                    at: format!("env.{name}.deploy.manifests"),
+                    object: String::new(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        out.extend(ferry_deployer::validate::check_offline(&manifests));
+        for p in images::pin(&mut manifests, &cfg.config.app.images, &[]) {
+            out.push(Problem {
+                at: manifests[p.index].source.to_string(),
+                object: format!(
+                    "{} {} container {}",
+                    manifests[p.index].kind(),
+                    manifests[p.index].name(),
+                    p.container
+                ),
+                message: p.message,
+            });
+        }
+    }
+    out
+}
+
+/// `ferry validate`'s failure for manifest problems.
+pub(crate) fn manifests_failure(problems: &[Problem]) -> Failure {
+    Failure::new(Exit::InvalidInput, problems_report(problems))
 }
 
 #[cfg(test)]

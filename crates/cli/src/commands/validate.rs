@@ -34,6 +34,10 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
     if !problems.is_empty() {
         return Err(problems_failure(&cfg, problems));
     }
+    let manifest_problems = crate::commands::deploy::check_manifests(&cfg, &names);
+    if !manifest_problems.is_empty() {
+        return Err(crate::commands::deploy::manifests_failure(&manifest_problems));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
