@@ -116,10 +116,10 @@ pub(crate) fn server_side_apply(
     for entry in entries.iter_mut().filter(|e| !is_own(e)) {
         entry.set = entry.set.difference(&removed);
     }
-    let object_changed = merged != base;
     match entries.iter_mut().find(|e| is_own(e)) {
         Some(own) => {
-            if own.set != config_set || object_changed || own.api_version != req.api_version {
+            // a changed object moves the time too: decided after defaulting, in the write pipeline
+            if own.set != config_set || own.api_version != req.api_version {
                 own.time = Some(req.now.to_owned());
             }
             own.set = config_set;

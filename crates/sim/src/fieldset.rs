@@ -680,10 +680,7 @@ mod tests {
         let (changed, removed) = walker().diff(Some(&old), Some(&new));
         assert_eq!(
             changed.paths(),
-            vec![
-                ".metadata.labels".to_owned(),
-                ".spec.template.spec.containers[name=\"web\"].image".to_owned()
-            ]
+            vec![".spec.template.spec.containers[name=\"web\"].image".to_owned()]
         );
         assert_eq!(removed.paths(), vec![".metadata.labels.app".to_owned()]);
     }

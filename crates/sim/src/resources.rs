@@ -558,21 +558,6 @@ impl Registry {
             .map(|&i| Arc::clone(&self.types[i]))
     }
 
-    /// The storage type (the one objects are kept at) of a group and resource.
-    pub(crate) fn storage(&self, gr: &GroupResource) -> Option<Arc<ResourceType>> {
-        self.types
-            .iter()
-            .find(|rt| {
-                rt.group == gr.group
-                    && rt.plural == gr.resource
-                    && rt
-                        .crd
-                        .as_ref()
-                        .is_none_or(|crd| crd.storage_version == rt.version)
-            })
-            .cloned()
-    }
-
     pub(crate) fn builtin_type(&self, builtin: Builtin) -> Arc<ResourceType> {
         self.types
             .iter()
@@ -760,9 +745,5 @@ mod tests {
                 .lookup("example.com", "v1beta1", "widgets")
                 .is_some()
         );
-        let storage = registry
-            .storage(&GroupResource::new("example.com", "widgets"))
-            .unwrap();
-        assert_eq!(storage.version, "v1");
     }
 }

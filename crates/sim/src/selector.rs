@@ -88,10 +88,6 @@ impl LabelSelector {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.requirements.is_empty() && !self.nothing
-    }
-
     pub(crate) fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
         if self.nothing {
             return false;
@@ -248,18 +244,6 @@ impl FieldSelector {
         Ok(FieldSelector { terms })
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.terms.is_empty()
-    }
-
-    /// The value `metadata.name=` asks for, if the selector names one object.
-    pub(crate) fn name(&self) -> Option<&str> {
-        self.terms
-            .iter()
-            .find(|(f, eq, _)| *eq && f == "metadata.name")
-            .map(|(_, _, v)| v.as_str())
-    }
-
     /// Fields are looked up by their dotted path in the object; a missing field is the empty
     /// string (as the API server's field label conversions do for unset values).
     pub(crate) fn matches(&self, object: &Value) -> bool {
@@ -307,7 +291,11 @@ mod tests {
         ])));
         assert!(!s.matches_labels(&labels(&[("app", "web"), ("env", "qa"), ("team", "a")])));
         assert!(!s.matches_labels(&labels(&[("app", "web"), ("env", "dev")])));
-        assert!(LabelSelector::parse("").unwrap().is_empty());
+        assert!(
+            LabelSelector::parse("")
+                .unwrap()
+                .matches_labels(&labels(&[]))
+        );
         assert!(LabelSelector::parse("a in b").is_err());
     }
 
@@ -328,7 +316,6 @@ mod tests {
         let f =
             FieldSelector::parse("metadata.name=x,involvedObject.kind=Pod,status.phase!=Failed")
                 .unwrap();
-        assert_eq!(f.name(), Some("x"));
         assert!(f.matches(&json!({"metadata": {"name": "x"}, "involvedObject": {"kind": "Pod"}})));
         assert!(!f.matches(&json!({"metadata": {"name": "x"}, "involvedObject": {"kind": "Pod"}, "status": {"phase": "Failed"}})));
         assert!(FieldSelector::parse("nonsense").is_err());

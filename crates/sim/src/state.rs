@@ -613,7 +613,19 @@ impl State {
         validate::validate_update(rt, old, &new)?;
         let now = self.now_text();
         match managed {
-            Some(entries) => ManagedEntry::store_all(&mut new, entries),
+            Some(mut entries) => {
+                // an apply that changed the object stamps its manager's entry
+                if without_managed_fields(old) != without_managed_fields(&new) {
+                    for entry in entries.iter_mut().filter(|e| {
+                        e.is_apply()
+                            && e.manager == opts.manager
+                            && e.subresource == opts.subresource
+                    }) {
+                        entry.time = Some(now.clone());
+                    }
+                }
+                ManagedEntry::store_all(&mut new, entries);
+            }
             None => {
                 let mut entries = ManagedEntry::parse_all(old);
                 let mut walker = Walker::new(Self::shape(rt));
@@ -994,7 +1006,10 @@ impl State {
         let mut marked = (*old).clone();
         if !already_deleting {
             let grace = pod_grace.unwrap_or(0);
-            let at = self.now.saturating_add(jiff::SignedDuration::from_secs(grace)).unwrap_or(self.now);
+            let at = self
+                .now
+                .saturating_add(jiff::SignedDuration::from_secs(grace))
+                .unwrap_or(self.now);
             marked["metadata"]["deletionTimestamp"] = Value::String(format_time(at));
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         }

@@ -189,10 +189,6 @@ impl Store {
             .flat_map(|(gr, table)| table.objects.values().map(move |o| (gr, o)))
     }
 
-    pub(crate) fn types(&self) -> impl Iterator<Item = &GroupResource> {
-        self.tables.keys()
-    }
-
     pub(crate) fn by_uid(&self, uid: &str) -> Option<&ObjRef> {
         self.uids.get(uid)
     }

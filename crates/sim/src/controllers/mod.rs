@@ -7,8 +7,6 @@
 //! the stored objects (status timestamps, annotations, owner references), so a restored state
 //! file continues where it stopped.
 
-use std::sync::Arc;
-
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -45,10 +43,6 @@ pub(crate) struct Wake {
 impl Wake {
     pub(crate) fn at(&mut self, t: Timestamp) {
         self.next = Some(self.next.map_or(t, |n| n.min(t)));
-    }
-
-    pub(crate) fn after(&mut self, now: Timestamp, d: SignedDuration) {
-        self.at(now.saturating_add(d).unwrap_or(now));
     }
 }
 
@@ -434,11 +428,6 @@ pub(crate) fn pod_from_template(
         "metadata": meta,
         "spec": template["spec"],
     })
-}
-
-/// Shared handle on a built-in type.
-pub(crate) fn rt(state: &State, builtin: Builtin) -> Arc<ResourceType> {
-    state.builtin(builtin)
 }
 
 #[cfg(test)]

@@ -54,7 +54,10 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         }
         // Terminating: after a moment (a real namespace controller first rediscovers every
         // resource type), delete everything in it, then the namespace itself.
-        let since = ns["metadata"]["deletionTimestamp"].as_str().and_then(crate::clock::parse_time).unwrap_or(state.now);
+        let since = ns["metadata"]["deletionTimestamp"]
+            .as_str()
+            .and_then(crate::clock::parse_time)
+            .unwrap_or(state.now);
         let due = since.saturating_add(CLEANUP_DELAY).unwrap_or(since);
         if due > state.now {
             wake.at(due);

@@ -895,15 +895,30 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
 
 /// A pod being deleted stops within a second (or its grace period, if shorter), then the
 /// kubelet removes it.
-fn terminate(state: &mut State, pods: &std::sync::Arc<crate::resources::ResourceType>, pod: &Obj, wake: &mut Wake) -> bool {
-    if pod["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()) {
+fn terminate(
+    state: &mut State,
+    pods: &std::sync::Arc<crate::resources::ResourceType>,
+    pod: &Obj,
+    wake: &mut Wake,
+) -> bool {
+    if pod["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
+    {
         return false;
     }
-    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
-    let Some(deadline) = pod["metadata"]["deletionTimestamp"].as_str().and_then(parse_time) else {
+    let grace = pod["metadata"]["deletionGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(0);
+    let Some(deadline) = pod["metadata"]["deletionTimestamp"]
+        .as_str()
+        .and_then(parse_time)
+    else {
         return false;
     };
-    let requested = deadline.saturating_sub(SignedDuration::from_secs(grace)).unwrap_or(deadline);
+    let requested = deadline
+        .saturating_sub(SignedDuration::from_secs(grace))
+        .unwrap_or(deadline);
     let due = add(requested, SignedDuration::from_secs(grace.min(1)));
     if due > state.now {
         wake.at(due);
@@ -920,7 +935,12 @@ fn terminate(state: &mut State, pods: &std::sync::Arc<crate::resources::Resource
         ..crate::state::DeleteOpts::default()
     };
     state
-        .delete(pods, meta_str(pod, "namespace"), meta_str(pod, "name"), &opts)
+        .delete(
+            pods,
+            meta_str(pod, "namespace"),
+            meta_str(pod, "name"),
+            &opts,
+        )
         .is_ok_and(|d| d.wrote)
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
@@ -214,24 +214,38 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let mut body = request.into_body();
+    let mut collected = Vec::new();
+    let mut too_large = declared.is_some_and(|n| n > limit as u64);
+    // An oversized body is still read (up to a bound) before the 413, so the client gets the
+    // answer instead of a broken pipe.
+    let mut drained: usize = 0;
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|err| ApiError::bad_request(format!("cannot read the request body: {err}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if too_large {
+            drained += data.len();
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+            continue;
+        }
+        if collected.len() + data.len() > limit {
+            too_large = true;
+            drained = collected.len() + data.len();
+            collected = Vec::new();
+            continue;
+        }
+        collected.extend_from_slice(&data);
+    }
+    if too_large {
         return Err(ApiError::too_large(limit));
     }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) => {
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(ApiError::too_large(limit))
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "cannot read the request body: {err}"
-                )))
-            }
-        }
-    }
+    Ok(Bytes::from(collected))
 }
 
 /// A list of objects as its `XxxList` (built-in list items carry no apiVersion/kind, as the

@@ -218,10 +218,15 @@ pub(crate) fn aggregated(registry: &Registry, core: bool) -> Value {
         let versions: Vec<Value> = versions
             .iter()
             .map(|v| {
-                let mut types: Vec<&std::sync::Arc<ResourceType>> =
-                    registry.all().filter(|rt| rt.group == group && rt.version == *v).collect();
+                let mut types: Vec<&std::sync::Arc<ResourceType>> = registry
+                    .all()
+                    .filter(|rt| rt.group == group && rt.version == *v)
+                    .collect();
                 types.sort_by(|a, b| a.plural.cmp(&b.plural));
-                let resources: Vec<Value> = types.into_iter().map(|rt| aggregated_resource(rt)).collect();
+                let resources: Vec<Value> = types
+                    .into_iter()
+                    .map(|rt| aggregated_resource(rt))
+                    .collect();
                 json!({"version": v, "resources": resources, "freshness": "Current"})
             })
             .collect();

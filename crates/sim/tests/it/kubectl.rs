@@ -1,0 +1,344 @@
+//! The acceptance scenario with the real kubectl as the client: apply a multi-document app
+//! server-side, get and describe it, roll out, update, fail, undo, diff, watch, delete.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use ferry_sim::{ImageBehaviour, ImageRule, SimConfig};
+
+use crate::support::{Cluster, fast, fixture, kubectl_bin, text};
+
+fn config() -> SimConfig {
+    SimConfig {
+        images: vec![ImageRule::new("*:broken", ImageBehaviour::PullForever)],
+        ..fast()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_drives_an_app_through_its_life() {
+    let cluster = Cluster::start(config()).await;
+    let app = fixture("app.yaml");
+    let app = app.to_str().unwrap();
+
+    // apply --server-side of every kind in the app
+    let applied = cluster.kubectl_ok(&["apply", "--server-side", "-f", app]);
+    for line in [
+        "namespace/shop serverside-applied",
+        "configmap/web-config serverside-applied",
+        "secret/web-secret serverside-applied",
+        "deployment.apps/web serverside-applied",
+        "service/web serverside-applied",
+        "ingress.networking.k8s.io/web serverside-applied",
+        "horizontalpodautoscaler.autoscaling/web serverside-applied",
+        "poddisruptionbudget.policy/web serverside-applied",
+        "networkpolicy.networking.k8s.io/web serverside-applied",
+    ] {
+        assert!(applied.contains(line), "missing {line:?} in:\n{applied}");
+    }
+
+    // rollout status
+    let status = cluster.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "shop",
+        "--timeout=60s",
+    ]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+
+    // get: the columns a real cluster prints
+    let deployments = cluster.kubectl_ok(&["get", "deployments", "-n", "shop"]);
+    let header: Vec<&str> = deployments
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert!(
+        deployments.lines().nth(1).unwrap().starts_with("web"),
+        "{deployments}"
+    );
+    assert!(deployments.contains("3/3"), "{deployments}");
+    let pods = cluster.kubectl_ok(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "wide"]);
+    assert_eq!(
+        pods.lines().filter(|l| l.contains("Running")).count(),
+        3,
+        "{pods}"
+    );
+    assert!(pods.contains("sim-node-"), "{pods}");
+    let all = cluster.kubectl_ok(&["get", "cm,secret,ing,hpa,pdb,netpol", "-n", "shop"]);
+    for name in [
+        "configmap/web-config",
+        "secret/web-secret",
+        "ingress.networking.k8s.io/web",
+        "horizontalpodautoscaler.autoscaling/web",
+        "poddisruptionbudget.policy/web",
+        "networkpolicy.networking.k8s.io/web",
+    ] {
+        assert!(all.contains(name), "missing {name} in:\n{all}");
+    }
+    // the LoadBalancer Service gets a hostname after the (virtual) delay
+    let hostname = cluster.kubectl_until(
+        &[
+            "get",
+            "service",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].hostname}",
+        ],
+        |out| out.ends_with(".elb.us-east-1.amazonaws.com"),
+    );
+    assert!(hostname.starts_with("k8s-shop-web-"), "{hostname}");
+    let services = cluster.kubectl_ok(&["get", "service", "web", "-n", "shop"]);
+    assert!(
+        services.contains("LoadBalancer") && services.contains(&hostname),
+        "{services}"
+    );
+
+    // describe, with events
+    let described = cluster.kubectl_ok(&["describe", "deployment", "web", "-n", "shop"]);
+    for needle in [
+        "Replicas:               3 desired | 3 updated | 3 total | 3 available | 0 unavailable",
+        "StrategyType:           RollingUpdate",
+        "Progressing    True    NewReplicaSetAvailable",
+        "ScalingReplicaSet",
+    ] {
+        assert!(
+            described.contains(needle),
+            "missing {needle:?} in:\n{described}"
+        );
+    }
+    let pod_description = cluster.kubectl_ok(&["describe", "pods", "-n", "shop", "-l", "app=web"]);
+    assert!(
+        pod_description.contains("Successfully assigned shop/web-"),
+        "{pod_description}"
+    );
+    assert!(
+        pod_description.contains("Started container web"),
+        "{pod_description}"
+    );
+
+    // diff --server-side: nothing to change, then a change
+    let same = cluster.kubectl(&["diff", "--server-side", "-f", app]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    let changed_app = cluster.dir.path().join("changed.yaml");
+    std::fs::write(
+        &changed_app,
+        std::fs::read_to_string(app)
+            .unwrap()
+            .replace("LOG_LEVEL: info", "LOG_LEVEL: debug"),
+    )
+    .unwrap();
+    let diff = cluster.kubectl(&["diff", "--server-side", "-f", changed_app.to_str().unwrap()]);
+    assert_eq!(diff.status.code(), Some(1), "{}", text(&diff));
+    assert!(
+        text(&diff).contains("+  LOG_LEVEL: debug"),
+        "{}",
+        text(&diff)
+    );
+    assert!(
+        text(&diff).contains("-  LOG_LEVEL: info"),
+        "{}",
+        text(&diff)
+    );
+
+    // set image, then rollout status
+    cluster.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=nginx:1.28",
+        "-n",
+        "shop",
+    ]);
+    let status = cluster.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "shop",
+        "--timeout=60s",
+    ]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let replica_sets = cluster.kubectl_ok(&["get", "replicasets", "-n", "shop", "-o", "name"]);
+    assert_eq!(replica_sets.lines().count(), 2, "{replica_sets}");
+
+    // an image that never pulls: the rollout fails on its progress deadline
+    cluster.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=nginx:broken",
+        "-n",
+        "shop",
+    ]);
+    let failed = cluster.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "shop",
+        "--timeout=60s",
+    ]);
+    assert!(!failed.status.success(), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("exceeded its progress deadline"),
+        "{}",
+        text(&failed)
+    );
+    let pods = cluster.kubectl_ok(&["get", "pods", "-n", "shop"]);
+    assert!(
+        pods.contains("ImagePullBackOff") || pods.contains("ErrImagePull"),
+        "{pods}"
+    );
+    let conditions = cluster.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+    ]);
+    assert_eq!(conditions, "ProgressDeadlineExceeded");
+    // the old pods kept serving (maxUnavailable 25% of 3 rounds down to 0)
+    assert!(
+        pods.lines()
+            .filter(|l| l.contains("1/1") && l.contains("Running"))
+            .count()
+            >= 3,
+        "{pods}"
+    );
+
+    // rollout undo back to the working image
+    let undone = cluster.kubectl_ok(&["rollout", "undo", "deployment/web", "-n", "shop"]);
+    assert!(undone.contains("rolled back"), "{undone}");
+    let status = cluster.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "shop",
+        "--timeout=60s",
+    ]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let image = cluster.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "nginx:1.28");
+    let history = cluster.kubectl_ok(&["rollout", "history", "deployment/web", "-n", "shop"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["1", "3", "4"], "{history}");
+
+    // get --watch sees a scale-up as it happens (to 4: the HPA keeps it within 2 to 5)
+    let mut watch = std::process::Command::new(kubectl_bin())
+        .args(["get", "deployments", "-n", "shop", "--watch"])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("HOME", cluster.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.kubectl_ok(&["scale", "deployment/web", "-n", "shop", "--replicas=4"]);
+    cluster.kubectl_until(
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ],
+        |r| r == "4",
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watch.kill().unwrap();
+    let watched = watch.wait_with_output().unwrap();
+    let watched = String::from_utf8_lossy(&watched.stdout).into_owned();
+    let lines: Vec<&str> = watched.lines().collect();
+    assert!(lines.len() >= 3, "{watched}");
+    assert!(lines[0].starts_with("NAME"), "{watched}");
+    assert!(
+        lines[1].starts_with("web") && lines[1].contains("3/3"),
+        "{watched}"
+    );
+    assert!(lines.last().unwrap().contains("4/4"), "{watched}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("NAME")).count(),
+        1,
+        "{watched}"
+    );
+
+    // delete -f at real-time speed (kubectl paces itself on the wall clock), then the garbage
+    // collector removes what the Deployment owned
+    cluster
+        .sim
+        .set_config(SimConfig {
+            speed: 1.0,
+            ..config()
+        })
+        .unwrap();
+    let deleted = cluster.kubectl(&["delete", "-f", app]);
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    assert!(
+        text(&deleted).contains("deployment.apps \"web\" deleted"),
+        "{}",
+        text(&deleted)
+    );
+    cluster.sim.set_config(config()).unwrap();
+    let left = cluster.kubectl_ok(&["get", "replicasets,pods", "-A", "-o", "name"]);
+    assert_eq!(left.trim(), "", "left behind: {left}");
+    let namespaces = cluster.kubectl_ok(&["get", "namespaces", "-o", "name"]);
+    assert!(!namespaces.contains("namespace/shop"), "{namespaces}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_logs_show_crash_loops() {
+    let cluster = Cluster::start(SimConfig {
+        images: vec![ImageRule::new("crasher", ImageBehaviour::Crash)],
+        ..fast()
+    })
+    .await;
+    cluster.kubectl_ok(&["create", "-f", fixture("crasher.yaml").to_str().unwrap()]);
+    let pods = cluster.kubectl_until(
+        &["get", "pods", "-n", "default", "-l", "app=crasher"],
+        |out| out.contains("CrashLoopBackOff") && !out.contains("   0 "),
+    );
+    assert!(pods.contains("0/1"), "{pods}");
+    let name = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=crasher",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let logs = cluster.kubectl_ok(&["logs", &name, "--previous"]);
+    assert!(logs.contains("simulated crash"), "{logs}");
+    let described = cluster.kubectl_ok(&["describe", "pod", &name]);
+    assert!(
+        described.contains("Back-off restarting failed container crasher"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Last State:     Terminated"),
+        "{described}"
+    );
+}
