@@ -36,7 +36,7 @@ pub enum DnsError {
     /// apex of a provider that cannot flatten it, ...).
     #[error("{0}")]
     Invalid(String),
-    /// A provider or option is not configured (no API token, no TSIG key, ...).
+    /// Credentials are not configured (no API token, no TSIG secret, no AWS credentials).
     #[error("{what} is not configured: {help}")]
     NotConfigured {
         /// What is missing.
@@ -156,11 +156,12 @@ impl DnsError {
         }
     }
 
-    /// Whether this is an authentication or authorisation problem (for exit codes).
+    /// Whether this is an authentication or authorisation problem, missing credentials
+    /// included (for exit codes).
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            DnsError::Unauthorized { .. } | DnsError::TsigRejected { .. }
+            DnsError::Unauthorized { .. } | DnsError::TsigRejected { .. } | DnsError::NotConfigured { .. }
         )
     }
 
@@ -171,7 +172,6 @@ impl DnsError {
             DnsError::InvalidName { .. }
                 | DnsError::InvalidValue { .. }
                 | DnsError::Invalid(_)
-                | DnsError::NotConfigured { .. }
                 | DnsError::ZoneNotFound { .. }
         )
     }

@@ -179,10 +179,13 @@ impl Route53Provider {
         match &err {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
                 let text = aws_sdk_route53::error::DisplayErrorContext(&err).to_string();
-                if text.contains("credentials") {
+                if text.contains("loading credentials") || text.contains("no credentials") {
+                    tracing::debug!(error = %text, "no AWS credentials");
                     return DnsError::NotConfigured {
-                        what: "AWS credentials".into(),
-                        help: format!("configure [env.NAME.auth.aws] (OIDC role) or the standard AWS chain; {text}"),
+                        what: "an AWS credential source".into(),
+                        help: "configure [env.NAME.auth.aws] (an IAM role assumed with the CI's OIDC token), \
+                               or provide credentials to the standard AWS chain (environment, profile, instance role)"
+                            .into(),
                     };
                 }
                 return DnsError::transport(PROVIDER, operation, err);
@@ -357,15 +360,20 @@ impl DnsProvider for Route53Provider {
             return Ok(desired);
         };
         match load_balancer_zone(&target) {
-            Some(zone) if !self.prefer_cname => Ok(RecordSet::alias(
-                desired.name,
-                RecordType::A,
-                AliasTarget {
-                    hosted_zone_id: zone.to_owned(),
-                    dns_name: target,
-                    evaluate_target_health: self.evaluate_target_health,
-                },
-            )),
+            Some(zone) if !self.prefer_cname => {
+                let mut alias = RecordSet::alias(
+                    desired.name,
+                    RecordType::A,
+                    AliasTarget {
+                        hosted_zone_id: zone.to_owned(),
+                        dns_name: target,
+                        evaluate_target_health: self.evaluate_target_health,
+                    },
+                );
+                // Route53 ignores it for aliases; the ownership record gets it.
+                alias.ttl = desired.ttl;
+                Ok(alias)
+            }
             _ => Ok(desired),
         }
     }

@@ -290,12 +290,19 @@ fn ttl_and_proxied_do_not_cause_endless_updates() {
     // The config says nothing about proxying: the current flag stays and no update is planned.
     let want = desired(&["app.example.com"], "192.0.2.1");
     assert!(run(&current, &want, &own, Policy::UpsertOnly, false).is_empty());
-    // A different TTL is a real change, and the update keeps the proxy flag.
+    // A proxied record's TTL is automatic: another configured TTL changes nothing...
     let mut longer = want.clone();
     longer[0].ttl = 3600;
-    let p = run(&current, &longer, &own, Policy::UpsertOnly, false);
+    assert!(run(&current, &longer, &own, Policy::UpsertOnly, false).is_empty());
+    // ...and once proxying is turned off it counts again.
+    let unproxied: Vec<RecordSet> = longer.iter().cloned().map(|r| r.with_proxied(Some(false))).collect();
+    assert_eq!(run(&current, &unproxied, &own, Policy::UpsertOnly, false).changes.len(), 1);
+    // A new address is a real change, and the update keeps the proxy flag (and its auto TTL).
+    let moved = desired(&["app.example.com"], "192.0.2.2");
+    let p = run(&current, &moved, &own, Policy::UpsertOnly, false);
     let Change::Update { new, .. } = &p.changes.changes()[0] else { panic!() };
     assert_eq!(new.proxied, Some(true));
+    assert_eq!(new.ttl, 1);
 }
 
 #[test]

@@ -274,11 +274,62 @@ fn bad_input_is_located_and_changes_nothing() {
         .env_remove("FERRY_TSIG_SECRET")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(code(&out), 11, "missing credentials are an auth failure: {}", text(&out));
     assert!(text(&out).contains("FERRY_TSIG_SECRET"), "{}", text(&out));
     // No environment with that name; no dns table.
     let out = s.ferry(&["dns", "plan", "--env", "nope"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("aks, eks"), "{}", text(&out));
     assert!(dig(&s.name("app"), "A").is_empty(), "nothing was applied");
+}
+
+/// `ferry dns` on Route53 (moto), with the credentials from the standard AWS chain.
+#[cfg(feature = "route53")]
+#[tokio::test]
+async fn route53_apply_writes_alias_records_and_converges() {
+    use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
+    let moto = server("FERRY_TEST_MOTO");
+    let zone = format!("{}.ferry-test.example", crate::unique("cli"));
+    let cfg = aws_sdk_route53::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&moto)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("k", "s", None, None, "t"))
+        .build();
+    let client = aws_sdk_route53::Client::from_conf(cfg);
+    client.create_hosted_zone().name(&zone).caller_reference(crate::unique("ref")).send().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("ferry-dns-{zone}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ferry.toml"),
+        format!(
+            "[app]\nname = \"shop\"\n[env.eks.dns]\nprovider = \"route53\"\nzone = \"{zone}\"\nrecords = [\"@\", \"app\"]\n\
+             target = \"k8s-shop-0123456789.elb.us-east-1.amazonaws.com\"\n[env.eks.dns.route53]\nendpoint_url = \"{moto}\"\n\
+             [env.eks.dns.verify]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    let ferry = |args: &[&str]| {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("ferry.toml"))
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", "s")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = ferry(&["dns", "apply", "--env", "eks"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("A ALIAS k8s-shop-0123456789.elb.us-east-1.amazonaws.com (Z26RNL4JYFTOTI)"), "{}", text(&out));
+    let out = ferry(&["dns", "plan", "--env", "eks"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // What moto holds: alias A at the apex and at app, ownership TXTs.
+    let zones = client.list_hosted_zones_by_name().dns_name(&zone).send().await.unwrap();
+    let id = zones.hosted_zones()[0].id().to_owned();
+    let sets = client.list_resource_record_sets().hosted_zone_id(id).send().await.unwrap();
+    let aliases = sets.resource_record_sets().iter().filter(|r| r.alias_target().is_some()).count();
+    assert_eq!(aliases, 2);
 }
