@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use crate::resources::{Builtin, ResourceType};
 
 fn set_default(object: &mut Value, field: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        if map.get(field).is_none_or(Value::is_null) {
-            map.insert(field.to_owned(), value);
-        }
+    if let Some(map) = object.as_object_mut()
+        && map.get(field).is_none_or(Value::is_null)
+    {
+        map.insert(field.to_owned(), value);
     }
 }
 

@@ -184,16 +184,13 @@ pub(crate) fn item_key(item: &Value, keys: &[String]) -> Option<String> {
     let object = item.as_object()?;
     let mut key = Map::new();
     for field in keys {
-        match object
+        if let Some(v) = object
             .get(field)
             .filter(|v| !v.is_null())
             .cloned()
             .or_else(|| key_default(field))
         {
-            Some(v) => {
-                key.insert(field.clone(), v);
-            }
-            None => {}
+            key.insert(field.clone(), v);
         }
     }
     Some(format!("k:{}", Value::Object(key)))

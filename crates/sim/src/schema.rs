@@ -36,21 +36,21 @@ fn keys(k: &[&str]) -> ListType {
 impl Shape<'_> {
     /// The list type at `path` (field names from the object root; list items add nothing).
     pub(crate) fn list_type(&self, path: &[&str]) -> ListType {
-        if path.first() != Some(&"metadata") {
-            if let Some(schema) = self.crd_schema {
-                return crd_node(schema, path).map_or(ListType::Atomic, crd_list_type);
-            }
+        if path.first() != Some(&"metadata")
+            && let Some(schema) = self.crd_schema
+        {
+            return crd_node(schema, path).map_or(ListType::Atomic, crd_list_type);
         }
         builtin_list_type(self.kind, path)
     }
 
     /// Whether the map (object) at `path` is atomic: replaced and owned as one field.
     pub(crate) fn map_is_atomic(&self, path: &[&str]) -> bool {
-        if path.first() != Some(&"metadata") {
-            if let Some(schema) = self.crd_schema {
-                return crd_node(schema, path)
-                    .is_some_and(|n| n["x-kubernetes-map-type"].as_str() == Some("atomic"));
-            }
+        if path.first() != Some(&"metadata")
+            && let Some(schema) = self.crd_schema
+        {
+            return crd_node(schema, path)
+                .is_some_and(|n| n["x-kubernetes-map-type"].as_str() == Some("atomic"));
         }
         builtin_map_is_atomic(path)
     }

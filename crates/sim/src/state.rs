@@ -255,11 +255,10 @@ impl State {
     }
 
     fn to_storage(&self, rt: &ResourceType, object: &mut Value) {
-        if let Some(crd) = &rt.crd {
-            if crd.storage_version != rt.version {
-                object["apiVersion"] =
-                    Value::String(format!("{}/{}", rt.group, crd.storage_version));
-            }
+        if let Some(crd) = &rt.crd
+            && crd.storage_version != rt.version
+        {
+            object["apiVersion"] = Value::String(format!("{}/{}", rt.group, crd.storage_version));
         }
     }
 
@@ -699,7 +698,7 @@ impl State {
 
     /// The `autoscaling/v1` Scale of an object.
     pub(crate) fn scale_of(rt: &ResourceType, object: &Value) -> Result<Value, ApiError> {
-        let paths = rt.scale.as_ref().ok_or_else(|| ApiError::no_route())?;
+        let paths = rt.scale.as_ref().ok_or_else(ApiError::no_route)?;
         let replicas = object
             .pointer(&paths.spec_replicas)
             .and_then(Value::as_i64)
@@ -784,6 +783,7 @@ impl State {
     // -----------------------------------------------------------------------------------------
     // patch and apply
 
+    #[expect(clippy::too_many_arguments, reason = "a patch request's parts")]
     pub(crate) fn patch(
         &mut self,
         rt: &Arc<ResourceType>,
@@ -933,27 +933,27 @@ impl State {
         opts: &DeleteOpts,
     ) -> Result<Deleted, ApiError> {
         let old = self.get(rt, namespace, name)?;
-        if let Some(uid) = &opts.uid {
-            if uid != meta_str(&old, "uid") {
-                return Err(ApiError::conflict(
-                    rt.named(name),
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta_str(&old, "uid")
-                    ),
-                ));
-            }
+        if let Some(uid) = &opts.uid
+            && uid != meta_str(&old, "uid")
+        {
+            return Err(ApiError::conflict(
+                rt.named(name),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid")
+                ),
+            ));
         }
-        if let Some(rv) = &opts.resource_version {
-            if rv != meta_str(&old, "resourceVersion") {
-                return Err(ApiError::conflict(
-                    rt.named(name),
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        meta_str(&old, "resourceVersion")
-                    ),
-                ));
-            }
+        if let Some(rv) = &opts.resource_version
+            && rv != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(
+                rt.named(name),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(&old, "resourceVersion")
+                ),
+            ));
         }
         let mut finalizers: Vec<Value> = old["metadata"]["finalizers"]
             .as_array()

@@ -301,15 +301,15 @@ fn crd_check(
         });
         return;
     }
-    if let Some(options) = schema["enum"].as_array() {
-        if !options.contains(value) {
-            let allowed: Vec<String> = options
-                .iter()
-                .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_owned))
-                .collect();
-            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            errors.push(FieldError::not_supported(at(path), value.clone(), &allowed));
-        }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        let allowed: Vec<String> = options
+            .iter()
+            .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_owned))
+            .collect();
+        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        errors.push(FieldError::not_supported(at(path), value.clone(), &allowed));
     }
     match value {
         Value::Object(map) => {
@@ -406,10 +406,10 @@ fn qualified_name_error(s: &str) -> Option<String> {
         Some((p, n)) => (Some(p), n),
         None => (None, s),
     };
-    if let Some(prefix) = prefix {
-        if !is_dns1123_subdomain(prefix) {
-            return Some(format!("prefix part {DNS1123_SUBDOMAIN}"));
-        }
+    if let Some(prefix) = prefix
+        && !is_dns1123_subdomain(prefix)
+    {
+        return Some(format!("prefix part {DNS1123_SUBDOMAIN}"));
     }
     if !is_qualified_name_part(name) {
         return Some("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".to_owned());
@@ -536,7 +536,7 @@ fn labels_valid(labels: &Value, field: &str, c: &mut Check) {
         let value = v.as_str().unwrap_or("");
         if !value.is_empty() && !is_qualified_name_part(value) {
             c.push(FieldError::invalid(
-                format!("{field}"),
+                field.to_string(),
                 json!(value),
                 "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
             ));
@@ -628,14 +628,14 @@ fn pod_spec(spec: &Value, field: &str, restart_policies: &[&str], c: &mut Check)
                     }
                     port_names.push(pname);
                 }
-                if let Some(protocol) = port["protocol"].as_str() {
-                    if !["TCP", "UDP", "SCTP"].contains(&protocol) {
-                        c.push(FieldError::not_supported(
-                            format!("{at}.ports[{p}].protocol"),
-                            json!(protocol),
-                            &["SCTP", "TCP", "UDP"],
-                        ));
-                    }
+                if let Some(protocol) = port["protocol"].as_str()
+                    && !["TCP", "UDP", "SCTP"].contains(&protocol)
+                {
+                    c.push(FieldError::not_supported(
+                        format!("{at}.ports[{p}].protocol"),
+                        json!(protocol),
+                        &["SCTP", "TCP", "UDP"],
+                    ));
                 }
             }
             for (e, env) in container["env"]
@@ -735,14 +735,14 @@ fn workload(object: &Value, restart_policies: &[&str], c: &mut Check) {
         }
     }
     for field in ["replicas", "minReadySeconds", "revisionHistoryLimit"] {
-        if let Some(n) = spec[field].as_i64() {
-            if n < 0 {
-                c.push(FieldError::invalid(
-                    format!("spec.{field}"),
-                    json!(n),
-                    "must be greater than or equal to 0",
-                ));
-            }
+        if let Some(n) = spec[field].as_i64()
+            && n < 0
+        {
+            c.push(FieldError::invalid(
+                format!("spec.{field}"),
+                json!(n),
+                "must be greater than or equal to 0",
+            ));
         }
     }
     labels_valid(
@@ -832,14 +832,13 @@ fn deployment(object: &Value, c: &mut Check) {
     if let (Some(deadline), min_ready) = (
         spec["progressDeadlineSeconds"].as_i64(),
         spec["minReadySeconds"].as_i64().unwrap_or(0),
-    ) {
-        if deadline <= min_ready {
-            c.push(FieldError::invalid(
-                "spec.progressDeadlineSeconds",
-                json!(deadline),
-                "must be greater than minReadySeconds",
-            ));
-        }
+    ) && deadline <= min_ready
+    {
+        c.push(FieldError::invalid(
+            "spec.progressDeadlineSeconds",
+            json!(deadline),
+            "must be greater than minReadySeconds",
+        ));
     }
 }
 
@@ -892,14 +891,15 @@ fn service(object: &Value, c: &mut Check) {
             }
         }
         names.push(name);
-        if let Some(node_port) = port["nodePort"].as_i64() {
-            if !(30000..=32767).contains(&node_port) && node_port != 0 {
-                c.push(FieldError::invalid(
-                    format!("spec.ports[{i}].nodePort"),
-                    json!(node_port),
-                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
-                ));
-            }
+        if let Some(node_port) = port["nodePort"].as_i64()
+            && !(30000..=32767).contains(&node_port)
+            && node_port != 0
+        {
+            c.push(FieldError::invalid(
+                format!("spec.ports[{i}].nodePort"),
+                json!(node_port),
+                "provided port is not in the valid range. The range of valid ports is 30000-32767",
+            ));
         }
         match &port["targetPort"] {
             Value::Number(n) if !(1..=65535).contains(&n.as_i64().unwrap_or(0)) => {
@@ -925,7 +925,7 @@ fn data_keys(object: &Value, c: &mut Check) {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
                 if !ok {
                     c.push(FieldError::invalid(
-                        format!("{field}"),
+                        field.to_string(),
                         json!(key),
                         "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
                     ));
@@ -1025,7 +1025,7 @@ fn crd(object: &Value, c: &mut Check) {
         c.push(FieldError::invalid(
             "metadata.name",
             json!(name),
-            format!("must be spec.names.plural+\".\"+spec.group"),
+            "must be spec.names.plural+\".\"+spec.group".to_string(),
         ));
     }
     if !group.contains('.') {
@@ -1117,16 +1117,15 @@ pub(crate) fn validate(rt: &ResourceType, object: &Value) -> Result<(), ApiError
         Some(Builtin::HorizontalPodAutoscaler) => hpa(object, &mut c),
         Some(Builtin::Ingress) => ingress(object, &mut c),
         Some(Builtin::CustomResourceDefinition) => crd(object, &mut c),
-        Some(Builtin::PodDisruptionBudget) => {
+        Some(Builtin::PodDisruptionBudget)
             if !object["spec"]["minAvailable"].is_null()
-                && !object["spec"]["maxUnavailable"].is_null()
-            {
-                c.push(FieldError::invalid(
-                    "spec",
-                    object["spec"].clone(),
-                    "minAvailable and maxUnavailable cannot be both set",
-                ));
-            }
+                && !object["spec"]["maxUnavailable"].is_null() =>
+        {
+            c.push(FieldError::invalid(
+                "spec",
+                object["spec"].clone(),
+                "minAvailable and maxUnavailable cannot be both set",
+            ));
         }
         _ => {}
     }

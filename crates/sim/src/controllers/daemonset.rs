@@ -170,7 +170,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             state,
             &ds,
             &revisions_rt,
-            &[revision.clone()],
+            std::slice::from_ref(&revision),
             ds["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10),
         );
         let Some(latest) = state.store.get(&sets.key(), &namespace, &name) else {

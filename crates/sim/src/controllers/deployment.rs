@@ -493,34 +493,33 @@ fn update_status(
                 .iter()
                 .find(|c| c["type"] == "Progressing")
                 .cloned()
+                && cond["reason"] != "ProgressDeadlineExceeded"
             {
-                if cond["reason"] != "ProgressDeadlineExceeded" {
-                    let from = cond["lastUpdateTime"]
-                        .as_str()
-                        .and_then(parse_time)
-                        .unwrap_or(now);
-                    let due = from
-                        .saturating_add(SignedDuration::from_secs(deadline))
-                        .unwrap_or(from);
-                    if due < now {
-                        set_condition(
-                            &mut conditions,
-                            json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": named("has timed out progressing.")}),
-                            &now_text,
-                            true,
-                        );
-                        state.event(
-                            &current,
-                            true,
-                            "ProgressDeadlineExceeded",
-                            &named("has timed out progressing."),
-                            "deployment-controller",
-                        );
-                    } else {
-                        wake.at(due
-                            .saturating_add(SignedDuration::from_secs(1))
-                            .unwrap_or(due));
-                    }
+                let from = cond["lastUpdateTime"]
+                    .as_str()
+                    .and_then(parse_time)
+                    .unwrap_or(now);
+                let due = from
+                    .saturating_add(SignedDuration::from_secs(deadline))
+                    .unwrap_or(from);
+                if due < now {
+                    set_condition(
+                        &mut conditions,
+                        json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": named("has timed out progressing.")}),
+                        &now_text,
+                        true,
+                    );
+                    state.event(
+                        &current,
+                        true,
+                        "ProgressDeadlineExceeded",
+                        &named("has timed out progressing."),
+                        "deployment-controller",
+                    );
+                } else {
+                    wake.at(due
+                        .saturating_add(SignedDuration::from_secs(1))
+                        .unwrap_or(due));
                 }
             }
         }

@@ -65,10 +65,10 @@ pub(crate) fn record(
             let suffix = format!("{:016x}", state.rng.u64(..));
             let involved_name = meta_str(involved, "name");
             let mut source = json!({"component": component});
-            if component == "kubelet" {
-                if let Some(node) = involved["spec"]["nodeName"].as_str() {
-                    source["host"] = json!(node);
-                }
+            if component == "kubelet"
+                && let Some(node) = involved["spec"]["nodeName"].as_str()
+            {
+                source["host"] = json!(node);
             }
             let event = json!({
                 "apiVersion": "v1",

@@ -112,10 +112,10 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
                     let mut updated = (*current).clone();
                     if let Some(refs) = updated["metadata"]["ownerReferences"].as_array_mut() {
                         refs.retain(|r| r["uid"].as_str() != Some(&uid));
-                        if refs.is_empty() {
-                            if let Some(meta) = updated["metadata"].as_object_mut() {
-                                meta.remove("ownerReferences");
-                            }
+                        if refs.is_empty()
+                            && let Some(meta) = updated["metadata"].as_object_mut()
+                        {
+                            meta.remove("ownerReferences");
                         }
                     }
                     changed |= state.controller_update(

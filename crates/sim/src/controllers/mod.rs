@@ -329,19 +329,18 @@ pub(crate) fn without_hash_label(template: &Value, label: &str) -> Value {
     let mut template = template.clone();
     if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
         labels.remove(label);
-        if labels.is_empty() {
-            if let Some(meta) = template["metadata"].as_object_mut() {
-                meta.remove("labels");
-            }
+        if labels.is_empty()
+            && let Some(meta) = template["metadata"].as_object_mut()
+        {
+            meta.remove("labels");
         }
     }
     if template["metadata"]
         .as_object()
         .is_some_and(serde_json::Map::is_empty)
+        && let Some(map) = template.as_object_mut()
     {
-        if let Some(map) = template.as_object_mut() {
-            map.remove("metadata");
-        }
+        map.remove("metadata");
     }
     template
 }

@@ -248,20 +248,19 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         if let Some(top) = excess
             .iter()
             .max_by_key(|p| ordinal(p, &name).unwrap_or(i64::MAX))
+            && state.controller_delete(&pods_rt, top, None)
         {
-            if state.controller_delete(&pods_rt, top, None) {
-                changed = true;
-                state.event(
-                    &sts,
-                    false,
-                    "SuccessfulDelete",
-                    &format!(
-                        "delete Pod {} in StatefulSet {name} successful",
-                        meta_str(top, "name")
-                    ),
-                    "statefulset-controller",
-                );
-            }
+            changed = true;
+            state.event(
+                &sts,
+                false,
+                "SuccessfulDelete",
+                &format!(
+                    "delete Pod {} in StatefulSet {name} successful",
+                    meta_str(top, "name")
+                ),
+                "statefulset-controller",
+            );
         }
         // rolling update, highest ordinal first, one at a time, when every pod is ready
         let pods: Vec<Obj> = owned(state, &pods_rt, &namespace, &sts)
@@ -277,20 +276,20 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
                         && revision_of(p) != update_revision
                 })
                 .max_by_key(|p| ordinal(p, &name).unwrap_or(0));
-            if let Some(pod) = stale {
-                if state.controller_delete(&pods_rt, pod, None) {
-                    changed = true;
-                    state.event(
-                        &sts,
-                        false,
-                        "SuccessfulDelete",
-                        &format!(
-                            "delete Pod {} in StatefulSet {name} successful",
-                            meta_str(pod, "name")
-                        ),
-                        "statefulset-controller",
-                    );
-                }
+            if let Some(pod) = stale
+                && state.controller_delete(&pods_rt, pod, None)
+            {
+                changed = true;
+                state.event(
+                    &sts,
+                    false,
+                    "SuccessfulDelete",
+                    &format!(
+                        "delete Pod {} in StatefulSet {name} successful",
+                        meta_str(pod, "name")
+                    ),
+                    "statefulset-controller",
+                );
             }
         }
         // status

@@ -517,10 +517,10 @@ async fn dispatch(
             let mut remaining = 0usize;
             let mut next: Option<(String, String)> = None;
             for object in iter {
-                if let Some(ns) = ns_filter {
-                    if meta_str(object, "namespace") != ns {
-                        continue;
-                    }
+                if let Some(ns) = ns_filter
+                    && meta_str(object, "namespace") != ns
+                {
+                    continue;
                 }
                 if !labels.matches(object) || !fields.matches(object) {
                     continue;
@@ -536,11 +536,11 @@ async fn dispatch(
                 items.push(Arc::clone(object));
             }
             let mut metadata = json!({"resourceVersion": rv.to_string()});
-            if remaining > 0 {
-                if let Some((ns, name)) = next {
-                    metadata["continue"] = json!(continue_token(rv, &ns, &name));
-                    metadata["remainingItemCount"] = json!(remaining);
-                }
+            if remaining > 0
+                && let Some((ns, name)) = next
+            {
+                metadata["continue"] = json!(continue_token(rv, &ns, &name));
+                metadata["remainingItemCount"] = json!(remaining);
             }
             match out {
                 Output::Table => {
@@ -654,9 +654,7 @@ async fn dispatch(
                 result?
             };
             info.wrote = written.wrote;
-            let status = if written.created && !dry_run {
-                StatusCode::CREATED
-            } else if written.created {
+            let status = if written.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK

@@ -123,10 +123,10 @@ pub(crate) fn error_response(err: &ApiError) -> Response<Body> {
         StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &err.to_status(),
     );
-    if let Some(after) = err.retry_after {
-        if let Ok(v) = HeaderValue::from_str(&after.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(after) = err.retry_after
+        && let Ok(v) = HeaderValue::from_str(&after.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
 }

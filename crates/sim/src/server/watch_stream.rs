@@ -46,10 +46,10 @@ struct Watch {
 
 impl Watch {
     fn matches(&self, object: &Value) -> bool {
-        if let Some(ns) = &self.namespace {
-            if meta_str(object, "namespace") != ns {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && meta_str(object, "namespace") != ns
+        {
+            return false;
         }
         self.labels.matches(object) && self.fields.matches(object)
     }

@@ -53,7 +53,8 @@ async fn bad_input_gets_a_status_never_a_hang() {
     let deploy_path = "/apis/apps/v1/namespaces/default/deployments";
     use reqwest::Method;
 
-    let cases: Vec<(&str, Method, String, &str, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Method, String, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("malformed JSON", Method::POST, post(cm_path), "application/json", b"{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {".to_vec(), 400, "BadRequest"),
         ("JSON that is not an object", Method::POST, post(cm_path), "application/json", b"[1, 2]".to_vec(), 400, "BadRequest"),
         ("malformed YAML", Method::POST, post(cm_path), "application/yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n".to_vec(), 400, "BadRequest"),
