@@ -348,8 +348,8 @@ impl SimHandle {
     }
 
     /// A kubeconfig for the simulator: cluster, context and user named `ferry-sim`, namespace
-    /// `default`, with the CA when serving TLS. The simulator does not authenticate, so the user
-    /// has no credentials.
+    /// `default`, with the CA when serving TLS. The simulator does not authenticate: the user's
+    /// token is a placeholder it never checks.
     pub fn kubeconfig_yaml(&self) -> String {
         let mut cluster = json!({"server": self.url});
         if let Some(ca) = &self.ca_pem {
@@ -363,7 +363,9 @@ impl SimHandle {
             "clusters": [{"name": "ferry-sim", "cluster": cluster}],
             "contexts": [{"name": "ferry-sim", "context": {"cluster": "ferry-sim", "user": "ferry-sim", "namespace": "default"}}],
             "current-context": "ferry-sim",
-            "users": [{"name": "ferry-sim", "user": {}}],
+            // kubectl asks for a username when an HTTPS cluster's user has no credentials; the
+            // simulator accepts any token and checks none.
+            "users": [{"name": "ferry-sim", "user": {"token": "ferry-sim-does-not-authenticate"}}],
             "preferences": {},
         });
         serde_norway::to_string(&config).unwrap_or_default()

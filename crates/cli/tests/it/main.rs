@@ -1,0 +1,3 @@
+//! ferry-cli's integration tests: the real `ferry` binary.
+
+mod sim;
