@@ -36,7 +36,11 @@ pub type BlobStream = futures::stream::BoxStream<'static, std::io::Result<Bytes>
 /// `http` for loopback registries (`localhost`, `127.0.0.0/8`, `::1`), as Docker does for its
 /// implicitly insecure registries; `https` for everything else.
 pub fn default_scheme(registry: &str) -> &'static str {
-    if is_loopback(registry) { "http" } else { "https" }
+    if is_loopback(registry) {
+        "http"
+    } else {
+        "https"
+    }
 }
 
 fn is_loopback(registry: &str) -> bool {
@@ -361,7 +365,11 @@ impl Client {
 
     /// `SCHEME://HOST/v2/` for a registry.
     pub(crate) fn base_url(&self, image: &ImageRef) -> Result<Url> {
-        let text = format!("{}://{}/v2/", self.scheme(image.registry()), image.api_host());
+        let text = format!(
+            "{}://{}/v2/",
+            self.scheme(image.registry()),
+            image.api_host()
+        );
         Url::parse(&text).map_err(|_| {
             Error::Reference(crate::reference::ReferenceError::InvalidDomain(
                 image.registry().to_owned(),
@@ -433,7 +441,9 @@ impl Client {
                     if retryable_status(status) && attempt < self.inner.retry.max_retries {
                         let now = self.inner.clock.now();
                         if let Some(delay) =
-                            self.inner.retry.delay_after(attempt, response.headers(), now)
+                            self.inner
+                                .retry
+                                .delay_after(attempt, response.headers(), now)
                         {
                             tracing::debug!(
                                 operation = req.operation,
@@ -600,12 +610,9 @@ impl Client {
         let request = match &credential {
             Credential::BearerToken(token) => {
                 let header = bearer_header(token.expose_secret())?;
-                self.inner.tokens.insert(
-                    registry,
-                    scopes,
-                    header.clone(),
-                    Duration::from_secs(60),
-                );
+                self.inner
+                    .tokens
+                    .insert(registry, scopes, header.clone(), Duration::from_secs(60));
                 return Ok(header);
             }
             Credential::IdentityToken(refresh) => {
@@ -621,8 +628,10 @@ impl Client {
                 self.inner.http.post(realm_url).form(&form)
             }
             Credential::Basic { username, password } => {
-                let mut query: Vec<(&str, &str)> =
-                    scope_strings.iter().map(|s| ("scope", s.as_str())).collect();
+                let mut query: Vec<(&str, &str)> = scope_strings
+                    .iter()
+                    .map(|s| ("scope", s.as_str()))
+                    .collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
@@ -633,15 +642,20 @@ impl Client {
                     .basic_auth(username, Some(password.expose_secret()))
             }
             Credential::Anonymous => {
-                let mut query: Vec<(&str, &str)> =
-                    scope_strings.iter().map(|s| ("scope", s.as_str())).collect();
+                let mut query: Vec<(&str, &str)> = scope_strings
+                    .iter()
+                    .map(|s| ("scope", s.as_str()))
+                    .collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
                 self.inner.http.get(realm_url).query(&query)
             }
         };
-        self.inner.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .stats
+            .token_requests
+            .fetch_add(1, Ordering::Relaxed);
         self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
         let response = request
             .send()
@@ -710,7 +724,8 @@ impl Client {
                 registry: registry.to_owned(),
                 operation: operation.to_owned(),
                 detail: if message.is_empty() {
-                    "authentication required: the credentials are missing, wrong, or lack access".to_owned()
+                    "authentication required: the credentials are missing, wrong, or lack access"
+                        .to_owned()
                 } else {
                     format!("{message} (the credentials are missing, wrong, or lack access)")
                 },
@@ -758,7 +773,9 @@ impl Client {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(self.error_from(response, image.registry(), &operation).await)
+            Err(self
+                .error_from(response, image.registry(), &operation)
+                .await)
         }
     }
 
@@ -804,7 +821,9 @@ impl Client {
                     _ => self.get_manifest(image).await.map(|m| Some(m.descriptor())),
                 }
             }
-            _ => Err(self.error_from(response, image.registry(), &operation).await),
+            _ => Err(self
+                .error_from(response, image.registry(), &operation)
+                .await),
         }
     }
 
@@ -835,7 +854,9 @@ impl Client {
             });
         }
         if !response.status().is_success() {
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         let max = self.inner.max_manifest_bytes;
         if let Some(len) = header_u64(response.headers(), CONTENT_LENGTH)
@@ -920,7 +941,9 @@ impl Client {
             })
             .await?;
         if !response.status().is_success() {
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         if let Some(returned) = response
             .headers()
@@ -965,7 +988,9 @@ impl Client {
                 });
             }
             if !response.status().is_success() {
-                return Err(self.error_from(response, image.registry(), &operation).await);
+                return Err(self
+                    .error_from(response, image.registry(), &operation)
+                    .await);
             }
             let next = response
                 .headers()
@@ -1017,13 +1042,20 @@ impl Client {
             s if s.is_success() => Ok(Some(
                 header_u64(response.headers(), CONTENT_LENGTH).unwrap_or(0),
             )),
-            _ => Err(self.error_from(response, image.registry(), &operation).await),
+            _ => Err(self
+                .error_from(response, image.registry(), &operation)
+                .await),
         }
     }
 
     /// Streams a blob from `offset` (a `Range` request; registries that ignore ranges are
     /// handled by skipping).
-    pub async fn get_blob(&self, image: &ImageRef, digest: &Digest, offset: u64) -> Result<BlobStream> {
+    pub async fn get_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobStream> {
         let operation = format!("GET blob {} from {}", digest.short(), image.repo_only());
         let url = self.url(image, &format!("blobs/{digest}"))?;
         let scopes = [Scope::pull(image.repository())];
@@ -1053,7 +1085,9 @@ impl Client {
             });
         }
         if !status.is_success() {
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         let stream = response.bytes_stream().map_err(std::io::Error::other);
         if offset > 0 && status != StatusCode::PARTIAL_CONTENT {
@@ -1079,7 +1113,10 @@ impl Client {
         url.query_pairs_mut()
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from.repository());
-        let scopes = normalise(&[Scope::push(target.repository()), Scope::pull(from.repository())]);
+        let scopes = normalise(&[
+            Scope::push(target.repository()),
+            Scope::pull(from.repository()),
+        ]);
         let response = self
             .execute(Request {
                 method: Method::POST,
@@ -1093,8 +1130,15 @@ impl Client {
             .await?;
         match response.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
-            StatusCode::ACCEPTED => Ok(Mount::Upload(location(&response, &url, &operation, target.registry())?)),
-            _ => Err(self.error_from(response, target.registry(), &operation).await),
+            StatusCode::ACCEPTED => Ok(Mount::Upload(location(
+                &response,
+                &url,
+                &operation,
+                target.registry(),
+            )?)),
+            _ => Err(self
+                .error_from(response, target.registry(), &operation)
+                .await),
         }
     }
 
@@ -1115,15 +1159,24 @@ impl Client {
             })
             .await?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         let min_chunk = header_u64(response.headers(), "oci-chunk-min-length");
-        Ok((location(&response, &url, &operation, image.registry())?, min_chunk))
+        Ok((
+            location(&response, &url, &operation, image.registry())?,
+            min_chunk,
+        ))
     }
 
     /// How many bytes an upload session holds, and its current location; `None` when the
     /// session is gone.
-    pub(crate) async fn upload_status(&self, image: &ImageRef, session: &Url) -> Result<Option<(u64, Url)>> {
+    pub(crate) async fn upload_status(
+        &self,
+        image: &ImageRef,
+        session: &Url,
+    ) -> Result<Option<(u64, Url)>> {
         let operation = format!("upload status in {}", image.repo_only());
         let scopes = [Scope::push(image.repository())];
         let response = self
@@ -1146,7 +1199,8 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(range_end)
             .unwrap_or(0);
-        let next = location(&response, session, &operation, image.registry()).unwrap_or_else(|_| session.clone());
+        let next = location(&response, session, &operation, image.registry())
+            .unwrap_or_else(|_| session.clone());
         Ok(Some((received, next)))
     }
 
@@ -1190,21 +1244,31 @@ impl Client {
             let headers = response.headers().clone();
             self.on_unauthorized(image.registry(), &scopes, &headers, None)
                 .await?;
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         if response.status() != StatusCode::ACCEPTED && !response.status().is_success() {
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         location(&response, session, &operation, image.registry())
     }
 
     /// Closes an upload session with the blob's digest (`PUT ?digest=`), which makes the
     /// registry verify and commit it.
-    pub(crate) async fn finish_upload(&self, image: &ImageRef, session: &Url, digest: &Digest) -> Result<()> {
+    pub(crate) async fn finish_upload(
+        &self,
+        image: &ImageRef,
+        session: &Url,
+        digest: &Digest,
+    ) -> Result<()> {
         let operation = format!("commit blob {} in {}", digest.short(), image.repo_only());
         let scopes = [Scope::push(image.repository())];
         let mut url = session.clone();
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let response = self
             .execute(Request {
                 method: Method::PUT,
@@ -1217,7 +1281,9 @@ impl Client {
             })
             .await?;
         if !response.status().is_success() {
-            return Err(self.error_from(response, image.registry(), &operation).await);
+            return Err(self
+                .error_from(response, image.registry(), &operation)
+                .await);
         }
         if let Some(returned) = response
             .headers()
@@ -1265,7 +1331,8 @@ fn basic_header(username: &str, password: &SecretString) -> HeaderValue {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(format!("{username}:{}", password.expose_secret()));
-    let mut h = HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header");
+    let mut h =
+        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header");
     h.set_sensitive(true);
     h
 }
@@ -1290,7 +1357,12 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
     Some(v.split(';').next().unwrap_or(v).trim().to_owned())
 }
 
-fn location(response: &reqwest::Response, base: &Url, operation: &str, registry: &str) -> Result<Url> {
+fn location(
+    response: &reqwest::Response,
+    base: &Url,
+    operation: &str,
+    registry: &str,
+) -> Result<Url> {
     let value = response
         .headers()
         .get(LOCATION)
@@ -1325,9 +1397,13 @@ fn range_end(value: &str) -> Option<u64> {
 fn next_link(value: &str) -> Option<String> {
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
-        params
-            .contains("rel=\"next\"")
-            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
     })
 }
 
@@ -1436,10 +1512,21 @@ mod tests {
 
     #[test]
     fn loopback_registries_are_plain_http() {
-        for r in ["localhost", "localhost:5000", "127.0.0.1:5020", "[::1]:5000", "127.1.2.3"] {
+        for r in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5020",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert_eq!(default_scheme(r), "http", "{r}");
         }
-        for r in ["ghcr.io", "docker.io", "10.0.0.1:5000", "localhost.example:1"] {
+        for r in [
+            "ghcr.io",
+            "docker.io",
+            "10.0.0.1:5000",
+            "localhost.example:1",
+        ] {
             assert_eq!(default_scheme(r), "https", "{r}");
         }
     }
@@ -1454,7 +1541,11 @@ mod tests {
             ),
         );
         match parse_challenge(&h) {
-            Some(Challenge::Bearer { realm, service, scope }) => {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
                 assert_eq!(realm, "https://auth.docker.io/token");
                 assert_eq!(service.as_deref(), Some("registry.docker.io"));
                 assert_eq!(scope.as_deref(), Some("repository:library/nginx:pull,push"));
@@ -1462,7 +1553,10 @@ mod tests {
             _ => panic!("expected a bearer challenge"),
         }
         let mut h = HeaderMap::new();
-        h.insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="r""#));
+        h.insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="r""#),
+        );
         assert!(matches!(parse_challenge(&h), Some(Challenge::Basic)));
         assert!(parse_challenge(&HeaderMap::new()).is_none());
     }
@@ -1493,8 +1587,10 @@ mod tests {
 
     #[tokio::test]
     async fn skipping_drops_exactly_the_prefix() {
-        let chunks: Vec<std::io::Result<Bytes>> =
-            vec![Ok(Bytes::from_static(b"abc")), Ok(Bytes::from_static(b"defg"))];
+        let chunks: Vec<std::io::Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"defg")),
+        ];
         let out: Vec<Bytes> = skip_bytes(Box::pin(futures::stream::iter(chunks)), 4)
             .try_collect()
             .await

@@ -78,7 +78,9 @@ impl RegistryConfig {
                     key: "host",
                     message: format!("provider `{}` needs a host", p.as_str()),
                     help: Some(match p {
-                        Provider::Ecr => "host = \"ACCOUNT.dkr.ecr.REGION.amazonaws.com\"".to_owned(),
+                        Provider::Ecr => {
+                            "host = \"ACCOUNT.dkr.ecr.REGION.amazonaws.com\"".to_owned()
+                        }
                         Provider::Acr => "host = \"NAME.azurecr.io\"".to_owned(),
                         _ => "host = \"registry.example.com\"".to_owned(),
                     }),
@@ -89,7 +91,10 @@ impl RegistryConfig {
                     return Err(ConfigProblem {
                         key: "host",
                         message: format!("`{h}` is not a registry host"),
-                        help: Some("a host name or IP address with an optional :port, no scheme or path".to_owned()),
+                        help: Some(
+                            "a host name or IP address with an optional :port, no scheme or path"
+                                .to_owned(),
+                        ),
                     });
                 }
             }
@@ -100,7 +105,9 @@ impl RegistryConfig {
                 return Err(ConfigProblem {
                     key: "prefix",
                     message: format!("`{prefix}` is not a repository path prefix: {e}"),
-                    help: Some("lower-case path components separated by /, e.g. \"team/shop\"".to_owned()),
+                    help: Some(
+                        "lower-case path components separated by /, e.g. \"team/shop\"".to_owned(),
+                    ),
                 });
             }
         }
@@ -132,7 +139,9 @@ impl RegistryConfig {
 pub fn has_explicit_registry(reference: &str) -> bool {
     match reference.split_once('/') {
         Some((first, _)) => {
-            first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase())
+            first.contains(['.', ':'])
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase())
         }
         None => false,
     }
@@ -150,7 +159,10 @@ mod tests {
     fn places_bare_names_under_host_and_prefix() {
         let cfg = parse("provider = \"oci\"\nhost = \"ghcr.io\"\nprefix = \"acme/shop\"").unwrap();
         cfg.validate().unwrap();
-        assert_eq!(cfg.place("web:abc").unwrap().to_string(), "ghcr.io/acme/shop/web:abc");
+        assert_eq!(
+            cfg.place("web:abc").unwrap().to_string(),
+            "ghcr.io/acme/shop/web:abc"
+        );
         assert_eq!(cfg.place("quay.io/x/y").unwrap().to_string(), "quay.io/x/y");
         let hub = parse("provider = \"dockerhub\"\nprefix = \"acme\"").unwrap();
         hub.validate().unwrap();

@@ -190,7 +190,10 @@ pub async fn copy_image(
         && *pinned != root.digest
     {
         return Err(Error::DigestMismatch {
-            what: format!("destination {dest} (the source {} is another image)", source.describe()),
+            what: format!(
+                "destination {dest} (the source {} is another image)",
+                source.describe()
+            ),
             expected: pinned.clone(),
             actual: root.digest.clone(),
         });
@@ -230,7 +233,13 @@ pub async fn copy_image(
     }
     let pinned = repo.with_digest(root.digest.clone()).to_string();
     let tags_done = outcomes.iter().all(|o| !o.written);
-    if tags_done && (!tags.is_empty() || client.head_manifest(&repo.with_digest(root.digest.clone())).await?.is_some()) {
+    if tags_done
+        && (!tags.is_empty()
+            || client
+                .head_manifest(&repo.with_digest(root.digest.clone()))
+                .await?
+                .is_some())
+    {
         tracing::info!(%pinned, "destination already has the image and its tags");
         return Ok(CopyReport {
             source: source.describe(),
@@ -265,7 +274,7 @@ pub async fn copy_image(
         tracing::info!(%pinned, "destination has the image by digest; writing tags only");
     } else {
         let mut blobs: Vec<Descriptor> = tree.blobs.values().cloned().collect();
-        blobs.sort_by(|a, b| b.size.cmp(&a.size));
+        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
         let results: Vec<BlobResult> = futures::stream::iter(blobs)
             .map(|desc| {
                 let repo = &repo;

@@ -90,7 +90,9 @@ pub enum Error {
         actual: u64,
     },
     /// A manifest's media type is not one ferry copies.
-    #[error("unsupported media type `{media_type}` for {what} (ferry copies OCI and Docker v2 image manifests and indexes)")]
+    #[error(
+        "unsupported media type `{media_type}` for {what} (ferry copies OCI and Docker v2 image manifests and indexes)"
+    )]
     UnsupportedMediaType {
         /// What had it.
         what: String,
@@ -123,9 +125,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Immutable mode refused to move a tag to another digest.
-    #[error(
-        "{reference} already points to {existing}; immutable mode refuses to move it to {new}"
-    )]
+    #[error("{reference} already points to {existing}; immutable mode refuses to move it to {new}")]
     ImmutableTag {
         /// The tag.
         reference: String,
@@ -179,9 +179,7 @@ impl Error {
             Error::Auth(_) | Error::Unauthorized { .. } => ErrorKind::Auth,
             Error::ImmutableTag { .. } => ErrorKind::Policy,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::Connect { .. } | Error::Registry { .. } | Error::Io { .. } => {
-                ErrorKind::Runtime
-            }
+            Error::Connect { .. } | Error::Registry { .. } | Error::Io { .. } => ErrorKind::Runtime,
             Error::GaveUp { source, .. } => match source.downcast_ref::<Error>() {
                 Some(inner) => inner.kind(),
                 None => ErrorKind::Runtime,

@@ -94,11 +94,18 @@ pub async fn inspect(client: &Client, image: &ImageRef) -> Result<ImageInfo> {
     let manifest = client.get_manifest(image).await?;
     let mut info = ImageInfo {
         reference: image.to_string(),
-        pinned: image.repo_only().with_digest(manifest.digest.clone()).to_string(),
+        pinned: image
+            .repo_only()
+            .with_digest(manifest.digest.clone())
+            .to_string(),
         digest: manifest.digest.clone(),
         media_type: manifest.media_type.clone(),
         manifest_size: manifest.bytes.len() as u64,
-        kind: if manifest.is_index() { "index" } else { "image" },
+        kind: if manifest.is_index() {
+            "index"
+        } else {
+            "image"
+        },
         platforms: Vec::new(),
         config: None,
         config_summary: None,
@@ -121,7 +128,13 @@ pub async fn inspect(client: &Client, image: &ImageRef) -> Result<ImageInfo> {
         }
         ManifestContent::Image { config, layers } => {
             let stream = client.get_blob(image, &config.digest, 0).await?;
-            let bytes = read_verified(stream, &config, &format!("config {}", config.digest), MAX_CONFIG_BYTES).await?;
+            let bytes = read_verified(
+                stream,
+                &config,
+                &format!("config {}", config.digest),
+                MAX_CONFIG_BYTES,
+            )
+            .await?;
             // Artifacts have configs that are not image configs: show what parses.
             info.config_summary = serde_json::from_slice(&bytes).ok();
             info.layer_bytes = layers.iter().map(|l| l.size).sum();

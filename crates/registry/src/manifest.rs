@@ -267,7 +267,8 @@ impl Manifest {
                 .manifests
                 .iter()
                 .map(|entry| {
-                    let mut d = Descriptor::from_parts(&entry.media_type, &entry.digest, entry.size, what)?;
+                    let mut d =
+                        Descriptor::from_parts(&entry.media_type, &entry.digest, entry.size, what)?;
                     if !(is_image_manifest(&d.media_type) || is_index(&d.media_type)) {
                         return Err(Error::UnsupportedMediaType {
                             what: format!("{what}: index entry {}", d.digest),
@@ -347,7 +348,10 @@ mod tests {
         let m = Manifest::from_bytes(Bytes::from(text), None, "t").unwrap();
         match m.content().unwrap() {
             ManifestContent::Index { manifests } => {
-                assert_eq!(manifests[0].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+                assert_eq!(
+                    manifests[0].platform.as_ref().unwrap().to_string(),
+                    "linux/arm64/v8"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -363,18 +367,30 @@ mod tests {
             Error::InvalidManifest { .. }
         ));
         assert!(matches!(
-            err(&image_json(Some("application/vnd.example.thing+json")), None),
+            err(
+                &image_json(Some("application/vnd.example.thing+json")),
+                None
+            ),
             Error::UnsupportedMediaType { .. }
         ));
         assert!(matches!(
             err(r#"{"schemaVersion": 1, "name": "x", "fsLayers": []}"#, None),
             Error::UnsupportedMediaType { .. }
         ));
-        assert!(matches!(err("not json", None), Error::InvalidManifest { .. }));
+        assert!(matches!(
+            err("not json", None),
+            Error::InvalidManifest { .. }
+        ));
         let bad_digest = image_json(Some(OCI_MANIFEST)).replace(D2, "sha256:abc");
-        assert!(matches!(err(&bad_digest, None), Error::InvalidManifest { .. }));
+        assert!(matches!(
+            err(&bad_digest, None),
+            Error::InvalidManifest { .. }
+        ));
         let negative = image_json(Some(OCI_MANIFEST)).replace("\"size\": 20", "\"size\": -1");
-        assert!(matches!(err(&negative, None), Error::InvalidManifest { .. }));
+        assert!(matches!(
+            err(&negative, None),
+            Error::InvalidManifest { .. }
+        ));
         let big = format!(
             r#"{{"schemaVersion": 2, "config": {{}}, "pad": "{}"}}"#,
             "x".repeat(MAX_MANIFEST_BYTES as usize)

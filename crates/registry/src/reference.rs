@@ -53,7 +53,9 @@ pub enum ReferenceError {
     )]
     InvalidPath(String),
     /// A 64-character hex string was given as a name: Docker forbids it (it is an image ID).
-    #[error("`{0}` looks like an image ID, not a repository name; use NAME@sha256:{0} for a digest")]
+    #[error(
+        "`{0}` looks like an image ID, not a repository name; use NAME@sha256:{0} for a digest"
+    )]
     LooksLikeId(String),
     /// The tag is malformed.
     #[error(
@@ -173,7 +175,9 @@ impl Digest {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+._-".contains(c)) =>
             {
-                return Err(bad("unsupported algorithm (ferry verifies sha256 and sha512)"));
+                return Err(bad(
+                    "unsupported algorithm (ferry verifies sha256 and sha512)",
+                ));
             }
             _ => return Err(bad("malformed algorithm")),
         };
@@ -683,7 +687,10 @@ mod tests {
         let r = ImageRef::parse("nginx:1.27").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/nginx:1.27");
         assert_eq!(r.familiar(), "nginx:1.27");
-        assert_eq!(ImageRef::parse("ghcr.io/o/r").unwrap().familiar(), "ghcr.io/o/r");
+        assert_eq!(
+            ImageRef::parse("ghcr.io/o/r").unwrap().familiar(),
+            "ghcr.io/o/r"
+        );
         assert_eq!(ImageRef::parse("docker.io/a/b").unwrap().familiar(), "a/b");
         assert_eq!(
             ImageRef::parse("nginx").unwrap().api_host(),
@@ -696,7 +703,10 @@ mod tests {
         let err = |s: &str| ImageRef::parse(s).unwrap_err();
         assert_eq!(err(""), ReferenceError::Empty);
         assert!(matches!(err("Nginx"), ReferenceError::UpperCase(_)));
-        assert!(matches!(err("ghcr.io/Org/app"), ReferenceError::UpperCase(_)));
+        assert!(matches!(
+            err("ghcr.io/Org/app"),
+            ReferenceError::UpperCase(_)
+        ));
         assert!(matches!(err("app:"), ReferenceError::InvalidTag(_)));
         assert!(matches!(err("app:-x"), ReferenceError::InvalidTag(_)));
         assert!(matches!(err("app:a/b"), ReferenceError::InvalidDomain(_)));
@@ -705,10 +715,22 @@ mod tests {
         assert!(matches!(err("a/b___c"), ReferenceError::InvalidPath(_)));
         assert!(matches!(err("a/.b"), ReferenceError::InvalidPath(_)));
         assert!(matches!(err("-h.io/a"), ReferenceError::InvalidDomain(_)));
-        assert!(matches!(err("h.io:port/a"), ReferenceError::InvalidDomain(_)));
-        assert!(matches!(err("[::zz]:1/a"), ReferenceError::InvalidDomain(_)));
-        assert!(matches!(err("app@sha256:abc"), ReferenceError::InvalidDigest { .. }));
-        assert!(matches!(err("app@md5:abc"), ReferenceError::InvalidDigest { .. }));
+        assert!(matches!(
+            err("h.io:port/a"),
+            ReferenceError::InvalidDomain(_)
+        ));
+        assert!(matches!(
+            err("[::zz]:1/a"),
+            ReferenceError::InvalidDomain(_)
+        ));
+        assert!(matches!(
+            err("app@sha256:abc"),
+            ReferenceError::InvalidDigest { .. }
+        ));
+        assert!(matches!(
+            err("app@md5:abc"),
+            ReferenceError::InvalidDigest { .. }
+        ));
         let upper = format!("app@{}", D.to_uppercase().replace("SHA256", "sha256"));
         assert!(matches!(err(&upper), ReferenceError::InvalidDigest { .. }));
         let id = &D["sha256:".len()..];
@@ -728,7 +750,10 @@ mod tests {
     #[test]
     fn error_messages_name_the_input() {
         let msg = ImageRef::parse("ghcr.io/Org/app").unwrap_err().to_string();
-        assert!(msg.contains("Org/app") && msg.contains("lower-case"), "{msg}");
+        assert!(
+            msg.contains("Org/app") && msg.contains("lower-case"),
+            "{msg}"
+        );
     }
 
     #[test]

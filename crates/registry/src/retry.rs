@@ -109,7 +109,11 @@ pub fn is_dns_failure(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// A `Retry-After` header: delta-seconds, or an HTTP date compared with `now`.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -132,7 +136,10 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(retry_after(&headers("3"), now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&headers("3"), now),
+            Some(Duration::from_secs(3))
+        );
         // 2023-11-14T22:13:20Z is 1_700_000_000; ten seconds later:
         assert_eq!(
             retry_after(&headers("Tue, 14 Nov 2023 22:13:30 GMT"), now),
@@ -152,7 +159,10 @@ mod tests {
         for attempt in 0..30 {
             let full = (p.base_delay * 2u32.saturating_pow(attempt.min(20))).min(p.max_delay);
             let d = p.backoff(attempt);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} vs {full:?}"
+            );
         }
     }
 
@@ -160,7 +170,10 @@ mod tests {
     fn server_asked_delay_wins_unless_too_long() {
         let p = RetryPolicy::default();
         let now = SystemTime::UNIX_EPOCH;
-        assert_eq!(p.delay_after(0, &headers("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            p.delay_after(0, &headers("7"), now),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(p.delay_after(0, &headers("100000"), now), None);
         assert!(p.delay_after(0, &HeaderMap::new(), now).unwrap() <= p.base_delay);
     }

@@ -145,7 +145,12 @@ impl TokenCache {
 
     /// Forgets a token the registry refused.
     pub(crate) fn remove(&self, registry: &str, header: &HeaderValue) {
-        if let Some(list) = self.entries.lock().expect("token cache lock").get_mut(registry) {
+        if let Some(list) = self
+            .entries
+            .lock()
+            .expect("token cache lock")
+            .get_mut(registry)
+        {
             list.retain(|e| e.header != *header);
         }
     }
@@ -168,7 +173,10 @@ mod tests {
             header("Bearer t1"),
             Duration::from_secs(60),
         );
-        assert_eq!(cache.get("r", &[Scope::pull("a")]), Some(header("Bearer t1")));
+        assert_eq!(
+            cache.get("r", &[Scope::pull("a")]),
+            Some(header("Bearer t1"))
+        );
         assert_eq!(
             cache.get("r", &[Scope::push("a"), Scope::pull("b")]),
             Some(header("Bearer t1"))
@@ -185,14 +193,22 @@ mod tests {
     #[test]
     fn refused_tokens_are_forgotten() {
         let cache = TokenCache::default();
-        cache.insert("r", vec![Scope::pull("a")], header("Bearer x"), Duration::from_secs(60));
+        cache.insert(
+            "r",
+            vec![Scope::pull("a")],
+            header("Bearer x"),
+            Duration::from_secs(60),
+        );
         cache.remove("r", &header("Bearer x"));
         assert_eq!(cache.get("r", &[Scope::pull("a")]), None);
     }
 
     #[test]
     fn scope_strings_and_challenge_params() {
-        assert_eq!(Scope::push("a/b").to_scope_string(), "repository:a/b:pull,push");
+        assert_eq!(
+            Scope::push("a/b").to_scope_string(),
+            "repository:a/b:pull,push"
+        );
         assert_eq!(
             parse_scope_param("repository:a/b:pull repository:127.0.0.1:5000/x:push,pull"),
             vec![Scope::pull("a/b"), Scope::push("127.0.0.1:5000/x")]

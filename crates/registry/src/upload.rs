@@ -115,7 +115,11 @@ pub(crate) async fn upload_blob(
         }
         while offset < size {
             let end = chunk.map_or(size, |c| (offset + c).min(size));
-            let range = Range { start: offset, end, size };
+            let range = Range {
+                start: offset,
+                end,
+                size,
+            };
             let (result, produced, sent) =
                 send_range(client, dest, &session, source, desc, &mut progress, range).await;
             sent_total += sent;
@@ -177,7 +181,8 @@ pub(crate) async fn upload_blob(
                     registry: dest.registry().to_owned(),
                     operation: format!("upload of {what}"),
                     status: 0,
-                    message: "the registry's upload session disagrees with what was sent".to_owned(),
+                    message: "the registry's upload session disagrees with what was sent"
+                        .to_owned(),
                 });
             }
             session = client.start_upload(dest).await?.0;
@@ -188,9 +193,13 @@ pub(crate) async fn upload_blob(
             Ok(()) => return Ok(sent_total),
             // The registry hashed other bytes than were sent (a resumed session that kept part
             // of a broken request): once, start the blob again in a fresh session.
-            Err(Error::Registry { status: 400, message, .. })
-                if restarts_after_commit == 0
-                    && (message.contains("DIGEST_INVALID") || message.contains("BLOB_UPLOAD_INVALID")) =>
+            Err(Error::Registry {
+                status: 400,
+                message,
+                ..
+            }) if restarts_after_commit == 0
+                && (message.contains("DIGEST_INVALID")
+                    || message.contains("BLOB_UPLOAD_INVALID")) =>
             {
                 tracing::info!(blob = %desc.digest.short(), %message, "registry refused the resumed upload; starting the blob again");
                 restarts_after_commit += 1;

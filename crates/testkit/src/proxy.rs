@@ -161,7 +161,9 @@ pub struct FaultProxy {
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy").field("addr", &self.addr).finish()
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -306,7 +308,11 @@ where
             }
             if let Some(state) = &counter {
                 let n = data.len() as u64;
-                let target = if upload { &state.upload_bytes } else { &state.download_bytes };
+                let target = if upload {
+                    &state.upload_bytes
+                } else {
+                    &state.download_bytes
+                };
                 target.fetch_add(n, Ordering::Relaxed);
             }
             let seen = seen + data.len() as u64;
@@ -336,7 +342,8 @@ async fn handle(
         state.log(&method, &path, status, true);
         return Ok(full(status, retry_after));
     }
-    let upload = matches!(method.as_str(), "PATCH" | "PUT" | "POST") && path.contains("/blobs/uploads/");
+    let upload =
+        matches!(method.as_str(), "PATCH" | "PUT" | "POST") && path.contains("/blobs/uploads/");
     let download = method == "GET" && path.contains("/blobs/") && !path.contains("/uploads/");
     let request_limit = match fault {
         Some(FaultAction::DropRequestBody(n)) => Some(n),
@@ -358,7 +365,12 @@ async fn handle(
         let _ = conn.await;
     });
     let (parts, body) = req.into_parts();
-    let body = metered(body, upload.then(|| Arc::clone(&state)), true, request_limit);
+    let body = metered(
+        body,
+        upload.then(|| Arc::clone(&state)),
+        true,
+        request_limit,
+    );
     let response = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => {
@@ -372,8 +384,18 @@ async fn handle(
         state.log(&method, &path, 0, true);
         return Err("connection cut by the test proxy".into());
     }
-    state.log(&method, &path, response.status().as_u16(), response_limit.is_some());
+    state.log(
+        &method,
+        &path,
+        response.status().as_u16(),
+        response_limit.is_some(),
+    );
     let (parts, body) = response.into_parts();
-    let body = metered(body, download.then(|| Arc::clone(&state)), false, response_limit);
+    let body = metered(
+        body,
+        download.then(|| Arc::clone(&state)),
+        false,
+        response_limit,
+    );
     Ok(Response::from_parts(parts, body))
 }

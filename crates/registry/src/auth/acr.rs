@@ -132,24 +132,27 @@ impl AcrAuth {
         if let Some(tenant) = &self.tenant {
             form.push(("tenant", tenant));
         }
-        let response = self
-            .http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| fail("cannot reach /oauth2/exchange".into(), Some(Box::new(e.without_url()))))?;
+        let response = self.http.post(&url).form(&form).send().await.map_err(|e| {
+            fail(
+                "cannot reach /oauth2/exchange".into(),
+                Some(Box::new(e.without_url())),
+            )
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(
-                format!("/oauth2/exchange answered {status}: the Azure AD identity has no access to this registry, or the token is for another tenant"),
+                format!(
+                    "/oauth2/exchange answered {status}: the Azure AD identity has no access to this registry, or the token is for another tenant"
+                ),
                 None,
             ));
         }
-        let answer: ExchangeAnswer = response
-            .json()
-            .await
-            .map_err(|_| fail("/oauth2/exchange did not return a refresh token".into(), None))?;
+        let answer: ExchangeAnswer = response.json().await.map_err(|_| {
+            fail(
+                "/oauth2/exchange did not return a refresh token".into(),
+                None,
+            )
+        })?;
         Ok(answer.refresh_token)
     }
 }

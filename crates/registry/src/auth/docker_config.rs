@@ -87,7 +87,12 @@ impl DockerConfigAuth {
     pub fn load(path: &Path, env: BTreeMap<String, String>) -> Result<Self, AuthError> {
         let shown = path.display().to_string();
         let fail = |message: String, source: Option<crate::error::BoxError>| {
-            AuthError::failed(PROVIDER, "any registry", format!("{shown}: {message}"), source)
+            AuthError::failed(
+                PROVIDER,
+                "any registry",
+                format!("{shown}: {message}"),
+                source,
+            )
         };
         let text = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -198,10 +203,17 @@ impl DockerConfigAuth {
                 return Err(AuthError::not_configured(registry));
             }
             let said: String = said.trim().chars().take(200).collect();
-            return Err(fail(format!("{program} failed ({}): {said}", output.status), None));
+            return Err(fail(
+                format!("{program} failed ({}): {said}", output.status),
+                None,
+            ));
         }
-        let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
-            .map_err(|_| fail(format!("{program} answered something that is not credentials JSON"), None))?;
+        let answer: HelperAnswer = serde_json::from_slice(&output.stdout).map_err(|_| {
+            fail(
+                format!("{program} answered something that is not credentials JSON"),
+                None,
+            )
+        })?;
         tracing::debug!(registry, helper, "credentials from helper");
         Ok(if answer.username == "<token>" {
             Credential::IdentityToken(answer.secret)
@@ -250,16 +262,30 @@ fn entry_credential(entry: &AuthEntry, registry: &str) -> Result<Credential, Aut
     {
         return Ok(Credential::IdentityToken(token.clone()));
     }
-    if let Some(auth) = entry.auth.as_ref().filter(|a| !a.expose_secret().is_empty()) {
+    if let Some(auth) = entry
+        .auth
+        .as_ref()
+        .filter(|a| !a.expose_secret().is_empty())
+    {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.expose_secret().trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| {
-                AuthError::failed(PROVIDER, registry, "the `auth` entry is not base64 of USER:PASSWORD", None)
+                AuthError::failed(
+                    PROVIDER,
+                    registry,
+                    "the `auth` entry is not base64 of USER:PASSWORD",
+                    None,
+                )
             })?;
         let (user, password) = decoded.split_once(':').ok_or_else(|| {
-            AuthError::failed(PROVIDER, registry, "the `auth` entry is not base64 of USER:PASSWORD", None)
+            AuthError::failed(
+                PROVIDER,
+                registry,
+                "the `auth` entry is not base64 of USER:PASSWORD",
+                None,
+            )
         })?;
         return Ok(Credential::basic(user, password));
     }
@@ -317,15 +343,28 @@ mod tests {
             auth.credential("127.0.0.1:5000").await.unwrap(),
             Credential::IdentityToken(t) if t.expose_secret() == "idtok"
         ));
-        assert!(auth.credential("quay.io").await.unwrap_err().is_not_configured());
+        assert!(
+            auth.credential("quay.io")
+                .await
+                .unwrap_err()
+                .is_not_configured()
+        );
     }
 
     #[tokio::test]
     async fn missing_file_means_no_logins_and_bad_json_is_an_error_without_content() {
         let dir = tempfile::tempdir().unwrap();
         let auth = DockerConfigAuth::load(&dir.path().join("nope.json"), BTreeMap::new()).unwrap();
-        assert!(auth.credential("ghcr.io").await.unwrap_err().is_not_configured());
-        let path = write(dir.path(), r#"{"auths": {"h": {"password": "leaky-secret" "#);
+        assert!(
+            auth.credential("ghcr.io")
+                .await
+                .unwrap_err()
+                .is_not_configured()
+        );
+        let path = write(
+            dir.path(),
+            r#"{"auths": {"h": {"password": "leaky-secret" "#,
+        );
         let err = DockerConfigAuth::load(&path, BTreeMap::new()).unwrap_err();
         let chain = format!("{err} {:?}", std::error::Error::source(&err));
         assert!(!chain.contains("leaky-secret"), "{chain}");
@@ -356,13 +395,20 @@ mod tests {
             "tokenhelper",
             "#!/bin/sh\nread url\nprintf '{\"Username\":\"<token>\",\"Secret\":\"refresh-1\"}'\n",
         );
-        helper(dir.path(), "broken", "#!/bin/sh\necho 'keychain locked' >&2\nexit 3\n");
+        helper(
+            dir.path(),
+            "broken",
+            "#!/bin/sh\necho 'keychain locked' >&2\nexit 3\n",
+        );
         let text = r#"{
             "credsStore": "ferrytest",
             "credHelpers": {"tok.example": "tokenhelper", "broken.example": "broken"},
             "auths": {"nothere.example": {"username": "file-user", "password": "file-pw"}}
         }"#;
-        let env = BTreeMap::from([("PATH".to_owned(), format!("{}:/usr/bin:/bin", dir.path().display()))]);
+        let env = BTreeMap::from([(
+            "PATH".to_owned(),
+            format!("{}:/usr/bin:/bin", dir.path().display()),
+        )]);
         let auth = DockerConfigAuth::load(&write(dir.path(), text), env).unwrap();
         assert_eq!(
             basic(auth.credential("ghcr.io").await.unwrap()),

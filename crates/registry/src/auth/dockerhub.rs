@@ -73,7 +73,12 @@ mod tests {
             auth.credential("registry-1.docker.io").await.unwrap(),
             Credential::Basic { username, .. } if username == "me"
         ));
-        assert!(auth.credential("ghcr.io").await.unwrap_err().is_not_configured());
+        assert!(
+            auth.credential("ghcr.io")
+                .await
+                .unwrap_err()
+                .is_not_configured()
+        );
         assert!(!format!("{auth:?}").contains("dckr_pat_x"));
     }
 }

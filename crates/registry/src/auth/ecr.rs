@@ -64,6 +64,15 @@ impl EcrAuth {
         }
     }
 
+    /// Logins with a client built from an AWS SDK config (`&aws_config::SdkConfig`, such as
+    /// ferry-auth's `AwsAuth::sdk_config()`): its region, credentials and endpoint.
+    pub fn from_sdk_config<C>(config: C, clock: SharedClock) -> Self
+    where
+        C: Into<aws_sdk_ecr::Config>,
+    {
+        EcrAuth::new(aws_sdk_ecr::Client::from_conf(config.into()), clock)
+    }
+
     /// Also answer for `host` (an ECR registry behind another name: a pull-through proxy, a
     /// test registry), with the account the client's credentials belong to.
     #[must_use]
@@ -92,10 +101,12 @@ impl EcrAuth {
             None => request.send().await,
         }
         .map_err(|e| fail("GetAuthorizationToken failed".into(), Some(Box::new(e))))?;
-        let data = output
-            .authorization_data()
-            .first()
-            .ok_or_else(|| fail("GetAuthorizationToken returned no authorization data".into(), None))?;
+        let data = output.authorization_data().first().ok_or_else(|| {
+            fail(
+                "GetAuthorizationToken returned no authorization data".into(),
+                None,
+            )
+        })?;
         let token = data
             .authorization_token()
             .ok_or_else(|| fail("GetAuthorizationToken returned no token".into(), None))?;
@@ -114,7 +125,11 @@ impl EcrAuth {
                 SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
             })
             .unwrap_or_else(|| self.clock.now() + Duration::from_secs(12 * 3600));
-        Ok((user.to_owned(), SecretString::from(password.to_owned()), expires))
+        Ok((
+            user.to_owned(),
+            SecretString::from(password.to_owned()),
+            expires,
+        ))
     }
 }
 
@@ -126,7 +141,8 @@ impl RegistryAuth for EcrAuth {
             return Err(AuthError::not_configured(&registry));
         }
         let now = self.clock.now();
-        if let Some((user, password, expires)) = self.cache.lock().expect("cache lock").get(&registry)
+        if let Some((user, password, expires)) =
+            self.cache.lock().expect("cache lock").get(&registry)
             && now + REFRESH_BEFORE < *expires
         {
             return Ok(Credential::Basic {
@@ -141,7 +157,10 @@ impl RegistryAuth for EcrAuth {
                 .expect("cache lock")
                 .insert(registry.clone(), (user.clone(), password.clone(), expires));
         } else {
-            tracing::debug!(registry, "ECR login already expired by the local clock; using it once, uncached");
+            tracing::debug!(
+                registry,
+                "ECR login already expired by the local clock; using it once, uncached"
+            );
         }
         tracing::debug!(registry, user, "ECR login obtained");
         Ok(Credential::Basic {
@@ -177,6 +196,9 @@ mod tests {
             Some(("123456789012".into(), "cn-north-1".into()))
         );
         assert_eq!(parse_ecr_host("ghcr.io"), None);
-        assert_eq!(parse_ecr_host("12345.dkr.ecr.eu-west-1.amazonaws.com"), None);
+        assert_eq!(
+            parse_ecr_host("12345.dkr.ecr.eu-west-1.amazonaws.com"),
+            None
+        );
     }
 }

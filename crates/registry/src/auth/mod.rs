@@ -307,14 +307,25 @@ mod tests {
             Credential::Anonymous
         ));
         let only = AuthChain::first_try(BasicAuth::new("a.example", "u", "p".into()));
-        assert!(only.credential("b.example").await.unwrap_err().is_not_configured());
+        assert!(
+            only.credential("b.example")
+                .await
+                .unwrap_err()
+                .is_not_configured()
+        );
     }
 
     #[test]
     fn debug_never_shows_secrets() {
         let auth = BasicAuth::new("h", "user", SecretString::from("s3cr3t-value"));
-        let shown = format!("{auth:?} {:?}", Credential::IdentityToken("tok-value".into()));
-        assert!(!shown.contains("s3cr3t-value") && !shown.contains("tok-value"), "{shown}");
+        let shown = format!(
+            "{auth:?} {:?}",
+            Credential::IdentityToken("tok-value".into())
+        );
+        assert!(
+            !shown.contains("s3cr3t-value") && !shown.contains("tok-value"),
+            "{shown}"
+        );
         assert!(shown.contains("user"));
     }
 

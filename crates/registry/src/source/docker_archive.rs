@@ -19,7 +19,9 @@ use super::store::Store;
 use super::{ImageSource, shown};
 use crate::client::BlobStream;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, Manifest, OCI_CONFIG, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_MANIFEST};
+use crate::manifest::{
+    Descriptor, Manifest, OCI_CONFIG, OCI_LAYER_TAR, OCI_LAYER_TAR_GZIP, OCI_MANIFEST,
+};
 use crate::reference::{Digest, ImageRef};
 
 const MAX_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
@@ -74,9 +76,12 @@ impl DockerArchive {
         );
         let store = Store::open_tar(path).await?;
         let at = shown(path);
-        let listing = store.read("manifest.json", 16 * 1024 * 1024).await?.ok_or_else(|| {
-            Error::source(&at, "not a docker save archive: there is no manifest.json")
-        })?;
+        let listing = store
+            .read("manifest.json", 16 * 1024 * 1024)
+            .await?
+            .ok_or_else(|| {
+                Error::source(&at, "not a docker save archive: there is no manifest.json")
+            })?;
         let entries: Vec<ArchiveEntry> = serde_json::from_slice(&listing)
             .map_err(|e| Error::source(&at, format!("manifest.json is not valid: {e}")))?;
         let tags_of = |e: &ArchiveEntry| e.repo_tags.clone().unwrap_or_default().join(" ");
@@ -109,7 +114,10 @@ impl DockerArchive {
                         })
                     })
                     .ok_or_else(|| {
-                        Error::source(&at, format!("has no image named {r} (images: {})", listed()))
+                        Error::source(
+                            &at,
+                            format!("has no image named {r} (images: {})", listed()),
+                        )
                     })?
             }
             None => match entries.as_slice() {
@@ -118,7 +126,10 @@ impl DockerArchive {
                 _ => {
                     return Err(Error::source(
                         &at,
-                        format!("holds several images; name one with :REF or :@N (images: {})", listed()),
+                        format!(
+                            "holds several images; name one with :REF or :@N (images: {})",
+                            listed()
+                        ),
                     ));
                 }
             },
@@ -171,7 +182,10 @@ impl DockerArchive {
                     .get(i)
                     .and_then(|d| Digest::parse(d).ok())
                     .ok_or_else(|| {
-                        Error::source(&at, format!("the config has no diff_id for layer {i} ({layer})"))
+                        Error::source(
+                            &at,
+                            format!("the config has no diff_id for layer {i} ({layer})"),
+                        )
                     })?,
                 None => store.digest_of(layer).await?.0,
             };
@@ -220,13 +234,19 @@ impl ImageSource for DockerArchive {
     async fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
         Err(Error::source(
             &self.described,
-            format!("a docker archive holds no child manifest {}", descriptor.digest),
+            format!(
+                "a docker archive holds no child manifest {}",
+                descriptor.digest
+            ),
         ))
     }
 
     async fn open_blob(&self, descriptor: &Descriptor, offset: u64) -> Result<BlobStream> {
         let path = self.paths.get(&descriptor.digest).ok_or_else(|| {
-            Error::source(&self.described, format!("has no blob {}", descriptor.digest))
+            Error::source(
+                &self.described,
+                format!("has no blob {}", descriptor.digest),
+            )
         })?;
         self.store.open(path, offset).await
     }

@@ -61,7 +61,11 @@ impl OciLayout {
             }
             Err(e) => return Err(Error::io(shown(path), e)),
         }
-        let described = format!("oci:{}{}", shown(path), tag.map(|t| format!(":{t}")).unwrap_or_default());
+        let described = format!(
+            "oci:{}{}",
+            shown(path),
+            tag.map(|t| format!(":{t}")).unwrap_or_default()
+        );
         Self::open(Store::Dir(path.to_owned()), tag, described).await
     }
 
@@ -78,14 +82,20 @@ impl OciLayout {
     async fn open(store: Store, tag: Option<&str>, described: String) -> Result<Self> {
         let at = store.describe();
         let layout = store.read("oci-layout", 64 * 1024).await?.ok_or_else(|| {
-            Error::source(&at, "not an OCI image layout: there is no `oci-layout` file")
+            Error::source(
+                &at,
+                "not an OCI image layout: there is no `oci-layout` file",
+            )
         })?;
         let layout: LayoutFile = serde_json::from_slice(&layout)
             .map_err(|e| Error::source(&at, format!("oci-layout is not valid: {e}")))?;
         if !layout.image_layout_version.starts_with("1.") {
             return Err(Error::source(
                 &at,
-                format!("unsupported OCI layout version {}", layout.image_layout_version),
+                format!(
+                    "unsupported OCI layout version {}",
+                    layout.image_layout_version
+                ),
             ));
         }
         let index = store
@@ -98,9 +108,18 @@ impl OciLayout {
             let list: Vec<String> = index
                 .manifests
                 .iter()
-                .map(|m| m.annotations.get(REF_NAME).cloned().unwrap_or_else(|| m.digest.clone()))
+                .map(|m| {
+                    m.annotations
+                        .get(REF_NAME)
+                        .cloned()
+                        .unwrap_or_else(|| m.digest.clone())
+                })
                 .collect();
-            if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+            if list.is_empty() {
+                "none".to_owned()
+            } else {
+                list.join(", ")
+            }
         };
         let entry = match tag {
             Some(tag) => index
@@ -108,7 +127,10 @@ impl OciLayout {
                 .iter()
                 .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
                 .ok_or_else(|| {
-                    Error::source(&at, format!("has no image named `{tag}` (images: {})", names()))
+                    Error::source(
+                        &at,
+                        format!("has no image named `{tag}` (images: {})", names()),
+                    )
                 })?,
             None => match index.manifests.as_slice() {
                 [only] => only,
@@ -116,7 +138,10 @@ impl OciLayout {
                 _ => {
                     return Err(Error::source(
                         &at,
-                        format!("holds several images; name one with :TAG (images: {})", names()),
+                        format!(
+                            "holds several images; name one with :TAG (images: {})",
+                            names()
+                        ),
                     ));
                 }
             },
@@ -165,8 +190,13 @@ impl OciLayout {
     /// The raw bytes of a small blob (a config), verified.
     pub async fn read_blob(&self, descriptor: &Descriptor, max: u64) -> Result<Bytes> {
         let stream = self.open_blob(descriptor, 0).await?;
-        crate::upload::read_verified(stream, descriptor, &format!("{}: {}", self.described, descriptor.digest), max)
-            .await
+        crate::upload::read_verified(
+            stream,
+            descriptor,
+            &format!("{}: {}", self.described, descriptor.digest),
+            max,
+        )
+        .await
     }
 }
 

@@ -86,7 +86,10 @@ impl SourceSpec {
             }
         };
         let empty = |transport: &str| {
-            Error::source(s, format!("`{transport}:` needs a path, e.g. {transport}:./image"))
+            Error::source(
+                s,
+                format!("`{transport}:` needs a path, e.g. {transport}:./image"),
+            )
         };
         if let Some(rest) = s.strip_prefix("oci:") {
             let (path, tag) = split(rest);
@@ -115,11 +118,20 @@ impl SourceSpec {
         } else if let Some(rest) = s.strip_prefix("docker://") {
             Ok(SourceSpec::Registry(ImageRef::parse(rest)?))
         } else if let Some((transport, _)) = s.split_once(':')
-            && ["dir", "containers-storage", "docker-daemon", "ostree", "sif"].contains(&transport)
+            && [
+                "dir",
+                "containers-storage",
+                "docker-daemon",
+                "ostree",
+                "sif",
+            ]
+            .contains(&transport)
         {
             Err(Error::source(
                 s,
-                format!("the `{transport}:` transport is not supported; use oci:, oci-archive:, docker-archive: or a registry reference"),
+                format!(
+                    "the `{transport}:` transport is not supported; use oci:, oci-archive:, docker-archive: or a registry reference"
+                ),
             ))
         } else {
             Ok(SourceSpec::Registry(ImageRef::parse(s)?))
@@ -138,7 +150,9 @@ impl SourceSpec {
             SourceSpec::DockerArchive { path, reference } => {
                 Box::new(DockerArchive::open(path, reference.as_deref()).await?)
             }
-            SourceSpec::Registry(image) => Box::new(RemoteImage::open(client.clone(), image).await?),
+            SourceSpec::Registry(image) => {
+                Box::new(RemoteImage::open(client.clone(), image).await?)
+            }
         })
     }
 

@@ -45,7 +45,10 @@ impl ImageSource for RemoteImage {
     }
 
     async fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
-        let child = self.image.repo_only().with_digest(descriptor.digest.clone());
+        let child = self
+            .image
+            .repo_only()
+            .with_digest(descriptor.digest.clone());
         let m = self.client.get_manifest(&child).await?;
         if m.bytes.len() as u64 != descriptor.size {
             return Err(Error::SizeMismatch {

@@ -81,7 +81,8 @@ impl Store {
             .entries_with_seek()
             .map_err(|e| Error::source(&name, format!("not a tar archive: {e}")))?;
         for entry in iter {
-            let entry = entry.map_err(|e| Error::source(&name, format!("corrupt tar archive: {e}")))?;
+            let entry =
+                entry.map_err(|e| Error::source(&name, format!("corrupt tar archive: {e}")))?;
             let Ok(path) = entry.path() else { continue };
             let Some(key) = path.to_str().and_then(normalise) else {
                 continue;
@@ -96,11 +97,18 @@ impl Store {
                     },
                 );
             } else if kind.is_symlink() || kind.is_hard_link() {
-                let Ok(Some(target)) = entry.link_name() else { continue };
-                let Some(target) = target.to_str() else { continue };
+                let Ok(Some(target)) = entry.link_name() else {
+                    continue;
+                };
+                let Some(target) = target.to_str() else {
+                    continue;
+                };
                 // Symlinks are relative to the link's directory; hard links to the archive root.
                 let resolved = if kind.is_symlink() {
-                    let dir = Path::new(&key).parent().map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+                    let dir = Path::new(&key)
+                        .parent()
+                        .map(|p| p.to_string_lossy().to_string())
+                        .unwrap_or_default();
                     normalise(&format!("{dir}/{target}"))
                 } else {
                     normalise(target)
@@ -164,7 +172,9 @@ impl Store {
         let mut stream = self.open(path, 0).await?;
         let mut out = Vec::with_capacity(size as usize);
         while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk.map_err(|e| Error::io(format!("{}: {path}", self.describe()), e))?);
+            out.extend_from_slice(
+                &chunk.map_err(|e| Error::io(format!("{}: {path}", self.describe()), e))?,
+            );
         }
         Ok(Some(Bytes::from(out)))
     }
@@ -181,10 +191,17 @@ impl Store {
                 (p, offset, size.saturating_sub(offset))
             }
             Store::Tar { archive, .. } => {
-                let (entry_offset, size) = self
-                    .tar_entry(path)
-                    .ok_or_else(|| Error::source(self.describe(), format!("{path} is missing from the archive")))?;
-                (archive.clone(), entry_offset + offset, size.saturating_sub(offset))
+                let (entry_offset, size) = self.tar_entry(path).ok_or_else(|| {
+                    Error::source(
+                        self.describe(),
+                        format!("{path} is missing from the archive"),
+                    )
+                })?;
+                (
+                    archive.clone(),
+                    entry_offset + offset,
+                    size.saturating_sub(offset),
+                )
             }
         };
         let mut file = tokio::fs::File::open(&file_path)
@@ -194,7 +211,10 @@ impl Store {
             .await
             .map_err(|e| Error::io(shown(&file_path), e))?;
         let reader = file.take(len);
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER)))
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            READ_BUFFER,
+        )))
     }
 
     /// Hashes a whole file with `algorithm` (for archive entries whose digest is not recorded).
@@ -216,7 +236,9 @@ impl Store {
         let mut out = Vec::new();
         while out.len() < n {
             match stream.next().await {
-                Some(chunk) => out.extend_from_slice(&chunk.map_err(|e| Error::io(self.describe(), e))?),
+                Some(chunk) => {
+                    out.extend_from_slice(&chunk.map_err(|e| Error::io(self.describe(), e))?)
+                }
                 None => break,
             }
         }
@@ -252,7 +274,8 @@ mod tests {
             l.set_entry_type(tar::EntryType::Symlink);
             l.set_size(0);
             l.set_cksum();
-            b.append_link(&mut l, "y/layer.tar", "../x/layer.tar").unwrap();
+            b.append_link(&mut l, "y/layer.tar", "../x/layer.tar")
+                .unwrap();
             b.finish().unwrap();
         }
         let store = Store::open_tar(&path).await.unwrap();

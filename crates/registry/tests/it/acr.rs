@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use ferry_registry::auth::acr::{AcrAuth, StaticAadToken};
 use ferry_registry::auth::AuthChain;
+use ferry_registry::auth::acr::{AcrAuth, StaticAadToken};
 use ferry_registry::{Client, ImageRef};
 use secrecy::SecretString;
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -27,7 +27,10 @@ async fn acr_exchanges_an_aad_token_for_registry_tokens() {
         .and(path("/v2/"))
         .respond_with(ResponseTemplate::new(401).insert_header(
             "www-authenticate",
-            format!(r#"Bearer realm="{}/oauth2/token",service="{host}""#, server.uri()),
+            format!(
+                r#"Bearer realm="{}/oauth2/token",service="{host}""#,
+                server.uri()
+            ),
         ))
         .mount(&server)
         .await;
@@ -36,7 +39,10 @@ async fn acr_exchanges_an_aad_token_for_registry_tokens() {
         .and(body_string_contains("grant_type=access_token"))
         .and(body_string_contains("access_token=aad-token-value"))
         .and(body_string_contains("tenant=tenant-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"refresh_token": "acr-refresh-value"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"refresh_token": "acr-refresh-value"})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -45,14 +51,20 @@ async fn acr_exchanges_an_aad_token_for_registry_tokens() {
         .and(body_string_contains("grant_type=refresh_token"))
         .and(body_string_contains("refresh_token=acr-refresh-value"))
         .and(body_string_contains("scope=repository%3Ashop%2Fweb%3Apull"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "acr-access-value"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"access_token": "acr-access-value"})),
+        )
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v2/shop/web/tags/list"))
         .and(header("authorization", "Bearer acr-access-value"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "shop/web", "tags": ["b", "a"]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "shop/web", "tags": ["b", "a"]})),
+        )
         .mount(&server)
         .await;
 
@@ -62,7 +74,10 @@ async fn acr_exchanges_an_aad_token_for_registry_tokens() {
     )
     .with_tenant("tenant-1")
     .with_host(&host);
-    let client = Client::builder().auth(Arc::new(AuthChain::first_try(acr))).build().unwrap();
+    let client = Client::builder()
+        .auth(Arc::new(AuthChain::first_try(acr)))
+        .build()
+        .unwrap();
     let repo = ImageRef::parse(&format!("{host}/shop/web")).unwrap();
     client.login(&repo, false).await.unwrap();
     assert_eq!(client.list_tags(&repo).await.unwrap(), ["a", "b"]);
@@ -79,7 +94,10 @@ async fn acr_exchange_refusal_is_an_auth_failure() {
         .and(path("/v2/"))
         .respond_with(ResponseTemplate::new(401).insert_header(
             "www-authenticate",
-            format!(r#"Bearer realm="{}/oauth2/token",service="{host}""#, server.uri()),
+            format!(
+                r#"Bearer realm="{}/oauth2/token",service="{host}""#,
+                server.uri()
+            ),
         ))
         .mount(&server)
         .await;
@@ -88,11 +106,17 @@ async fn acr_exchange_refusal_is_an_auth_failure() {
         .respond_with(ResponseTemplate::new(401))
         .mount(&server)
         .await;
-    let acr = AcrAuth::new(reqwest::Client::new(), Arc::new(StaticAadToken(SecretString::from("aad-secret-xyz"))))
-        .with_host(&host);
+    let acr = AcrAuth::new(
+        reqwest::Client::new(),
+        Arc::new(StaticAadToken(SecretString::from("aad-secret-xyz"))),
+    )
+    .with_host(&host);
     let client = Client::builder().auth(Arc::new(acr)).build().unwrap();
     let err = client
-        .login(&ImageRef::parse(&format!("{host}/shop/web")).unwrap(), false)
+        .login(
+            &ImageRef::parse(&format!("{host}/shop/web")).unwrap(),
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ferry_registry::ErrorKind::Auth, "{err}");

@@ -11,10 +11,20 @@ use crate::support::*;
 async fn push_with(client: &Client, registry: &str) -> ferry_registry::CopyReport {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 2, 5_000);
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(client).await.unwrap();
-    let report = copy_image(client, source.as_ref(), &image(registry, &format!("{}:v1", repo("config"))), &[], &CopyOptions::default())
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(client)
         .await
         .unwrap();
+    let report = copy_image(
+        client,
+        source.as_ref(),
+        &image(registry, &format!("{}:v1", repo("config"))),
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, layout.digest);
     report
 }
@@ -26,7 +36,10 @@ async fn docker_config_identity_token_uses_the_oauth2_refresh_flow() {
     // Log in the way `docker login` does for identity tokens: ask the realm for an offline token.
     let answer: serde_json::Value = reqwest::Client::new()
         .get(&realm)
-        .query(&[("service", "ferry-test-registry"), ("offline_token", "true")])
+        .query(&[
+            ("service", "ferry-test-registry"),
+            ("offline_token", "true"),
+        ])
         .basic_auth(user(), Some(password()))
         .send()
         .await
@@ -40,7 +53,11 @@ async fn docker_config_identity_token_uses_the_oauth2_refresh_flow() {
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let env = BTreeMap::from([("DOCKER_CONFIG".to_owned(), dir.path().display().to_string())]);
     let auth = DockerConfigAuth::from_env(&env).unwrap();
-    let client = Client::builder().auth(Arc::new(AuthChain::first_try(auth))).retry(fast_retry()).build().unwrap();
+    let client = Client::builder()
+        .auth(Arc::new(AuthChain::first_try(auth)))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
     let report = push_with(&client, &registry).await;
     assert_eq!(report.stats.token_requests, 1);
 }
@@ -70,9 +87,16 @@ async fn docker_config_credential_helper_logs_in() {
     .unwrap();
     let env = BTreeMap::from([
         ("DOCKER_CONFIG".to_owned(), dir.path().display().to_string()),
-        ("PATH".to_owned(), format!("{}:/usr/bin:/bin", dir.path().display())),
+        (
+            "PATH".to_owned(),
+            format!("{}:/usr/bin:/bin", dir.path().display()),
+        ),
     ]);
     let auth = DockerConfigAuth::from_env(&env).unwrap();
-    let client = Client::builder().auth(Arc::new(auth)).retry(fast_retry()).build().unwrap();
+    let client = Client::builder()
+        .auth(Arc::new(auth))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
     push_with(&client, &registry).await;
 }

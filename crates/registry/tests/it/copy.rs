@@ -16,27 +16,49 @@ async fn copy_within_one_registry_mounts_and_uploads_nothing() {
     let layout = layout(tmp.path(), 4, 150_000);
     let staging = repo("staging");
     let src = image(&proxy.addr(), &format!("{staging}:staging-latest"));
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&client).await.unwrap();
-    copy_image(&client, source.as_ref(), &src, &[], &CopyOptions::default()).await.unwrap();
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
+    copy_image(&client, source.as_ref(), &src, &[], &CopyOptions::default())
+        .await
+        .unwrap();
 
     proxy.reset();
     let prod = repo("prod");
     let dest = image(&proxy.addr(), &format!("{prod}:v1.2.3"));
-    let remote = SourceSpec::Registry(src.clone()).open(&client).await.unwrap();
-    let report = copy_image(&client, remote.as_ref(), &dest, &[Tag::parse("prod-latest").unwrap()], &CopyOptions::default())
+    let remote = SourceSpec::Registry(src.clone())
+        .open(&client)
         .await
         .unwrap();
+    let report = copy_image(
+        &client,
+        remote.as_ref(),
+        &dest,
+        &[Tag::parse("prod-latest").unwrap()],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.mounted, 5, "{report:?}");
     assert_eq!(report.blobs.uploaded, 0);
     assert_eq!(report.blob_bytes_uploaded, 0);
     assert_eq!(proxy.upload_bytes(), 0, "no blob byte crossed the wire");
     assert_eq!(proxy.download_bytes(), 0, "nothing was downloaded either");
-    let mounts = proxy.log().iter().filter(|l| l.method == "POST" && l.status == 201).count();
+    let mounts = proxy
+        .log()
+        .iter()
+        .filter(|l| l.method == "POST" && l.status == 201)
+        .count();
     assert_eq!(mounts, 5);
     let (u, p) = (user(), password());
     for tag in ["v1.2.3", "prod-latest"] {
-        assert_eq!(skopeo_digest(&registry, &format!("{prod}:{tag}"), Some((&u, &p))), layout.digest.to_string());
+        assert_eq!(
+            skopeo_digest(&registry, &format!("{prod}:{tag}"), Some((&u, &p))),
+            layout.digest.to_string()
+        );
     }
 }
 
@@ -48,17 +70,34 @@ async fn copy_across_registries_keeps_the_index_digest() {
     let layout = index_layout(tmp.path());
     let path = repo("multi");
     let src = image(&from, &format!("{path}:v1"));
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&client).await.unwrap();
-    copy_image(&client, source.as_ref(), &src, &[], &CopyOptions::default()).await.unwrap();
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
+    copy_image(&client, source.as_ref(), &src, &[], &CopyOptions::default())
+        .await
+        .unwrap();
 
     let dest = image(&to, &format!("{path}:v1"));
     let remote = SourceSpec::Registry(src).open(&client).await.unwrap();
-    let report = copy_image(&client, remote.as_ref(), &dest, &[], &CopyOptions::default()).await.unwrap();
+    let report = copy_image(
+        &client,
+        remote.as_ref(),
+        &dest,
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.uploaded, report.blobs.total);
     assert_eq!(report.manifests_written, 2);
     let (u, p) = (user(), password());
-    assert_eq!(skopeo_raw(&to, &format!("{path}:v1"), Some((&u, &p))), layout.manifest);
+    assert_eq!(
+        skopeo_raw(&to, &format!("{path}:v1"), Some((&u, &p))),
+        layout.manifest
+    );
 }
 
 #[tokio::test]
@@ -70,23 +109,53 @@ async fn promotion_copies_the_digest_the_tag_named() {
     let second = layout(tmp.path(), 2, 20_000);
     let app = repo("app");
     let staging = image(&registry, &format!("{app}:staging-latest"));
-    let s1 = SourceSpec::parse(&first.source("latest")).unwrap().open(&client).await.unwrap();
-    copy_image(&client, s1.as_ref(), &staging, &[], &CopyOptions::default()).await.unwrap();
-
-    // The source is pinned when opened: moving the tag afterwards does not change what is copied.
-    let promoted = SourceSpec::Registry(staging.clone()).open(&client).await.unwrap();
-    let s2 = SourceSpec::parse(&second.source("latest")).unwrap().open(&client).await.unwrap();
-    copy_image(&client, s2.as_ref(), &staging, &[], &CopyOptions::default()).await.unwrap();
-    assert_eq!(promoted.describe(), staging.with_digest(first.digest.clone()).to_string());
-
-    let prod = image(&registry, &format!("{}:v1.2.3", repo("prod")));
-    let report = copy_image(&client, promoted.as_ref(), &prod, &[Tag::parse("prod-latest").unwrap()], &CopyOptions::default())
+    let s1 = SourceSpec::parse(&first.source("latest"))
+        .unwrap()
+        .open(&client)
         .await
         .unwrap();
+    copy_image(&client, s1.as_ref(), &staging, &[], &CopyOptions::default())
+        .await
+        .unwrap();
+
+    // The source is pinned when opened: moving the tag afterwards does not change what is copied.
+    let promoted = SourceSpec::Registry(staging.clone())
+        .open(&client)
+        .await
+        .unwrap();
+    let s2 = SourceSpec::parse(&second.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
+    copy_image(&client, s2.as_ref(), &staging, &[], &CopyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        promoted.describe(),
+        staging.with_digest(first.digest.clone()).to_string()
+    );
+
+    let prod = image(&registry, &format!("{}:v1.2.3", repo("prod")));
+    let report = copy_image(
+        &client,
+        promoted.as_ref(),
+        &prod,
+        &[Tag::parse("prod-latest").unwrap()],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, first.digest);
     assert!(report.pinned.ends_with(&format!("@{}", first.digest)));
-    assert_eq!(ferry_registry::resolve(&client, &prod).await.unwrap(), first.digest);
-    assert_eq!(ferry_registry::resolve(&client, &staging).await.unwrap(), second.digest);
+    assert_eq!(
+        ferry_registry::resolve(&client, &prod).await.unwrap(),
+        first.digest
+    );
+    assert_eq!(
+        ferry_registry::resolve(&client, &staging).await.unwrap(),
+        second.digest
+    );
 }
 
 #[tokio::test]
@@ -98,29 +167,85 @@ async fn immutable_mode_refuses_to_move_a_tag_and_uploads_nothing() {
     let (a, b) = (layout(tmp.path(), 2, 30_000), layout(tmp.path(), 2, 30_000));
     let path = repo("immutable");
     let v1 = image(&proxy.addr(), &format!("{path}:v1"));
-    let immutable = CopyOptions { immutable: true, ..CopyOptions::default() };
-    let sa = SourceSpec::parse(&a.source("latest")).unwrap().open(&client).await.unwrap();
-    copy_image(&client, sa.as_ref(), &v1, &[], &immutable).await.unwrap();
+    let immutable = CopyOptions {
+        immutable: true,
+        ..CopyOptions::default()
+    };
+    let sa = SourceSpec::parse(&a.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
+    copy_image(&client, sa.as_ref(), &v1, &[], &immutable)
+        .await
+        .unwrap();
     // The same image again is fine.
-    assert!(copy_image(&client, sa.as_ref(), &v1, &[], &immutable).await.unwrap().unchanged);
+    assert!(
+        copy_image(&client, sa.as_ref(), &v1, &[], &immutable)
+            .await
+            .unwrap()
+            .unchanged
+    );
 
     proxy.reset();
-    let sb = SourceSpec::parse(&b.source("latest")).unwrap().open(&client).await.unwrap();
-    let err = copy_image(&client, sb.as_ref(), &v1, &[Tag::parse("v2").unwrap()], &immutable)
+    let sb = SourceSpec::parse(&b.source("latest"))
+        .unwrap()
+        .open(&client)
         .await
-        .unwrap_err();
-    assert!(matches!(&err, Error::ImmutableTag { existing, new, .. } if *existing == a.digest && *new == b.digest), "{err}");
+        .unwrap();
+    let err = copy_image(
+        &client,
+        sb.as_ref(),
+        &v1,
+        &[Tag::parse("v2").unwrap()],
+        &immutable,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::ImmutableTag { existing, new, .. } if *existing == a.digest && *new == b.digest),
+        "{err}"
+    );
     assert_eq!(proxy.upload_bytes(), 0);
-    assert!(proxy.log().iter().all(|l| l.method == "GET" || l.method == "HEAD"), "{:?}", proxy.log());
-    assert_eq!(skopeo_digest(&registry, &format!("{path}:v1"), None), a.digest.to_string());
+    assert!(
+        proxy
+            .log()
+            .iter()
+            .all(|l| l.method == "GET" || l.method == "HEAD"),
+        "{:?}",
+        proxy.log()
+    );
+    assert_eq!(
+        skopeo_digest(&registry, &format!("{path}:v1"), None),
+        a.digest.to_string()
+    );
 
     // tag_image follows the same rule; without immutability it moves the tag by digest.
     let by_digest = image(&registry, &format!("{path}@{}", b.digest));
-    let sb2 = SourceSpec::parse(&b.source("latest")).unwrap().open(&client).await.unwrap();
-    copy_image(&client, sb2.as_ref(), &by_digest, &[], &CopyOptions::default()).await.unwrap();
-    let err = tag_image(&client, &by_digest, &[Tag::parse("v1").unwrap()], true).await.unwrap_err();
+    let sb2 = SourceSpec::parse(&b.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
+    copy_image(
+        &client,
+        sb2.as_ref(),
+        &by_digest,
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let err = tag_image(&client, &by_digest, &[Tag::parse("v1").unwrap()], true)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::ImmutableTag { .. }));
-    let moved = tag_image(&client, &by_digest, &[Tag::parse("v1").unwrap()], false).await.unwrap();
+    let moved = tag_image(&client, &by_digest, &[Tag::parse("v1").unwrap()], false)
+        .await
+        .unwrap();
     assert_eq!(moved[0].previous.as_ref(), Some(&a.digest));
-    assert_eq!(skopeo_digest(&registry, &format!("{path}:v1"), None), b.digest.to_string());
+    assert_eq!(
+        skopeo_digest(&registry, &format!("{path}:v1"), None),
+        b.digest.to_string()
+    );
 }

@@ -7,26 +7,47 @@ use crate::support::*;
 
 #[tokio::test]
 async fn interrupted_copy_completes_with_correct_digests() {
-    let _ = tracing_subscriber::fmt().with_env_filter("ferry_registry=info").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("ferry_registry=info")
+        .with_test_writer()
+        .try_init();
     let (from, to) = (noauth(), htpasswd());
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 4, 1_500_000);
     let path = repo("faults");
     let seed_client = anonymous_client();
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&seed_client).await.unwrap();
-    copy_image(&seed_client, source.as_ref(), &image(&from, &format!("{path}:v1")), &[], &CopyOptions::default())
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&seed_client)
         .await
         .unwrap();
+    copy_image(
+        &seed_client,
+        source.as_ref(),
+        &image(&from, &format!("{path}:v1")),
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
 
     // Both sides through fault-injecting proxies; a cross-registry copy, so every blob moves.
     let src_proxy = FaultProxy::start(&from).await;
     let dst_proxy = FaultProxy::start(&to).await;
     src_proxy.add_fault(Fault::status("GET", "/manifests/", 503).retry_after(1));
-    src_proxy.add_fault(Fault::drop_response_body("GET", "/blobs/sha256:", 1_000_000));
+    src_proxy.add_fault(Fault::drop_response_body(
+        "GET",
+        "/blobs/sha256:",
+        1_000_000,
+    ));
     src_proxy.add_fault(Fault::status("GET", "/blobs/sha256:", 502));
     dst_proxy.add_fault(Fault::status("HEAD", "/blobs/", 503).times(2));
     dst_proxy.add_fault(Fault::status("POST", "/blobs/uploads/", 429).retry_after(0));
-    dst_proxy.add_fault(Fault::drop_request_body("PATCH", "/blobs/uploads/", 1_200_000));
+    dst_proxy.add_fault(Fault::drop_request_body(
+        "PATCH",
+        "/blobs/uploads/",
+        1_200_000,
+    ));
     dst_proxy.add_fault(Fault::status("PATCH", "/blobs/uploads/", 503));
     dst_proxy.add_fault(Fault::status("PUT", "/blobs/uploads/", 500));
     dst_proxy.add_fault(Fault::status("PUT", "/manifests/", 503));
@@ -36,10 +57,19 @@ async fn interrupted_copy_completes_with_correct_digests() {
     let remote = SourceSpec::Registry(src).open(&client).await.unwrap();
     let dest = image(&dst_proxy.addr(), &format!("{path}:v1"));
     // Parallel uploads would share the faults at random; one at a time keeps the run readable.
-    let options = CopyOptions { concurrency: 2, ..CopyOptions::default() };
-    let report = copy_image(&client, remote.as_ref(), &dest, &[], &options).await.unwrap();
+    let options = CopyOptions {
+        concurrency: 2,
+        ..CopyOptions::default()
+    };
+    let report = copy_image(&client, remote.as_ref(), &dest, &[], &options)
+        .await
+        .unwrap();
 
-    assert_eq!(src_proxy.pending_faults() + dst_proxy.pending_faults(), 0, "every fault was hit");
+    assert_eq!(
+        src_proxy.pending_faults() + dst_proxy.pending_faults(),
+        0,
+        "every fault was hit"
+    );
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.uploaded, 5);
     // The 503 on a PATCH: the session was untouched, so the upload continued in it. The PATCH
@@ -57,11 +87,19 @@ async fn interrupted_copy_completes_with_correct_digests() {
     );
     assert!(report.blob_bytes_uploaded >= dst_proxy.upload_bytes());
     let (u, p) = (user(), password());
-    assert_eq!(skopeo_digest(&to, &format!("{path}:v1"), Some((&u, &p))), layout.digest.to_string());
+    assert_eq!(
+        skopeo_digest(&to, &format!("{path}:v1"), Some((&u, &p))),
+        layout.digest.to_string()
+    );
     // skopeo copies the image out of the destination, verifying every blob's digest.
     let out = tmp.path().join("pulled");
     let status = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false", &format!("--src-creds={u}:{p}")])
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("--src-creds={u}:{p}"),
+        ])
         .arg(format!("docker://{to}/{path}:v1"))
         .arg(format!("oci:{}:v1", out.display()))
         .status()
@@ -69,7 +107,10 @@ async fn interrupted_copy_completes_with_correct_digests() {
     assert!(status.success());
     for (digest, bytes) in &layout.blobs {
         let pulled = std::fs::read(out.join("blobs/sha256").join(digest.hex())).unwrap();
-        assert!(pulled == *bytes, "blob {digest} differs after the interrupted copy");
+        assert!(
+            pulled == *bytes,
+            "blob {digest} differs after the interrupted copy"
+        );
     }
 }
 
@@ -81,12 +122,28 @@ async fn an_upload_that_keeps_failing_gives_up_and_tags_nothing() {
     let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 100_000);
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&client).await.unwrap();
-    let path = repo("gives-up");
-    let err = copy_image(&client, source.as_ref(), &image(&proxy.addr(), &format!("{path}:v1")), &[], &CopyOptions::default())
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&client)
         .await
-        .unwrap_err();
+        .unwrap();
+    let path = repo("gives-up");
+    let err = copy_image(
+        &client,
+        source.as_ref(),
+        &image(&proxy.addr(), &format!("{path}:v1")),
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("failed after"), "{err}");
     let direct = anonymous_client();
-    assert!(direct.head_manifest(&image(&registry, &format!("{path}:v1"))).await.unwrap().is_none());
+    assert!(
+        direct
+            .head_manifest(&image(&registry, &format!("{path}:v1")))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -5,6 +5,7 @@
 mod acr;
 mod auth;
 mod bad_input;
+mod cli;
 mod copy;
 mod faults;
 mod push;

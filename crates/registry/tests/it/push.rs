@@ -1,8 +1,5 @@
 //! Pushing a 4-layer image in each auth mode; skopeo agrees; re-pushing moves nothing.
 
-use std::sync::Arc;
-
-use ferry_registry::auth::{Anonymous, AuthChain};
 use ferry_registry::{Client, CopyOptions, ImageRef, SourceSpec, Tag, copy_image};
 
 use crate::support::*;
@@ -16,48 +13,93 @@ async fn push_and_verify(client: &Client, registry: &str, creds: Option<(&str, &
     let path = repo("push");
     let sha = "3f2c1e9a7b";
     let dest = image(registry, &format!("{path}:{sha}"));
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(client).await.unwrap();
-
-    let report = copy_image(client, source.as_ref(), &dest, &[Tag::parse("latest").unwrap()], &CopyOptions::default())
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(client)
         .await
         .unwrap();
+
+    let report = copy_image(
+        client,
+        source.as_ref(),
+        &dest,
+        &[Tag::parse("latest").unwrap()],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.total, 5);
     assert_eq!(report.blobs.uploaded, 5, "{report:?}");
     let total: u64 = layout.blobs.iter().map(|(_, b)| b.len() as u64).sum();
     assert_eq!(report.blob_bytes_total, total);
-    assert_eq!(report.blob_bytes_uploaded, total, "every blob byte sent once for two tags");
-    assert!(report.tags.iter().all(|t| t.written && t.previous.is_none()));
+    assert_eq!(
+        report.blob_bytes_uploaded, total,
+        "every blob byte sent once for two tags"
+    );
+    assert!(
+        report
+            .tags
+            .iter()
+            .all(|t| t.written && t.previous.is_none())
+    );
 
     // skopeo, independently, sees the image under both tags with our digest.
     for tag in [sha, "latest"] {
-        assert_eq!(skopeo_digest(registry, &format!("{path}:{tag}"), creds), layout.digest.to_string());
-        assert_eq!(skopeo_raw(registry, &format!("{path}:{tag}"), creds), layout.manifest);
+        assert_eq!(
+            skopeo_digest(registry, &format!("{path}:{tag}"), creds),
+            layout.digest.to_string()
+        );
+        assert_eq!(
+            skopeo_raw(registry, &format!("{path}:{tag}"), creds),
+            layout.manifest
+        );
     }
     // By tag and by digest, the same bytes come back.
     let by_tag = client.get_manifest(&dest).await.unwrap();
-    let by_digest = client.get_manifest(&dest.repo_only().with_digest(layout.digest.clone())).await.unwrap();
-    assert_eq!(by_tag.bytes, layout.manifest.as_slice());
-    assert_eq!(by_tag.bytes, by_digest.bytes);
-    assert_eq!(skopeo_raw(registry, &format!("{path}@{}", layout.digest), creds), layout.manifest);
-
-    // Re-push: nothing moves.
-    let again = copy_image(client, source.as_ref(), &dest, &[Tag::parse("latest").unwrap()], &CopyOptions::default())
+    let by_digest = client
+        .get_manifest(&dest.repo_only().with_digest(layout.digest.clone()))
         .await
         .unwrap();
+    assert_eq!(by_tag.bytes, layout.manifest.as_slice());
+    assert_eq!(by_tag.bytes, by_digest.bytes);
+    assert_eq!(
+        skopeo_raw(registry, &format!("{path}@{}", layout.digest), creds),
+        layout.manifest
+    );
+
+    // Re-push: nothing moves.
+    let again = copy_image(
+        client,
+        source.as_ref(),
+        &dest,
+        &[Tag::parse("latest").unwrap()],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(again.unchanged, "{again:?}");
     assert_eq!(again.blob_bytes_uploaded, 0);
     assert_eq!(again.stats.blob_bytes_uploaded, 0);
     assert!(again.tags.iter().all(|t| !t.written));
 
     // A new tag for the same image: tags only, no blob bytes, blobs not even checked.
-    let new_tag = copy_image(client, source.as_ref(), &dest.with_tag(Tag::parse("v1.2.3").unwrap()), &[], &CopyOptions::default())
-        .await
-        .unwrap();
+    let new_tag = copy_image(
+        client,
+        source.as_ref(),
+        &dest.with_tag(Tag::parse("v1.2.3").unwrap()),
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(!new_tag.unchanged);
     assert_eq!(new_tag.blob_bytes_uploaded, 0);
     assert_eq!(new_tag.blobs.present, 5);
-    assert_eq!(skopeo_digest(registry, &format!("{path}:v1.2.3"), creds), layout.digest.to_string());
+    assert_eq!(
+        skopeo_digest(registry, &format!("{path}:v1.2.3"), creds),
+        layout.digest.to_string()
+    );
 }
 
 #[tokio::test]
@@ -83,10 +125,20 @@ async fn push_with_bearer_token_realm_uses_one_token() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 4, 10_000);
     let fresh = client_for(&[&registry]);
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&fresh).await.unwrap();
-    let report = copy_image(&fresh, source.as_ref(), &image(&registry, &format!("{}:t", repo("tok"))), &[], &CopyOptions::default())
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&fresh)
         .await
         .unwrap();
+    let report = copy_image(
+        &fresh,
+        source.as_ref(),
+        &image(&registry, &format!("{}:t", repo("tok"))),
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.blobs.uploaded, 5);
     assert_eq!(report.stats.token_requests, 1, "{:?}", report.stats);
 }
@@ -94,19 +146,30 @@ async fn push_with_bearer_token_realm_uses_one_token() {
 #[cfg(feature = "ecr")]
 #[tokio::test]
 async fn push_through_an_ecr_login_from_moto() {
+    use std::sync::Arc;
+
     use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
     use ferry_registry::auth::ecr::EcrAuth;
+    use ferry_registry::auth::{Anonymous, AuthChain};
     let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_ECR");
     let moto = ferry_testkit::server("FERRY_TEST_MOTO");
     let conf = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(moto)
-        .credentials_provider(Credentials::new("AKIDFERRYTEST", "ferry-test-secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            "AKIDFERRYTEST",
+            "ferry-test-secret",
+            None,
+            None,
+            "test",
+        ))
         .build();
     let ecr = EcrAuth::new(
         aws_sdk_ecr::Client::from_conf(conf),
-        Arc::new(ferry_registry::clock::FixedClock(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000))),
+        Arc::new(ferry_registry::clock::FixedClock(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+        )),
     )
     .with_host(&registry);
     let client = Client::builder()
@@ -124,21 +187,46 @@ async fn push_from_a_docker_save_archive() {
     let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let (archive, image_id) = docker_archive(tmp.path(), 3, "shop/web:dev");
-    let source = SourceSpec::parse(&format!("docker-archive:{}:shop/web:dev", archive.display()))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
+    let source = SourceSpec::parse(&format!(
+        "docker-archive:{}:shop/web:dev",
+        archive.display()
+    ))
+    .unwrap()
+    .open(&client)
+    .await
+    .unwrap();
     let path = repo("docker-archive");
     let dest = image(&registry, &format!("{path}:dev"));
-    let report = copy_image(&client, source.as_ref(), &dest, &[], &CopyOptions::default()).await.unwrap();
+    let report = copy_image(
+        &client,
+        source.as_ref(),
+        &dest,
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.blobs.uploaded, 4);
-    assert_eq!(skopeo_digest(&registry, &format!("{path}:dev"), None), report.digest.to_string());
+    assert_eq!(
+        skopeo_digest(&registry, &format!("{path}:dev"), None),
+        report.digest.to_string()
+    );
     let info = ferry_registry::inspect(&client, &dest).await.unwrap();
-    assert_eq!(info.config.unwrap().digest, image_id, "the config keeps its bytes: its digest is the image ID");
+    assert_eq!(
+        info.config.unwrap().digest,
+        image_id,
+        "the config keeps its bytes: its digest is the image ID"
+    );
     assert_eq!(info.layers.len(), 3);
-    assert!(info.layers.iter().all(|l| l.media_type == ferry_registry::manifest::OCI_LAYER_TAR));
-    assert_eq!(info.config_summary.unwrap().architecture.as_deref(), Some("amd64"));
+    assert!(
+        info.layers
+            .iter()
+            .all(|l| l.media_type == ferry_registry::manifest::OCI_LAYER_TAR)
+    );
+    assert_eq!(
+        info.config_summary.unwrap().architecture.as_deref(),
+        Some("amd64")
+    );
 }
 
 #[tokio::test]
@@ -156,17 +244,34 @@ async fn push_a_multi_platform_index_from_an_oci_archive() {
         .unwrap();
     let path = repo("index");
     let dest = image(&registry, &format!("{path}:multi"));
-    let report = copy_image(&client, source.as_ref(), &dest, &[], &CopyOptions::default()).await.unwrap();
+    let report = copy_image(
+        &client,
+        source.as_ref(),
+        &dest,
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, layout.digest);
-    assert_eq!(report.manifests_written, 2, "both platform manifests, by digest");
-    assert_eq!(skopeo_raw(&registry, &format!("{path}:multi"), None), layout.manifest);
+    assert_eq!(
+        report.manifests_written, 2,
+        "both platform manifests, by digest"
+    );
+    assert_eq!(
+        skopeo_raw(&registry, &format!("{path}:multi"), None),
+        layout.manifest
+    );
     let info = ferry_registry::inspect(&client, &dest).await.unwrap();
     assert_eq!(info.kind, "index");
     let platforms: Vec<_> = info.platforms.iter().map(|p| p.platform.as_str()).collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     for p in &info.platforms {
         let child = ImageRef::parse(&format!("{registry}/{path}@{}", p.digest)).unwrap();
-        assert_eq!(skopeo_digest(&registry, &format!("{path}@{}", p.digest), None), p.digest.to_string());
+        assert_eq!(
+            skopeo_digest(&registry, &format!("{path}@{}", p.digest), None),
+            p.digest.to_string()
+        );
         client.get_manifest(&child).await.unwrap();
     }
 }
@@ -178,16 +283,40 @@ async fn chunked_uploads_follow_each_location() {
     let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 4, 300_000);
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&client).await.unwrap();
-    let path = repo("chunked");
-    let options = CopyOptions { chunk_size: Some(64 * 1024), ..CopyOptions::default() };
-    let report = copy_image(&client, source.as_ref(), &image(&proxy.addr(), &format!("{path}:c")), &[], &options)
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&client)
         .await
         .unwrap();
+    let path = repo("chunked");
+    let options = CopyOptions {
+        chunk_size: Some(64 * 1024),
+        ..CopyOptions::default()
+    };
+    let report = copy_image(
+        &client,
+        source.as_ref(),
+        &image(&proxy.addr(), &format!("{path}:c")),
+        &[],
+        &options,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.digest, layout.digest);
-    let patches = proxy.log().iter().filter(|l| l.method == "PATCH" && l.status == 202).count();
-    let expected: u64 = layout.blobs.iter().map(|(_, b)| (b.len() as u64).div_ceil(64 * 1024)).sum();
+    let patches = proxy
+        .log()
+        .iter()
+        .filter(|l| l.method == "PATCH" && l.status == 202)
+        .count();
+    let expected: u64 = layout
+        .blobs
+        .iter()
+        .map(|(_, b)| (b.len() as u64).div_ceil(64 * 1024))
+        .sum();
     assert_eq!(patches as u64, expected, "one PATCH per 64 KiB chunk");
     assert_eq!(proxy.upload_bytes(), report.blob_bytes_total);
-    assert_eq!(skopeo_digest(&registry, &format!("{path}:c"), None), layout.digest.to_string());
+    assert_eq!(
+        skopeo_digest(&registry, &format!("{path}:c"), None),
+        layout.digest.to_string()
+    );
 }

@@ -38,7 +38,10 @@ impl Respond for FakeRegistry {
         if path == "/v2/" {
             return ResponseTemplate::new(200);
         }
-        if let Some((_, id)) = path.split_once("/blobs/uploads/").filter(|(_, id)| !id.is_empty()) {
+        if let Some((_, id)) = path
+            .split_once("/blobs/uploads/")
+            .filter(|(_, id)| !id.is_empty())
+        {
             let id = id.to_owned();
             let location = path.clone();
             match method {
@@ -74,11 +77,18 @@ impl Respond for FakeRegistry {
                         .insert_header("range", range_header(len))
                 }
                 "PUT" => {
-                    let digest = req.url.query_pairs().find(|(k, _)| k == "digest").unwrap().1.to_string();
+                    let digest = req
+                        .url
+                        .query_pairs()
+                        .find(|(k, _)| k == "digest")
+                        .unwrap()
+                        .1
+                        .to_string();
                     let data = fake.uploads.remove(&id).unwrap();
                     if Digest::sha256_of(&data).to_string() != digest {
-                        return ResponseTemplate::new(400)
-                            .set_body_string(r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}"#);
+                        return ResponseTemplate::new(400).set_body_string(
+                            r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}"#,
+                        );
                     }
                     fake.blobs.insert(digest.clone(), data);
                     ResponseTemplate::new(201).insert_header("docker-content-digest", digest)
@@ -92,16 +102,26 @@ impl Respond for FakeRegistry {
             ResponseTemplate::new(202).insert_header("location", format!("{path}{id}"))
         } else if let Some((_, digest)) = path.split_once("/blobs/") {
             match fake.blobs.get(digest) {
-                Some(b) => ResponseTemplate::new(200).insert_header("content-length", b.len().to_string()),
+                Some(b) => {
+                    ResponseTemplate::new(200).insert_header("content-length", b.len().to_string())
+                }
                 None => ResponseTemplate::new(404),
             }
         } else if let Some((_, reference)) = path.split_once("/manifests/") {
             match method {
                 "PUT" => {
                     let digest = Digest::sha256_of(&req.body).to_string();
-                    let ct = req.headers.get("content-type").unwrap().to_str().unwrap().to_owned();
-                    fake.manifests.insert(reference.to_owned(), (req.body.clone(), ct.clone()));
-                    fake.manifests.insert(digest.clone(), (req.body.clone(), ct));
+                    let ct = req
+                        .headers
+                        .get("content-type")
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    fake.manifests
+                        .insert(reference.to_owned(), (req.body.clone(), ct.clone()));
+                    fake.manifests
+                        .insert(digest.clone(), (req.body.clone(), ct));
                     ResponseTemplate::new(201).insert_header("docker-content-digest", digest)
                 }
                 _ => match fake.manifests.get(reference) {
@@ -123,24 +143,44 @@ async fn a_broken_patch_resumes_where_the_registry_got_to() {
     let server = MockServer::start().await;
     let fake = FakeRegistry::default();
     fake.0.lock().unwrap().cut_first_patch_at = Some(1_000_000);
-    Mock::given(wiremock::matchers::any()).respond_with(fake.clone()).mount(&server).await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
 
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 3_000_000);
     let client: Client = anonymous_client();
-    let source = SourceSpec::parse(&layout.source("latest")).unwrap().open(&client).await.unwrap();
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
     let dest = ImageRef::parse(&format!("{}/app:v1", server.address())).unwrap();
-    let options = CopyOptions { concurrency: 1, ..CopyOptions::default() };
-    let report = copy_image(&client, source.as_ref(), &dest, &[], &options).await.unwrap();
+    let options = CopyOptions {
+        concurrency: 1,
+        ..CopyOptions::default()
+    };
+    let report = copy_image(&client, source.as_ref(), &dest, &[], &options)
+        .await
+        .unwrap();
 
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.stats.uploads_resumed, 1, "{:?}", report.stats);
     assert_eq!(report.stats.uploads_restarted, 0);
     let fake = fake.0.lock().unwrap();
     let layer = &layout.blobs[0];
-    assert_eq!(fake.blobs.get(&layer.0.to_string()).unwrap(), &layer.1, "the stored layer is exact");
+    assert_eq!(
+        fake.blobs.get(&layer.0.to_string()).unwrap(),
+        &layer.1,
+        "the stored layer is exact"
+    );
     // The layer's first PATCH was cut at 1,000,000 bytes; the next one carried the rest only.
-    let layer_patches: Vec<_> = fake.patches.iter().filter(|(_, len)| *len > 10_000).collect();
+    let layer_patches: Vec<_> = fake
+        .patches
+        .iter()
+        .filter(|(_, len)| *len > 10_000)
+        .collect();
     assert_eq!(layer_patches.len(), 2, "{:?}", fake.patches);
     assert_eq!(*layer_patches[1], (1_000_000, layer.1.len() - 1_000_000));
 }

@@ -120,6 +120,9 @@ impl Layout {
     }
 }
 
+/// Blobs of a test image: (digest, bytes).
+pub(crate) type Blobs = Vec<(Digest, Vec<u8>)>;
+
 pub(crate) fn write_blob(dir: &Path, bytes: &[u8]) -> (Digest, i64) {
     let d = Digest::sha256_of(bytes);
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
@@ -134,13 +137,16 @@ pub(crate) fn image_into(
     layers: usize,
     layer_size: usize,
     arch: &str,
-) -> (Vec<u8>, Digest, Vec<(Digest, Vec<u8>)>) {
+) -> (Vec<u8>, Digest, Blobs) {
     let base = seed();
     let mut blobs = Vec::new();
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     for i in 0..layers {
-        let tar = layer_tar(&format!("file-{i}.bin"), &noise(base + i as u64, layer_size));
+        let tar = layer_tar(
+            &format!("file-{i}.bin"),
+            &noise(base + i as u64, layer_size),
+        );
         diff_ids.push(Digest::sha256_of(&tar).to_string());
         let gz = gzip(&tar);
         let (d, size) = write_blob(dir, &gz);
@@ -184,7 +190,10 @@ fn write_layout(dir: &Path, media_type: &str, digest: &Digest, size: usize, tag:
 
 /// A layout holding one image with `layers` layers of `layer_size` bytes, tagged `latest`.
 pub(crate) fn layout(root: &Path, layers: usize, layer_size: usize) -> Layout {
-    let dir = root.join(format!("layout-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let dir = root.join(format!(
+        "layout-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let (manifest, digest, blobs) = image_into(&dir, layers, layer_size, "amd64");
     write_layout(&dir, OCI_MANIFEST, &digest, manifest.len(), "latest");
@@ -198,7 +207,10 @@ pub(crate) fn layout(root: &Path, layers: usize, layer_size: usize) -> Layout {
 
 /// A layout holding a two-platform index (amd64, arm64), tagged `latest`.
 pub(crate) fn index_layout(root: &Path) -> Layout {
-    let dir = root.join(format!("index-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let dir = root.join(format!(
+        "index-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut entries = Vec::new();
     let mut all = Vec::new();
@@ -236,7 +248,10 @@ pub(crate) fn archive(layout: &Layout, path: &Path) {
 /// config digest (the image ID).
 pub(crate) fn docker_archive(root: &Path, layers: usize, repo_tag: &str) -> (PathBuf, Digest) {
     let base = seed();
-    let path = root.join(format!("docker-{}.tar", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let path = root.join(format!(
+        "docker-{}.tar",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
     let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
     let mut add = |name: &str, data: &[u8]| {
         let mut h = tar::Header::new_gnu();
@@ -267,7 +282,6 @@ pub(crate) fn docker_archive(root: &Path, layers: usize, repo_tag: &str) -> (Pat
     }]))
     .unwrap();
     add("manifest.json", &listing);
-    drop(add);
     b.finish().unwrap();
     (path, cd)
 }
@@ -280,13 +294,23 @@ pub(crate) fn skopeo_raw(registry: &str, reference: &str, creds: Option<(&str, &
         cmd.arg(format!("--creds={u}:{p}"));
     }
     cmd.arg(format!("docker://{registry}/{reference}"));
-    let out = cmd.output().expect("skopeo is installed (scripts/servers.sh install)");
-    assert!(out.status.success(), "skopeo inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("skopeo is installed (scripts/servers.sh install)");
+    assert!(
+        out.status.success(),
+        "skopeo inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 /// skopeo's digest for `reference` (`skopeo inspect --format {{.Digest}}`).
-pub(crate) fn skopeo_digest(registry: &str, reference: &str, creds: Option<(&str, &str)>) -> String {
+pub(crate) fn skopeo_digest(
+    registry: &str,
+    reference: &str,
+    creds: Option<(&str, &str)>,
+) -> String {
     let mut cmd = std::process::Command::new("skopeo");
     cmd.args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"]);
     if let Some((u, p)) = creds {
@@ -294,7 +318,11 @@ pub(crate) fn skopeo_digest(registry: &str, reference: &str, creds: Option<(&str
     }
     cmd.arg(format!("docker://{registry}/{reference}"));
     let out = cmd.output().expect("skopeo is installed");
-    assert!(out.status.success(), "skopeo inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
