@@ -4,6 +4,9 @@
 mod cli_help;
 mod config_corpus;
 mod cost_examples;
+mod deploy_corpus;
+mod deploy_scenarios;
+mod deploy_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -753,57 +753,57 @@ impl Engine {
         let digest = plan::content_digest(&objects);
         let store = self.store();
 
-        // The same release again: a read-only check, no lock and no record (zero writes).
+        // Plan before anything is written: the server's dry-run refusals are input problems
+        // (exit 3, zero writes), and the same release again needs no lock and no record.
         self.stage("plan", "server-side dry-run");
         let history = store.list().await?;
+        let planned = self.plan(&prepared, self.settings.force_conflicts).await?;
         if let Some(current) = release::current(&history)
             && current.digest == digest
             && !history.iter().any(|r| r.status == ReleaseStatus::Pending)
+            && planned.iter().all(|(c, _)| c.action == Action::Unchanged)
         {
-            let planned = self.plan(&prepared, self.settings.force_conflicts).await?;
-            if planned.iter().all(|(c, _)| c.action == Action::Unchanged) {
-                self.sink.emit(DeployEvent::Planned {
-                    create: 0,
-                    update: 0,
-                    unchanged: planned.len(),
-                    prune: 0,
-                });
-                for (c, _) in &planned {
-                    self.sink.emit(DeployEvent::Applied {
-                        object: c.key.clone(),
-                        action: Action::Unchanged,
-                    });
-                }
-                self.stage(
-                    "wait",
-                    format!(
-                        "{} objects (unchanged release v{})",
-                        prepared.targets.len(),
-                        current.revision
-                    ),
-                );
-                let deadline = Instant::now() + self.settings.timeout;
-                return Ok(match self.wait(&prepared.targets, deadline).await? {
-                    Stage::Ready(objects) => Outcome::Deployed {
-                        revision: current.revision,
-                        unchanged: true,
-                        load_balancers: Self::load_balancers(&prepared.targets, &objects),
-                    },
-                    Stage::Failed {
-                        failures,
-                        pods,
-                        objects,
-                        timed_out,
-                    } => Outcome::Failed {
-                        revision: current.revision,
-                        reports: self.reports(&failures, &pods, &objects, since).await,
-                        not_rolled_back:
-                            "the release is unchanged; its resources are unhealthy in the cluster"
-                                .into(),
-                        timed_out,
-                    },
+            self.sink.emit(DeployEvent::Planned {
+                create: 0,
+                update: 0,
+                unchanged: planned.len(),
+                prune: 0,
+            });
+            for (c, _) in &planned {
+                self.sink.emit(DeployEvent::Applied {
+                    object: c.key.clone(),
+                    action: Action::Unchanged,
                 });
             }
+            self.stage(
+                "wait",
+                format!(
+                    "{} objects (unchanged release v{})",
+                    prepared.targets.len(),
+                    current.revision
+                ),
+            );
+            let deadline = Instant::now() + self.settings.timeout;
+            return Ok(match self.wait(&prepared.targets, deadline).await? {
+                Stage::Ready(objects) => Outcome::Deployed {
+                    revision: current.revision,
+                    unchanged: true,
+                    load_balancers: Self::load_balancers(&prepared.targets, &objects),
+                },
+                Stage::Failed {
+                    failures,
+                    pods,
+                    objects,
+                    timed_out,
+                } => Outcome::Failed {
+                    revision: current.revision,
+                    reports: self.reports(&failures, &pods, &objects, since).await,
+                    not_rolled_back:
+                        "the release is unchanged; its resources are unhealthy in the cluster"
+                            .into(),
+                    timed_out,
+                },
+            });
         }
 
         self.stage(
@@ -835,17 +835,21 @@ impl Engine {
             self.sink.as_ref(),
         )
         .await?;
+        let waited = held.waited();
         let result = async {
-            // Another deploy may have created namespaces while this one waited.
+            // If another deploy ran meanwhile, the plan is stale: make it again.
             let mut prepared = prepared;
-            let manifests: Vec<Manifest> = prepared
-                .targets
-                .iter()
-                .map(|t| t.manifest.clone())
-                .collect();
-            prepared.new_namespaces = self.missing_namespaces(&manifests).await?;
+            let planned = if waited || store.list().await? != history {
+                let manifests: Vec<Manifest> =
+                    prepared.targets.iter().map(|t| t.manifest.clone()).collect();
+                prepared.new_namespaces = self.missing_namespaces(&manifests).await?;
+                None
+            } else {
+                Some(planned)
+            };
             self.deploy_locked(
                 &prepared,
+                planned,
                 input.tag,
                 input.commit,
                 input.images,
@@ -861,9 +865,11 @@ impl Engine {
         Ok(outcome)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the parts of one release, passed once")]
     async fn deploy_locked(
         &self,
         prepared: &Prepared,
+        planned: Option<Vec<(Change, Option<Value>)>>,
         tag: Option<String>,
         commit: Option<String>,
         images: Vec<PinnedImage>,
@@ -884,8 +890,13 @@ impl Engine {
             store.update(r).await?;
         }
         let current = release::current(&history).cloned();
-        self.stage("plan", "server-side dry-run");
-        let planned = self.plan(prepared, self.settings.force_conflicts).await?;
+        let planned = match planned {
+            Some(p) => p,
+            None => {
+                self.stage("plan", "server-side dry-run (again: another deploy ran meanwhile)");
+                self.plan(prepared, self.settings.force_conflicts).await?
+            }
+        };
         let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
         let prune_keys = match (&current, self.settings.prune) {
             (Some(c), true) => Self::prune_candidates(&c.manifests, &keep),

@@ -73,9 +73,16 @@ pub struct HeldLock {
     renewer: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<bool>,
     resource_version: Arc<std::sync::Mutex<Option<String>>>,
+    waited: bool,
 }
 
 impl HeldLock {
+    /// Whether another holder had the lock when this one asked (so the cluster may have
+    /// changed since it was last read).
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
+
     /// Whether the lease was lost (taken over after a renewal failed for longer than the TTL).
     pub fn is_lost(&self) -> bool {
         *self.lost.borrow()
@@ -311,5 +318,6 @@ fn start_renewing(
         renewer,
         lost: lost_rx,
         resource_version: rv,
+        waited: false,
     }
 }

@@ -189,8 +189,11 @@ pub(crate) async fn release_input(
         stage: "render".into(),
         detail: path.display().to_string(),
     });
-    let mut manifests =
-        ferry_deployer::render::render(&path).map_err(|e| invalid(miette::Report::from_err(e)))?;
+    let mut manifests = ferry_deployer::render::render(&path).map_err(|e| {
+        // One unwrapped line: the file name stays whole.
+        let _ = writeln!(anstream::stderr().lock(), "error: {e}");
+        invalid(miette::miette!("cannot render the manifests; nothing was changed"))
+    })?;
     let (pins, warnings) = match tag {
         Some(t) => images::resolve(images_cfg, t, resolver).await,
         None => (Vec::new(), Vec::new()),

@@ -1,0 +1,444 @@
+//! `ferry deploy` end to end against ferry-sim: the seed examples on the embedded default, a
+//! failing image rolled back, an idempotent redeploy, concurrent deploys, a killed deploy, and
+//! pruning.
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use serde_json::Value;
+
+use super::deploy_support::{Cluster, copy_dir, write_config};
+use super::{code, root, stderr, stdout};
+
+const APP: &str = r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: demo
+data:
+  mode: "{mode}"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+spec:
+  replicas: 2
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: demo/web:placeholder
+          envFrom: [{configMapRef: {name: settings}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: demo
+spec:
+  replicas: 2
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+        - name: api
+          image: demo/api:placeholder
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: demo
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+fn app_dir(deploy_extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
+    std::fs::write(
+        dir.path().join("k8s/app.yaml"),
+        APP.replace("{mode}", "one"),
+    )
+    .unwrap();
+    write_config(
+        dir.path(),
+        "demo",
+        &[("web", "demo/web"), ("api", "demo/api")],
+        &format!("namespace = \"demo\"\ntimeout = \"2m\"\nlock_ttl = \"3s\"\n{deploy_extra}"),
+    );
+    dir
+}
+
+fn config(dir: &Path) -> String {
+    dir.join("ferry.toml").display().to_string()
+}
+
+async fn deploy(cluster: &Cluster, dir: &Path, tag: &str, extra: &[&str]) -> std::process::Output {
+    let cfg = config(dir);
+    let mut args = vec![
+        "deploy",
+        "--config",
+        cfg.as_str(),
+        "--env",
+        "local",
+        "--tag",
+        tag,
+    ];
+    args.extend_from_slice(extra);
+    cluster.ferry(&args).await
+}
+
+fn history(out: &std::process::Output) -> Vec<Value> {
+    let v: Value =
+        serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)));
+    v["releases"].as_array().cloned().unwrap_or_default()
+}
+
+async fn image_of(cluster: &Cluster, name: &str) -> String {
+    let api: Api<Deployment> = Api::namespaced(cluster.client().await, "demo");
+    let d = api.get(name).await.unwrap();
+    d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_examples_deploy_to_the_embedded_simulator() {
+    for (name, expect) in [
+        ("cloudtolocalllm", "Service cloudtolocalllm/edge"),
+        ("cloudage", "Service cloudage/cloudage"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&root().join("examples").join(name), dir.path());
+        let cfg = dir.path().join("ferry.toml").display().to_string();
+        let cluster = Cluster::start(1.0).await; // only for running the binary; the example uses provider = "sim"
+        let out = cluster
+            .ferry(&[
+                "deploy", "--config", &cfg, "--env", "local", "--tag", "4f2a9c1",
+            ])
+            .await;
+        assert_eq!(code(&out), 0, "{name}:\n{}\n{}", stdout(&out), stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("deployed release v1"), "{name}: {text}");
+        assert!(
+            text.contains(&format!("load balancer {expect}: ")),
+            "{name}: {text}"
+        );
+        // The state persisted: status sees every object of the release ready.
+        let out = cluster
+            .ferry(&[
+                "status", "--config", &cfg, "--env", "local", "--output", "json",
+            ])
+            .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["healthy"], true, "{name}: {v:#}");
+        assert_eq!(v["release"]["tag"], "4f2a9c1");
+        assert!(dir.path().join(".ferry/sim/local.json").is_file());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_image_is_reported_and_rolled_back() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "good1", &[]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:bad2",
+        ferry_sim::ImageBehaviour::PullForever,
+    ));
+    cluster.sim.set_config(sim_config).unwrap();
+    let started = std::time::Instant::now();
+    let out = deploy(&cluster, dir.path(), "bad2", &[]).await;
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(
+        code(&out),
+        7,
+        "want 7 (rolled back):\n{}\n{err}",
+        stdout(&out)
+    );
+    assert!(err.contains("FAILED Deployment demo/api"), "{err}");
+    assert!(
+        err.contains("ImagePullBackOff") || err.contains("ErrImagePull"),
+        "{err}"
+    );
+    assert!(err.contains("events since the deploy began"), "{err}");
+    eprintln!("failure reported and rolled back in {took:?}");
+
+    // The cluster runs the previous images again.
+    assert_eq!(image_of(&cluster, "api").await, "demo/api:good1");
+    assert_eq!(image_of(&cluster, "web").await, "demo/web:good1");
+
+    let cfg = config(dir.path());
+    let out = cluster
+        .ferry(&[
+            "history", "--config", &cfg, "--env", "local", "--output", "json",
+        ])
+        .await;
+    let h = history(&out);
+    let status: Vec<(u64, String)> = h
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            (3, "deployed".into()),
+            (2, "rolled-back".into()),
+            (1, "superseded".into())
+        ],
+        "{h:#?}"
+    );
+    assert_eq!(h[0]["tag"], "good1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_release_twice_makes_no_writes() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "same1", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let before = cluster.sim.metrics().total_writes();
+    let out = deploy(&cluster, dir.path(), "same1", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("nothing changed"), "{}", stdout(&out));
+    let after = cluster.sim.metrics().total_writes();
+    assert_eq!(
+        after - before,
+        0,
+        "a no-op redeploy wrote {} times",
+        after - before
+    );
+    let cfg = config(dir.path());
+    let out = cluster
+        .ferry(&["diff", "--config", &cfg, "--env", "local", "--tag", "same1"])
+        .await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    // ... and a real change is a diff (exit 6) naming the object.
+    std::fs::write(
+        dir.path().join("k8s/app.yaml"),
+        APP.replace("{mode}", "two"),
+    )
+    .unwrap();
+    let out = cluster
+        .ferry(&["diff", "--config", &cfg, "--env", "local", "--tag", "same1"])
+        .await;
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("update ConfigMap demo/settings"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deploys_run_one_at_a_time() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "base0", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let first_seq = cluster.sim.request_log().last().map_or(0, |r| r.seq);
+    let runs: Vec<_> = (1..=10)
+        .map(|i| {
+            let tag = format!("run{i}");
+            let dir = dir.path().to_owned();
+            let cluster = &cluster;
+            async move { deploy(cluster, &dir, &tag, &[]).await }
+        })
+        .collect();
+    let outs = futures::future::join_all(runs).await;
+    for (i, out) in outs.iter().enumerate() {
+        assert_eq!(
+            code(out),
+            0,
+            "run {}:\n{}\n{}",
+            i + 1,
+            stdout(out),
+            stderr(out)
+        );
+        assert!(
+            stdout(out).contains("deployed release v"),
+            "{}",
+            stdout(out)
+        );
+    }
+    // Writes come in one block per deploy: once another client has written, an earlier one
+    // never writes again.
+    let log = cluster.sim.request_log();
+    let writers: Vec<&str> = log
+        .iter()
+        .filter(|r| r.seq > first_seq && r.wrote && r.user_agent.starts_with("ferry/"))
+        .map(|r| r.user_agent.as_str())
+        .collect();
+    let mut finished: Vec<&str> = Vec::new();
+    for w in writers.windows(2) {
+        if w[0] != w[1] {
+            assert!(
+                !finished.contains(&w[1]),
+                "{} wrote again after {} had written",
+                w[1],
+                w[0]
+            );
+            finished.push(w[0]);
+        }
+    }
+    assert_eq!(
+        finished.len(),
+        9,
+        "10 deploys wrote in {} blocks",
+        finished.len() + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_deploy_blocks_the_next_one_at_most_the_lease_ttl() {
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 1.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    // The first release's api becomes ready only after a long while: the deploy is killed
+    // while it waits, holding the lock.
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:slow1",
+        ferry_sim::ImageBehaviour::SlowReady {
+            after: std::time::Duration::from_secs(3600),
+        },
+    ));
+    let cluster = Cluster::with_config(sim_config).await;
+    let dir = app_dir("");
+    let cfg = config_path(dir.path());
+    let mut child = std::process::Command::new(ferry_testkit::ferry_bin())
+        .args([
+            "deploy", "--config", &cfg, "--env", "local", "--tag", "slow1",
+        ])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it has applied the api Deployment (it then waits for health, lock held).
+    let client = cluster.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "demo");
+    for _ in 0..600 {
+        if deployments.get_opt("api").await.ok().flatten().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+
+    let out = cluster
+        .ferry(&[
+            "deploy", "--config", &cfg, "--env", "local", "--tag", "after2", "--output", "json",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for e in events.iter().filter(|e| e["event"] == "lock-waiting") {
+        assert!(e["expires_in_secs"].as_u64().unwrap() <= 3, "{e}");
+    }
+    assert_eq!(image_of(&cluster, "api").await, "demo/api:after2");
+    let out = cluster
+        .ferry(&[
+            "history", "--config", &cfg, "--env", "local", "--output", "json",
+        ])
+        .await;
+    let h = history(&out);
+    assert_eq!(h[0]["status"], "deployed");
+    assert_eq!(h[1]["status"], "failed");
+    assert!(
+        h[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{h:#?}"
+    );
+}
+
+fn config_path(dir: &Path) -> String {
+    config(dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_removes_exactly_what_the_release_dropped() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let extra = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: dropped, namespace: demo}\ndata: {a: b}\n\
+                 ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: handed-over, namespace: demo}\ndata: {a: b}\n\
+                 ---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: cache, namespace: demo}\n\
+                 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n";
+    std::fs::write(dir.path().join("k8s/extra.yaml"), extra).unwrap();
+    let out = deploy(&cluster, dir.path(), "p1", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let client = cluster.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "demo");
+    // Someone else's ConfigMap in the same namespace, and one ferry applied that someone else
+    // has since taken over (the owner label removed).
+    let foreign: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "foreign", "namespace": "demo"}, "data": {"x": "y"}
+    }))
+    .unwrap();
+    cms.create(&Default::default(), &foreign).await.unwrap();
+    let patch = serde_json::json!({"metadata": {"labels": {"ferry.dev/release": null}}});
+    cms.patch(
+        "handed-over",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+
+    std::fs::remove_file(dir.path().join("k8s/extra.yaml")).unwrap();
+    let out = deploy(&cluster, dir.path(), "p2", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("pruned ConfigMap demo/dropped"), "{err}");
+    assert!(err.contains("kept ConfigMap demo/handed-over"), "{err}");
+    assert!(
+        err.contains("kept PersistentVolumeClaim demo/cache"),
+        "{err}"
+    );
+    assert!(cms.get_opt("dropped").await.unwrap().is_none());
+    assert!(cms.get_opt("foreign").await.unwrap().is_some());
+    assert!(cms.get_opt("handed-over").await.unwrap().is_some());
+    assert!(cms.get_opt("settings").await.unwrap().is_some());
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client, "demo");
+    assert!(pvcs.get_opt("cache").await.unwrap().is_some());
+}

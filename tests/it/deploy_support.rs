@@ -1,0 +1,110 @@
+//! Shared by the deploy tests: an in-process ferry-sim cluster per test, and running the real
+//! `ferry` against it through a kubeconfig.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use ferry_sim::{Sim, SimConfig, SimHandle};
+
+/// A simulated cluster for one test, with its kubeconfig in a temp dir.
+pub(crate) struct Cluster {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts a simulator running `speed` times real time.
+    pub(crate) async fn start(speed: f64) -> Cluster {
+        let config = SimConfig {
+            speed,
+            ..SimConfig::default()
+        };
+        Self::with_config(config).await
+    }
+
+    /// Starts a simulator with `config`.
+    pub(crate) async fn with_config(config: SimConfig) -> Cluster {
+        let sim = Sim::builder()
+            .config(config)
+            .start()
+            .await
+            .expect("the simulator starts");
+        let dir = tempfile::tempdir().unwrap();
+        sim.write_kubeconfig(&dir.path().join("kubeconfig"))
+            .unwrap();
+        Cluster { sim, dir }
+    }
+
+    /// The kubeconfig file.
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Runs the real `ferry` with `args` against this cluster (KUBECONFIG set), off the async
+    /// runtime.
+    pub(crate) async fn ferry(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let kubeconfig = self.kubeconfig();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(ferry_testkit::ferry_bin())
+                .args(&args)
+                .env("NO_COLOR", "1")
+                .env("KUBECONFIG", &kubeconfig)
+                .env_remove("FERRY_CONFIG")
+                .env_remove("FERRY_LOG")
+                .env_remove("GITHUB_ACTIONS")
+                .env_remove("FERRY_TAG")
+                .env_remove("GITHUB_SHA")
+                .env("CI", "true")
+                .output()
+                .expect("ferry runs")
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A kube client for checking the cluster from the test.
+    pub(crate) async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+}
+
+/// Writes a ferry.toml for an app deployed to env `local` through $KUBECONFIG.
+pub(crate) fn write_config(
+    dir: &Path,
+    app: &str,
+    images: &[(&str, &str)],
+    deploy_extra: &str,
+) -> PathBuf {
+    let mut text = format!("[app]\nname = \"{app}\"\n\n[app.images]\n");
+    for (name, repo) in images {
+        text.push_str(&format!("{name} = \"{repo}\"\n"));
+    }
+    text.push_str(&format!(
+        "\n[env.local.cluster]\nprovider = \"kubeconfig\"\n\n[env.local.deploy]\nmanifests = \"k8s\"\n{deploy_extra}\n"
+    ));
+    let path = dir.join("ferry.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Copies a directory tree.
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() == ".ferry" {
+                continue;
+            }
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
