@@ -142,7 +142,8 @@ impl AzureDnsProvider {
 
     /// Another ARM base URL (a sovereign cloud, or a test server).
     pub fn with_api_url(mut self, url: &str) -> Result<Self, DnsError> {
-        self.base = Url::parse(url).map_err(|e| DnsError::invalid(format!("Azure API URL `{url}`: {e}")))?;
+        self.base = Url::parse(url)
+            .map_err(|e| DnsError::invalid(format!("Azure API URL `{url}`: {e}")))?;
         Ok(self)
     }
 
@@ -172,7 +173,8 @@ impl AzureDnsProvider {
             .base
             .join(path)
             .map_err(|e| DnsError::invalid(format!("Azure API path `{path}`: {e}")))?;
-        url.query_pairs_mut().append_pair("api-version", API_VERSION);
+        url.query_pairs_mut()
+            .append_pair("api-version", API_VERSION);
         Ok(url)
     }
 
@@ -198,25 +200,35 @@ impl AzureDnsProvider {
             .run(PROVIDER, operation, || {
                 let (url, method) = (url.clone(), method.clone());
                 async move {
-                    let token = self.tokens.token(ARM_SCOPE).await.map_err(AttemptError::Fatal)?;
-                    let mut req = self.http.request(method, url).bearer_auth(token.expose_secret());
+                    let token = self
+                        .tokens
+                        .token(ARM_SCOPE)
+                        .await
+                        .map_err(AttemptError::Fatal)?;
+                    let mut req = self
+                        .http
+                        .request(method, url)
+                        .bearer_auth(token.expose_secret());
                     for (k, v) in headers {
                         req = req.header(*k, v);
                     }
                     if let Some(b) = body {
                         req = req.json(b);
                     }
-                    let resp = req
-                        .send()
-                        .await
-                        .map_err(|e| AttemptError::Transient(DnsError::transport(PROVIDER, operation, e)))?;
+                    let resp = req.send().await.map_err(|e| {
+                        AttemptError::Transient(DnsError::transport(PROVIDER, operation, e))
+                    })?;
                     self.answer(operation, resp).await
                 }
             })
             .await
     }
 
-    async fn answer(&self, operation: &str, resp: reqwest::Response) -> Result<(StatusCode, Value), AttemptError> {
+    async fn answer(
+        &self,
+        operation: &str,
+        resp: reqwest::Response,
+    ) -> Result<(StatusCode, Value), AttemptError> {
         let status = resp.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             let after = resp
@@ -231,13 +243,29 @@ impl AzureDnsProvider {
             .text()
             .await
             .map_err(|e| AttemptError::Transient(DnsError::transport(PROVIDER, operation, e)))?;
-        let body: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) };
+        let body: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
         if status.is_success() {
             return Ok((status, body));
         }
-        let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("").to_owned();
-        let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("").to_owned();
-        let detail = if code.is_empty() { format!("HTTP {status}") } else { format!("{code}: {message}") };
+        let code = body
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let message = body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let detail = if code.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("{code}: {message}")
+        };
         let zone = self.zone.to_string();
         Err(match status {
             s if s.is_server_error() => AttemptError::Transient(DnsError::Api {
@@ -247,19 +275,29 @@ impl AzureDnsProvider {
                 message: detail,
                 retryable: true,
             }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => AttemptError::Fatal(DnsError::Unauthorized {
-                provider: PROVIDER,
-                zone,
-                action: if operation.starts_with("list") || operation.starts_with("read") { "read" } else { "edit" },
-                detail: format!(
-                    "{detail}; the identity needs the \"DNS Zone Contributor\" role on the zone (or its resource group)"
-                ),
-            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                AttemptError::Fatal(DnsError::Unauthorized {
+                    provider: PROVIDER,
+                    zone,
+                    action: if operation.starts_with("list") || operation.starts_with("read") {
+                        "read"
+                    } else {
+                        "edit"
+                    },
+                    detail: format!(
+                        "{detail}; the identity needs the \"DNS Zone Contributor\" role on the zone (or its resource group)"
+                    ),
+                })
+            }
             StatusCode::PRECONDITION_FAILED => AttemptError::Fatal(DnsError::ZoneChanged {
                 provider: PROVIDER,
                 detail,
             }),
-            StatusCode::NOT_FOUND if code == "ParentResourceNotFound" || operation.starts_with("list") || operation.starts_with("read") => {
+            StatusCode::NOT_FOUND
+                if code == "ParentResourceNotFound"
+                    || operation.starts_with("list")
+                    || operation.starts_with("read") =>
+            {
                 AttemptError::Fatal(DnsError::ZoneNotFound {
                     provider: PROVIDER,
                     zone,
@@ -269,7 +307,10 @@ impl AzureDnsProvider {
                     ),
                 })
             }
-            StatusCode::NOT_FOUND => AttemptError::Fatal(DnsError::ZoneChanged { provider: PROVIDER, detail }),
+            StatusCode::NOT_FOUND => AttemptError::Fatal(DnsError::ZoneChanged {
+                provider: PROVIDER,
+                detail,
+            }),
             s => AttemptError::Fatal(DnsError::Api {
                 provider: PROVIDER,
                 operation: operation.to_owned(),
@@ -282,31 +323,57 @@ impl AzureDnsProvider {
 
     fn parse_set(&self, v: &Value) -> Option<Listed> {
         let rel = v.get("name").and_then(Value::as_str)?;
-        let name = if rel == "@" { self.zone.clone() } else { DnsName::parse(&format!("{rel}.{}", self.zone)).ok()? };
-        let rtype: RecordType = v.get("type").and_then(Value::as_str)?.rsplit('/').next()?.parse().ok()?;
+        let name = if rel == "@" {
+            self.zone.clone()
+        } else {
+            DnsName::parse(&format!("{rel}.{}", self.zone)).ok()?
+        };
+        let rtype: RecordType = v
+            .get("type")
+            .and_then(Value::as_str)?
+            .rsplit('/')
+            .next()?
+            .parse()
+            .ok()?;
         let p = v.get("properties")?;
-        let ttl = p.get("TTL").and_then(Value::as_u64).and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+        let ttl = p
+            .get("TTL")
+            .and_then(Value::as_u64)
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(0);
         let etag = v.get("etag").and_then(Value::as_str).map(str::to_owned);
         let strings = |key: &str, field: &str| -> Vec<String> {
             p.get(key)
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|r| r.get(field).and_then(Value::as_str).map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.get(field).and_then(Value::as_str).map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         if let Some(id) = p.pointer("/targetResource/id").and_then(Value::as_str) {
             return Some(Listed {
-                set: RecordSet::alias(name.clone(), rtype, AliasTarget {
-                    hosted_zone_id: id.to_owned(),
-                    dns_name: name,
-                    evaluate_target_health: false,
-                }),
+                set: RecordSet::alias(
+                    name.clone(),
+                    rtype,
+                    AliasTarget {
+                        hosted_zone_id: id.to_owned(),
+                        dns_name: name,
+                        evaluate_target_health: false,
+                    },
+                ),
                 etag,
             });
         }
         let values: Vec<String> = match &rtype {
             RecordType::A => strings("ARecords", "ipv4Address"),
             RecordType::Aaaa => strings("AAAARecords", "ipv6Address"),
-            RecordType::Cname => p.pointer("/CNAMERecord/cname").and_then(Value::as_str).map(|c| vec![c.to_owned()]).unwrap_or_default(),
+            RecordType::Cname => p
+                .pointer("/CNAMERecord/cname")
+                .and_then(Value::as_str)
+                .map(|c| vec![c.to_owned()])
+                .unwrap_or_default(),
             RecordType::Txt => p
                 .get("TXTRecords")
                 .and_then(Value::as_array)
@@ -315,7 +382,9 @@ impl AzureDnsProvider {
                         .map(|r| {
                             r.get("value")
                                 .and_then(Value::as_array)
-                                .map(|parts| parts.iter().filter_map(Value::as_str).collect::<String>())
+                                .map(|parts| {
+                                    parts.iter().filter_map(Value::as_str).collect::<String>()
+                                })
                                 .unwrap_or_default()
                         })
                         .collect()
@@ -326,7 +395,17 @@ impl AzureDnsProvider {
                 "MX" => p
                     .get("MXRecords")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().map(|r| format!("{} {}", r.get("preference").and_then(Value::as_u64).unwrap_or(0), r.get("exchange").and_then(Value::as_str).unwrap_or(""))).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|r| {
+                                format!(
+                                    "{} {}",
+                                    r.get("preference").and_then(Value::as_u64).unwrap_or(0),
+                                    r.get("exchange").and_then(Value::as_str).unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 _ => vec![p.to_string()],
             },
@@ -345,13 +424,20 @@ impl AzureDnsProvider {
         url.query_pairs_mut().append_pair("$top", "500");
         let mut out = Vec::new();
         for _ in 0..100_000 {
-            let (_, body) = self.call("list record sets", Method::GET, url.clone(), None, &[]).await?;
+            let (_, body) = self
+                .call("list record sets", Method::GET, url.clone(), None, &[])
+                .await?;
             if let Some(items) = body.get("value").and_then(Value::as_array) {
                 out.extend(items.iter().filter_map(|v| self.parse_set(v)));
             }
-            match body.get("nextLink").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            match body
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
                 Some(next) => {
-                    url = Url::parse(next).map_err(|e| DnsError::transport(PROVIDER, "list record sets", e))?;
+                    url = Url::parse(next)
+                        .map_err(|e| DnsError::transport(PROVIDER, "list record sets", e))?;
                 }
                 None => return Ok(out),
             }
@@ -365,10 +451,26 @@ impl AzureDnsProvider {
         props.insert("metadata".into(), json!({"managed-by": "ferry"}));
         match set.record_type {
             RecordType::A => {
-                props.insert("ARecords".into(), json!(set.values.iter().map(|v| json!({"ipv4Address": v})).collect::<Vec<_>>()));
+                props.insert(
+                    "ARecords".into(),
+                    json!(
+                        set.values
+                            .iter()
+                            .map(|v| json!({"ipv4Address": v}))
+                            .collect::<Vec<_>>()
+                    ),
+                );
             }
             RecordType::Aaaa => {
-                props.insert("AAAARecords".into(), json!(set.values.iter().map(|v| json!({"ipv6Address": v})).collect::<Vec<_>>()));
+                props.insert(
+                    "AAAARecords".into(),
+                    json!(
+                        set.values
+                            .iter()
+                            .map(|v| json!({"ipv6Address": v}))
+                            .collect::<Vec<_>>()
+                    ),
+                );
             }
             RecordType::Cname => {
                 props.insert("CNAMERecord".into(), json!({"cname": set.values.first()}));
@@ -378,7 +480,10 @@ impl AzureDnsProvider {
                     .values
                     .iter()
                     .map(|v| {
-                        let parts: Vec<String> = split_txt(v).into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
+                        let parts: Vec<String> = split_txt(v)
+                            .into_iter()
+                            .map(|b| String::from_utf8_lossy(&b).into_owned())
+                            .collect();
                         json!({"value": parts})
                     })
                     .collect();
@@ -389,13 +494,24 @@ impl AzureDnsProvider {
         json!({"properties": props})
     }
 
-    async fn apply_one(&self, change: &Change, live: &BTreeMap<crate::record::RecordKey, Listed>) -> Result<(), DnsError> {
+    async fn apply_one(
+        &self,
+        change: &Change,
+        live: &BTreeMap<crate::record::RecordKey, Listed>,
+    ) -> Result<(), DnsError> {
         let check = |set: &RecordSet| -> Result<Option<String>, DnsError> {
             match live.get(&set.key()) {
-                Some(l) if l.set.values == set.values && l.set.alias == set.alias => Ok(l.etag.clone()),
+                Some(l) if l.set.values == set.values && l.set.alias == set.alias => {
+                    Ok(l.etag.clone())
+                }
                 Some(l) => Err(DnsError::ZoneChanged {
                     provider: PROVIDER,
-                    detail: format!("{} holds {}, not {}", set.key(), l.set.describe_values(), set.describe_values()),
+                    detail: format!(
+                        "{} holds {}, not {}",
+                        set.key(),
+                        l.set.describe_values(),
+                        set.describe_values()
+                    ),
                 }),
                 None => Err(DnsError::ZoneChanged {
                     provider: PROVIDER,
@@ -403,7 +519,8 @@ impl AzureDnsProvider {
                 }),
             }
         };
-        let if_match = |etag: Option<String>| etag.map(|e| vec![("If-Match", e)]).unwrap_or_default();
+        let if_match =
+            |etag: Option<String>| etag.map(|e| vec![("If-Match", e)]).unwrap_or_default();
         match change {
             Change::Create { record } => {
                 if live.contains_key(&record.key()) {
@@ -412,17 +529,36 @@ impl AzureDnsProvider {
                         detail: format!("{} already exists", record.key()),
                     });
                 }
-                self.call("create a record set", Method::PUT, self.set_url(record)?, Some(&Self::body(record)), &[("If-None-Match", "*".into())])
-                    .await?;
+                self.call(
+                    "create a record set",
+                    Method::PUT,
+                    self.set_url(record)?,
+                    Some(&Self::body(record)),
+                    &[("If-None-Match", "*".into())],
+                )
+                .await?;
             }
             Change::Update { old, new } => {
                 let etag = check(old)?;
-                self.call("update a record set", Method::PUT, self.set_url(new)?, Some(&Self::body(new)), &if_match(etag))
-                    .await?;
+                self.call(
+                    "update a record set",
+                    Method::PUT,
+                    self.set_url(new)?,
+                    Some(&Self::body(new)),
+                    &if_match(etag),
+                )
+                .await?;
             }
             Change::Delete { record } => {
                 let etag = check(record)?;
-                self.call("delete a record set", Method::DELETE, self.set_url(record)?, None, &if_match(etag)).await?;
+                self.call(
+                    "delete a record set",
+                    Method::DELETE,
+                    self.set_url(record)?,
+                    None,
+                    &if_match(etag),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -457,7 +593,12 @@ impl DnsProvider for AzureDnsProvider {
         if changes.is_empty() {
             return Ok(());
         }
-        let live: BTreeMap<_, _> = self.list().await?.into_iter().map(|l| (l.set.key(), l)).collect();
+        let live: BTreeMap<_, _> = self
+            .list()
+            .await?
+            .into_iter()
+            .map(|l| (l.set.key(), l))
+            .collect();
         // Check every change against the zone before the first write: a stale plan changes
         // nothing.
         for change in changes {
@@ -509,15 +650,32 @@ impl DnsProvider for AzureDnsProvider {
         let names = self
             .name_servers
             .get_or_try_init(|| async {
-                let (_, body) = self.call("read the zone", Method::GET, self.url(&self.zone_path())?, None, &[]).await?;
+                let (_, body) = self
+                    .call(
+                        "read the zone",
+                        Method::GET,
+                        self.url(&self.zone_path())?,
+                        None,
+                        &[],
+                    )
+                    .await?;
                 Ok::<_, DnsError>(
                     body.pointer("/properties/nameServers")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 )
             })
             .await?;
-        Ok(names.iter().filter_map(|n| DnsName::parse(n).ok()).map(NameServer::Host).collect())
+        Ok(names
+            .iter()
+            .filter_map(|n| DnsName::parse(n).ok())
+            .map(NameServer::Host)
+            .collect())
     }
 }

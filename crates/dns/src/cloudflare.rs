@@ -282,7 +282,11 @@ impl CloudflareProvider {
             .await
     }
 
-    async fn envelope(&self, operation: &str, resp: reqwest::Response) -> Result<Envelope, AttemptError> {
+    async fn envelope(
+        &self,
+        operation: &str,
+        resp: reqwest::Response,
+    ) -> Result<Envelope, AttemptError> {
         let status = resp.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             let after = resp
@@ -293,9 +297,10 @@ impl CloudflareProvider {
                 .map(Duration::from_secs);
             return Err(AttemptError::RateLimited(after));
         }
-        let text = resp.text().await.map_err(|e| {
-            AttemptError::Transient(DnsError::transport(PROVIDER, operation, e))
-        })?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| AttemptError::Transient(DnsError::transport(PROVIDER, operation, e)))?;
         let env: Option<Envelope> = serde_json::from_str(&text).ok();
         let messages = env
             .as_ref()
@@ -308,7 +313,10 @@ impl CloudflareProvider {
             })
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| format!("HTTP {status}"));
-        let codes: Vec<i64> = env.as_ref().map(|e| e.errors.iter().map(|m| m.code).collect()).unwrap_or_default();
+        let codes: Vec<i64> = env
+            .as_ref()
+            .map(|e| e.errors.iter().map(|m| m.code).collect())
+            .unwrap_or_default();
         if status.is_server_error() {
             return Err(AttemptError::Transient(DnsError::Api {
                 provider: PROVIDER,
@@ -322,14 +330,21 @@ impl CloudflareProvider {
             return Err(AttemptError::Fatal(DnsError::Unauthorized {
                 provider: PROVIDER,
                 zone: self.zone.to_string(),
-                action: if operation.starts_with("list") || operation.starts_with("find") { "read" } else { "edit" },
+                action: if operation.starts_with("list") || operation.starts_with("find") {
+                    "read"
+                } else {
+                    "edit"
+                },
                 detail: format!(
                     "{messages}; the API token needs Zone:Read and DNS:Edit permissions on this zone"
                 ),
             }));
         }
         // Record conflicts: it exists already, or no longer exists.
-        if codes.iter().any(|c| matches!(c, 81044 | 81053 | 81057 | 81058)) {
+        if codes
+            .iter()
+            .any(|c| matches!(c, 81044 | 81053 | 81057 | 81058))
+        {
             return Err(AttemptError::Fatal(DnsError::ZoneChanged {
                 provider: PROVIDER,
                 detail: messages,
@@ -387,7 +402,9 @@ impl CloudflareProvider {
 
     fn zone_error(&self, e: DnsError) -> DnsError {
         match e {
-            DnsError::Api { status: Some(404), .. } => DnsError::ZoneNotFound {
+            DnsError::Api {
+                status: Some(404), ..
+            } => DnsError::ZoneNotFound {
                 provider: PROVIDER,
                 zone: self.zone.to_string(),
                 detail: "; check zone_id".into(),
@@ -419,21 +436,33 @@ impl CloudflareProvider {
             }
             page += 1;
             if page > 100_000 {
-                return Err(DnsError::invalid("Cloudflare kept returning pages; giving up"));
+                return Err(DnsError::invalid(
+                    "Cloudflare kept returning pages; giving up",
+                ));
             }
         }
     }
 
     fn group(&self, records: &[CfRecord]) -> Vec<RecordSet> {
-        let mut sets: BTreeMap<(DnsName, RecordType), (u32, Option<bool>, Vec<String>)> = BTreeMap::new();
+        // (name, type) -> (ttl, proxied, values)
+        type Grouped = BTreeMap<(DnsName, RecordType), (u32, Option<bool>, Vec<String>)>;
+        let mut sets = Grouped::new();
         for r in records {
             let Ok(name) = DnsName::parse(&r.name) else {
                 tracing::debug!(name = %r.name, "skipping a record whose name ferry cannot represent");
                 continue;
             };
-            let Ok(rtype) = r.rtype.parse::<RecordType>() else { continue };
-            let proxied = if proxiable(&rtype) { Some(r.proxied.unwrap_or(false)) } else { None };
-            let entry = sets.entry((name, rtype)).or_insert((r.ttl, proxied, Vec::new()));
+            let Ok(rtype) = r.rtype.parse::<RecordType>() else {
+                continue;
+            };
+            let proxied = if proxiable(&rtype) {
+                Some(r.proxied.unwrap_or(false))
+            } else {
+                None
+            };
+            let entry = sets
+                .entry((name, rtype))
+                .or_insert((r.ttl, proxied, Vec::new()));
             entry.2.push(r.content.clone());
         }
         sets.into_iter()
@@ -460,7 +489,11 @@ impl CloudflareProvider {
             name: set.name.to_string(),
             content,
             ttl: set.ttl,
-            proxied: if proxiable(&set.record_type) { set.proxied } else { None },
+            proxied: if proxiable(&set.record_type) {
+                set.proxied
+            } else {
+                None
+            },
             comment: self.comment.clone(),
         }
     }
@@ -478,12 +511,19 @@ impl CloudflareProvider {
             if *t == RecordType::Txt {
                 unquote_txt(&r.content)
             } else {
-                crate::record::canonical_value(&self.zone, t, &r.content).unwrap_or_else(|_| r.content.clone())
+                crate::record::canonical_value(&self.zone, t, &r.content)
+                    .unwrap_or_else(|_| r.content.clone())
             }
         };
         let check = |set: &RecordSet| -> Result<Vec<&CfRecord>, DnsError> {
-            let have = by_key.get(&(set.name.clone(), set.record_type.clone())).cloned().unwrap_or_default();
-            let values: BTreeSet<String> = have.iter().map(|r| content_of(r, &set.record_type)).collect();
+            let have = by_key
+                .get(&(set.name.clone(), set.record_type.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let values: BTreeSet<String> = have
+                .iter()
+                .map(|r| content_of(r, &set.record_type))
+                .collect();
             let wanted: BTreeSet<String> = set.values.iter().cloned().collect();
             if values != wanted {
                 return Err(DnsError::ZoneChanged {
@@ -511,7 +551,11 @@ impl CloudflareProvider {
                             detail: format!("{} already exists", record.key()),
                         });
                     }
-                    b.posts = record.values.iter().map(|v| self.new_record(record, v)).collect();
+                    b.posts = record
+                        .values
+                        .iter()
+                        .map(|v| self.new_record(record, v))
+                        .collect();
                 }
                 Change::Update { old, new } => {
                     let have = check(old)?;
@@ -540,7 +584,10 @@ impl CloudflareProvider {
                         .collect();
                 }
                 Change::Delete { record } => {
-                    b.deletes = check(record)?.iter().map(|r| Delete { id: r.id.clone() }).collect();
+                    b.deletes = check(record)?
+                        .iter()
+                        .map(|r| Delete { id: r.id.clone() })
+                        .collect();
                 }
             }
             out.push(b);
@@ -548,22 +595,35 @@ impl CloudflareProvider {
         Ok(out)
     }
 
-    async fn send_sequential(&self, zone_id: &str, batches: Vec<Batch>, changes: &ChangeSet) -> Result<(), DnsError> {
+    async fn send_sequential(
+        &self,
+        zone_id: &str,
+        batches: Vec<Batch>,
+        changes: &ChangeSet,
+    ) -> Result<(), DnsError> {
         let total = changes.len();
         for (i, b) in batches.into_iter().enumerate() {
             let result: Result<(), DnsError> = async {
                 // Add new values, then change, then remove: the name keeps answering.
                 for post in &b.posts {
                     let url = self.url(&format!("zones/{zone_id}/dns_records"))?;
-                    self.call("create a record", Method::POST, url, Some(&json!(post))).await?;
+                    self.call("create a record", Method::POST, url, Some(&json!(post)))
+                        .await?;
                 }
                 for patch in &b.patches {
                     let url = self.url(&format!("zones/{zone_id}/dns_records/{}", patch.id))?;
-                    self.call("update a record", Method::PATCH, url, Some(&json!(patch.record))).await?;
+                    self.call(
+                        "update a record",
+                        Method::PATCH,
+                        url,
+                        Some(&json!(patch.record)),
+                    )
+                    .await?;
                 }
                 for delete in &b.deletes {
                     let url = self.url(&format!("zones/{zone_id}/dns_records/{}", delete.id))?;
-                    self.call("delete a record", Method::DELETE, url, None).await?;
+                    self.call("delete a record", Method::DELETE, url, None)
+                        .await?;
                 }
                 Ok(())
             }
@@ -638,11 +698,16 @@ impl DnsProvider for CloudflareProvider {
                 all.posts.extend(b.posts);
             }
             let url = self.url(&format!("zones/{zone_id}/dns_records/batch"))?;
-            self.call("apply the batch", Method::POST, url, Some(&json!(all))).await?;
+            self.call("apply the batch", Method::POST, url, Some(&json!(all)))
+                .await?;
             return Ok(());
         }
         if self.batch {
-            tracing::warn!(ops, limit = BATCH_LIMIT, "too many operations for one batch; sending them one by one, in order");
+            tracing::warn!(
+                ops,
+                limit = BATCH_LIMIT,
+                "too many operations for one batch; sending them one by one, in order"
+            );
         }
         self.send_sequential(&zone_id, batches, changes).await
     }

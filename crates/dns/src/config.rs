@@ -298,9 +298,11 @@ fn issue(key_path: Vec<PathSeg>, message: impl Into<String>, help: Option<&str>)
 /// Parses `IP`, `IP:PORT` or `[IPv6]:PORT`, with `default_port` when none is given.
 pub fn parse_socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
     let text = text.trim();
-    text.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, default_port)))
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, default_port))
+    })
 }
 
 /// Parses a duration such as `90s` or `2m`.
@@ -317,7 +319,10 @@ impl DnsConfig {
             Ok(z) if !z.as_str().contains('.') => {
                 issues.push(issue(
                     path(&["zone"]),
-                    format!("`{}` is a top-level domain, not a zone ferry can manage", self.zone),
+                    format!(
+                        "`{}` is a top-level domain, not a zone ferry can manage",
+                        self.zone
+                    ),
                     Some("write the zone you own, such as example.com"),
                 ));
                 None
@@ -333,7 +338,9 @@ impl DnsConfig {
             issues.push(issue(
                 path(&["records"]),
                 "no records are listed",
-                Some("list the names to point at the load balancer, e.g. records = [\"@\", \"app\"]"),
+                Some(
+                    "list the names to point at the load balancer, e.g. records = [\"@\", \"app\"]",
+                ),
             ));
         }
         if let Some(zone) = &zone {
@@ -345,7 +352,9 @@ impl DnsConfig {
                         None,
                     )),
                     Ok(n) => names.push(n),
-                    Err(e) => issues.push(issue(vec!["records".into(), i.into()], e.to_string(), None)),
+                    Err(e) => {
+                        issues.push(issue(vec!["records".into(), i.into()], e.to_string(), None))
+                    }
                 }
             }
         }
@@ -356,7 +365,8 @@ impl DnsConfig {
                 issues.push(issue(
                     path(&["owner"]),
                     e.to_string(),
-                    (self.owner.is_none()).then_some("the app's name is the default owner id; set owner explicitly"),
+                    (self.owner.is_none())
+                        .then_some("the app's name is the default owner id; set owner explicitly"),
                 ));
                 None
             }
@@ -383,7 +393,10 @@ impl DnsConfig {
         if self.proxied.is_some() && self.provider != ProviderKind::Cloudflare {
             issues.push(issue(
                 path(&["proxied"]),
-                format!("proxied is a Cloudflare setting; this zone is on {}", self.provider.as_str()),
+                format!(
+                    "proxied is a Cloudflare setting; this zone is on {}",
+                    self.provider.as_str()
+                ),
                 Some("remove proxied"),
             ));
         }
@@ -421,7 +434,10 @@ impl DnsConfig {
         match self.provider {
             ProviderKind::Azure => {
                 let az = self.azure.clone().unwrap_or_default();
-                for (key, value) in [("subscription_id", &az.subscription_id), ("resource_group", &az.resource_group)] {
+                for (key, value) in [
+                    ("subscription_id", &az.subscription_id),
+                    ("resource_group", &az.resource_group),
+                ] {
                     if value.as_deref().is_none_or(str::is_empty) {
                         issues.push(issue(
                             path(&["azure", key]),
@@ -449,15 +465,23 @@ impl DnsConfig {
                 if let Some(a) = &r.key_algorithm {
                     #[cfg(feature = "rfc2136")]
                     if let Err(e) = a.parse::<crate::rfc2136::TsigAlgorithm>() {
-                        issues.push(issue(path(&["rfc2136", "key_algorithm"]), e.to_string(), None));
+                        issues.push(issue(
+                            path(&["rfc2136", "key_algorithm"]),
+                            e.to_string(),
+                            None,
+                        ));
                     }
                     #[cfg(not(feature = "rfc2136"))]
                     let _ = a;
                 }
-                if let Some(t) = &r.timeout {
-                    if parse_duration(t).is_none() {
-                        issues.push(issue(path(&["rfc2136", "timeout"]), format!("`{t}` is not a duration"), Some("write it like \"10s\"")));
-                    }
+                if let Some(t) = &r.timeout
+                    && parse_duration(t).is_none()
+                {
+                    issues.push(issue(
+                        path(&["rfc2136", "timeout"]),
+                        format!("`{t}` is not a duration"),
+                        Some("write it like \"10s\""),
+                    ));
                 }
             }
             _ => {}
@@ -594,20 +618,40 @@ mod tests {
                     .join(".")
             })
             .collect();
-        for want in ["records.1", "records.2", "records.3", "owner", "ttl", "proxied", "target", "verify.timeout", "cloudflare"] {
+        for want in [
+            "records.1",
+            "records.2",
+            "records.3",
+            "owner",
+            "ttl",
+            "proxied",
+            "target",
+            "verify.timeout",
+            "cloudflare",
+        ] {
             assert!(keys.contains(&want.to_owned()), "{want} in {keys:?}");
         }
     }
 
     #[test]
     fn unknown_keys_and_providers_are_refused_by_serde() {
-        assert!(toml::from_str::<DnsConfig>("provider = \"godaddy\"\nzone = \"a.com\"\nrecords = []").is_err());
-        assert!(toml::from_str::<DnsConfig>("provider = \"memory\"\nzone = \"a.com\"\nrecords = []\nttll = 3").is_err());
+        assert!(
+            toml::from_str::<DnsConfig>("provider = \"godaddy\"\nzone = \"a.com\"\nrecords = []")
+                .is_err()
+        );
+        assert!(
+            toml::from_str::<DnsConfig>(
+                "provider = \"memory\"\nzone = \"a.com\"\nrecords = []\nttll = 3"
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn providers_say_what_they_need() {
-        let c = parse("provider = \"rfc2136\"\nzone = \"example.com\"\nrecords = [\"app\"]\n[rfc2136]\nserver = \"ns1.example.com\"");
+        let c = parse(
+            "provider = \"rfc2136\"\nzone = \"example.com\"\nrecords = [\"app\"]\n[rfc2136]\nserver = \"ns1.example.com\"",
+        );
         let issues = c.resolve("shop").unwrap_err();
         assert!(issues[0].message.contains("not IP[:PORT]"), "{issues:?}");
         let c = parse("provider = \"azure\"\nzone = \"example.com\"\nrecords = [\"app\"]");

@@ -67,9 +67,7 @@ pub enum DnsError {
         detail: String,
     },
     /// The server rejected the TSIG signature of an RFC 2136 request.
-    #[error(
-        "{server}: TSIG key `{key}` was rejected ({code}): {help}"
-    )]
+    #[error("{server}: TSIG key `{key}` was rejected ({code}): {help}")]
     TsigRejected {
         /// The server.
         server: String,
@@ -161,7 +159,9 @@ impl DnsError {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            DnsError::Unauthorized { .. } | DnsError::TsigRejected { .. } | DnsError::NotConfigured { .. }
+            DnsError::Unauthorized { .. }
+                | DnsError::TsigRejected { .. }
+                | DnsError::NotConfigured { .. }
         )
     }
 
@@ -180,7 +180,8 @@ impl DnsError {
         DnsError::Invalid(message.into())
     }
 
-    pub(crate) fn transport(
+    /// A [`DnsError::Transport`].
+    pub fn transport(
         provider: &'static str,
         operation: impl Into<String>,
         source: impl Into<BoxError>,

@@ -57,7 +57,9 @@ impl InMemoryProvider {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<RecordKey, RecordSet>> {
         // A panic while holding the lock leaves a consistent map: every change is applied to a
         // copy first.
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -78,14 +80,18 @@ fn apply_one(
     match change {
         Change::Create { record } => {
             if !record.name.is_in(zone) {
-                return Err(DnsError::invalid(format!("{} is not in zone {zone}", record.name)));
+                return Err(DnsError::invalid(format!(
+                    "{} is not in zone {zone}",
+                    record.name
+                )));
             }
             if map.contains_key(&record.key()) {
                 return Err(changed(format!("{} already exists", record.key())));
             }
             let others = map.keys().filter(|k| k.name == record.name);
             for k in others {
-                if (k.record_type == RecordType::Cname) != (record.record_type == RecordType::Cname) {
+                if (k.record_type == RecordType::Cname) != (record.record_type == RecordType::Cname)
+                {
                     return Err(DnsError::invalid(format!(
                         "{} cannot be created: {} exists and a CNAME stands alone",
                         record.key(),
@@ -109,7 +115,9 @@ fn apply_one(
                 None => return Err(changed(format!("{} no longer exists", old.key()))),
             }
             if old.key() != new.key() {
-                return Err(DnsError::invalid("an update cannot change a record's name or type"));
+                return Err(DnsError::invalid(
+                    "an update cannot change a record's name or type",
+                ));
             }
             map.insert(new.key(), new.clone());
         }

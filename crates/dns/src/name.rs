@@ -47,7 +47,9 @@ impl DnsName {
         }
         for (i, label) in lower.split('.').enumerate() {
             if label.is_empty() {
-                return Err(bad("it has an empty label (two dots in a row, or a leading dot)".into()));
+                return Err(bad(
+                    "it has an empty label (two dots in a row, or a leading dot)".into(),
+                ));
             }
             if label.len() > MAX_LABEL_LEN {
                 return Err(bad(format!(
@@ -57,7 +59,9 @@ impl DnsName {
             }
             if label == "*" {
                 if i != 0 {
-                    return Err(bad("`*` is allowed only as the leftmost label (a wildcard)".into()));
+                    return Err(bad(
+                        "`*` is allowed only as the leftmost label (a wildcard)".into(),
+                    ));
                 }
                 continue;
             }
@@ -70,9 +74,7 @@ impl DnsName {
                 )));
             }
             if label.starts_with('-') || label.ends_with('-') {
-                return Err(bad(format!(
-                    "label `{label}` starts or ends with `-`"
-                )));
+                return Err(bad(format!("label `{label}` starts or ends with `-`")));
             }
         }
         Ok(DnsName(lower))
@@ -197,7 +199,10 @@ mod tests {
         assert_eq!(name("App.Example.COM.").as_str(), "app.example.com");
         assert_eq!(name("app.example.com").fqdn(), "app.example.com.");
         assert_eq!(name("*.example.com").first_label(), "*");
-        assert_eq!(name("_acme-challenge.example.com").as_str(), "_acme-challenge.example.com");
+        assert_eq!(
+            name("_acme-challenge.example.com").as_str(),
+            "_acme-challenge.example.com"
+        );
     }
 
     #[test]
@@ -215,9 +220,19 @@ mod tests {
             assert!(err.contains(why), "{input:?}: {err}");
         }
         let long_label = format!("{}.example.com", "a".repeat(64));
-        assert!(DnsName::parse(&long_label).unwrap_err().to_string().contains("at most 63"));
+        assert!(
+            DnsName::parse(&long_label)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 63")
+        );
         let long_name = format!("{}example.com", "abcdefghi.".repeat(25));
-        assert!(DnsName::parse(&long_name).unwrap_err().to_string().contains("at most 253"));
+        assert!(
+            DnsName::parse(&long_name)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 253")
+        );
     }
 
     #[test]
@@ -236,9 +251,18 @@ mod tests {
     fn config_names_resolve_against_the_zone() {
         let zone = name("example.com");
         assert_eq!(DnsName::in_zone("@", &zone).unwrap(), zone);
-        assert_eq!(DnsName::in_zone("app", &zone).unwrap(), name("app.example.com"));
-        assert_eq!(DnsName::in_zone("api.example.com", &zone).unwrap(), name("api.example.com"));
-        assert_eq!(DnsName::in_zone("api.example.com.", &zone).unwrap(), name("api.example.com"));
+        assert_eq!(
+            DnsName::in_zone("app", &zone).unwrap(),
+            name("app.example.com")
+        );
+        assert_eq!(
+            DnsName::in_zone("api.example.com", &zone).unwrap(),
+            name("api.example.com")
+        );
+        assert_eq!(
+            DnsName::in_zone("api.example.com.", &zone).unwrap(),
+            name("api.example.com")
+        );
         assert!(DnsName::in_zone("api.example.org.", &zone).is_err());
         let err = DnsName::in_zone("a.b", &zone).unwrap_err().to_string();
         assert!(err.contains("a.b.example.com"), "{err}");

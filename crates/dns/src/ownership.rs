@@ -375,15 +375,16 @@ impl Claims {
         if let Some(c) = self.typed.get(&(name.clone(), record_type.clone())) {
             return c;
         }
-        if is_alias && *record_type == RecordType::A {
-            if let Some(c) = self.typed.get(&(name.clone(), RecordType::Cname)) {
-                return c;
-            }
+        if is_alias
+            && *record_type == RecordType::A
+            && let Some(c) = self.typed.get(&(name.clone(), RecordType::Cname))
+        {
+            return c;
         }
-        if *record_type != RecordType::Aaaa || naming.txt_name(zone, name, record_type).is_none() {
-            if let Some(c) = self.untyped.get(name) {
-                return c;
-            }
+        if (*record_type != RecordType::Aaaa || naming.txt_name(zone, name, record_type).is_none())
+            && let Some(c) = self.untyped.get(name)
+        {
+            return c;
         }
         &[]
     }
@@ -427,10 +428,20 @@ mod tests {
     fn default_naming_matches_external_dns() {
         let zone = name("example.com");
         let n = TxtNaming::default();
-        let txt = |host: &str, t: RecordType| n.txt_name(&zone, &name(host), &t).map(|x| x.to_string());
-        assert_eq!(txt("app.example.com", RecordType::A).as_deref(), Some("a-app.example.com"));
-        assert_eq!(txt("www.example.com", RecordType::Cname).as_deref(), Some("cname-www.example.com"));
-        assert_eq!(txt("a.b.example.com", RecordType::Aaaa).as_deref(), Some("aaaa-a.b.example.com"));
+        let txt =
+            |host: &str, t: RecordType| n.txt_name(&zone, &name(host), &t).map(|x| x.to_string());
+        assert_eq!(
+            txt("app.example.com", RecordType::A).as_deref(),
+            Some("a-app.example.com")
+        );
+        assert_eq!(
+            txt("www.example.com", RecordType::Cname).as_deref(),
+            Some("cname-www.example.com")
+        );
+        assert_eq!(
+            txt("a.b.example.com", RecordType::Aaaa).as_deref(),
+            Some("aaaa-a.b.example.com")
+        );
         // The apex has no in-zone name without a prefix.
         assert_eq!(txt("example.com", RecordType::A), None);
         assert_eq!(
@@ -453,11 +464,15 @@ mod tests {
         let zone = name("example.com");
         let p = TxtNaming::new("%{record_type}-owner.", "", "").unwrap();
         assert_eq!(
-            p.txt_name(&zone, &name("example.com"), &RecordType::A).unwrap().as_str(),
+            p.txt_name(&zone, &name("example.com"), &RecordType::A)
+                .unwrap()
+                .as_str(),
             "a-owner.example.com"
         );
         assert_eq!(
-            p.txt_name(&zone, &name("app.example.com"), &RecordType::Cname).unwrap().as_str(),
+            p.txt_name(&zone, &name("app.example.com"), &RecordType::Cname)
+                .unwrap()
+                .as_str(),
             "cname-owner.app.example.com"
         );
         assert_eq!(
@@ -466,7 +481,9 @@ mod tests {
         );
         let p = TxtNaming::new("txt.", "", "").unwrap();
         assert_eq!(
-            p.txt_name(&zone, &name("app.example.com"), &RecordType::A).unwrap().as_str(),
+            p.txt_name(&zone, &name("app.example.com"), &RecordType::A)
+                .unwrap()
+                .as_str(),
             "txt.a-app.example.com"
         );
         assert_eq!(
@@ -475,7 +492,9 @@ mod tests {
         );
         let s = TxtNaming::new("", "-%{record_type}", "").unwrap();
         assert_eq!(
-            s.txt_name(&zone, &name("app.example.com"), &RecordType::A).unwrap().as_str(),
+            s.txt_name(&zone, &name("app.example.com"), &RecordType::A)
+                .unwrap()
+                .as_str(),
             "app-a.example.com"
         );
         assert_eq!(
@@ -484,7 +503,9 @@ mod tests {
         );
         let w = TxtNaming::new("", "", "wild").unwrap();
         assert_eq!(
-            w.txt_name(&zone, &name("*.example.com"), &RecordType::A).unwrap().as_str(),
+            w.txt_name(&zone, &name("*.example.com"), &RecordType::A)
+                .unwrap()
+                .as_str(),
             "a-wild.example.com"
         );
         assert_eq!(

@@ -194,7 +194,7 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
     let mut handled: BTreeSet<RecordKey> = BTreeSet::new();
 
     let mut desired: Vec<&RecordSet> = req.desired.iter().collect();
-    desired.sort_by(|a, b| a.key().cmp(&b.key()));
+    desired.sort_by_key(|a| a.key());
     for d in desired {
         let at_name = by_name.get(&d.name).cloned().unwrap_or_default();
         let txt_name = naming.txt_name(zone, &d.name, &d.record_type);
@@ -227,7 +227,8 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
 
         for e in &at_name {
             let same = e.record_type == d.record_type;
-            let clash = (d.record_type == RecordType::Cname) != (e.record_type == RecordType::Cname);
+            let clash =
+                (d.record_type == RecordType::Cname) != (e.record_type == RecordType::Cname);
             // An old-format claim covers every type at its name: whatever managed set it would
             // cover must be ferry's (or adopted), and goes unless it is wanted.
             let legacy = txt_name.is_none() && e.record_type.is_managed() && !same && !clash;
@@ -261,7 +262,11 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
                              values that are not ownership records ({}); ferry never removes \
                              those: move them, or point {} with an address target",
                             e.name,
-                            blocking.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", "),
+                            blocking
+                                .iter()
+                                .map(|v| format!("{v:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             d.name
                         ),
                     });
@@ -360,7 +365,8 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
             }),
             None => Some(Change::Create { record: d.clone() }),
         };
-        let is_plain_create = clashing.is_empty() && matches!(main_change, Some(Change::Create { .. }) | None);
+        let is_plain_create =
+            clashing.is_empty() && matches!(main_change, Some(Change::Create { .. }) | None);
         if req.policy == Policy::CreateOnly && !is_plain_create {
             for c in pair.drain(..).chain(main_change) {
                 plan.skipped.push(Skipped {
@@ -414,12 +420,7 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
             continue;
         }
         // A managed name whose desired sets conflicted is left as it is.
-        if at_managed_name
-            && plan
-                .conflicts
-                .iter()
-                .any(|c| c.wanted.name == rs.name)
-        {
+        if at_managed_name && plan.conflicts.iter().any(|c| c.wanted.name == rs.name) {
             continue;
         }
         let change = Change::Delete { record: rs.clone() };
@@ -457,7 +458,9 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
     let removed_before: BTreeSet<RecordKey> = main
         .iter()
         .filter_map(|c| match c {
-            Change::Delete { record } if record.record_type == RecordType::Txt => Some(record.key()),
+            Change::Delete { record } if record.record_type == RecordType::Txt => {
+                Some(record.key())
+            }
             _ => None,
         })
         .collect();

@@ -393,14 +393,43 @@ mod tests {
 
     #[test]
     fn values_are_canonical_and_sorted() {
-        let rs = RecordSet::new(name("a.example.com"), RecordType::Aaaa, 60, ["2001:DB8::0:1", "2001:db8::1", "::2"]).unwrap();
+        let rs = RecordSet::new(
+            name("a.example.com"),
+            RecordType::Aaaa,
+            60,
+            ["2001:DB8::0:1", "2001:db8::1", "::2"],
+        )
+        .unwrap();
         assert_eq!(rs.values, vec!["2001:db8::1", "::2"]);
-        let rs = RecordSet::new(name("a.example.com"), RecordType::Cname, 60, ["LB.Example.NET."]).unwrap();
+        let rs = RecordSet::new(
+            name("a.example.com"),
+            RecordType::Cname,
+            60,
+            ["LB.Example.NET."],
+        )
+        .unwrap();
         assert_eq!(rs.values, vec!["lb.example.net"]);
-        let err = RecordSet::new(name("a.example.com"), RecordType::A, 60, ["300.1.1.1"]).unwrap_err();
+        let err =
+            RecordSet::new(name("a.example.com"), RecordType::A, 60, ["300.1.1.1"]).unwrap_err();
         assert!(err.to_string().contains("not an IPv4 address"), "{err}");
-        assert!(RecordSet::new(name("a.example.com"), RecordType::Cname, 60, ["x.net", "y.net"]).is_err());
-        assert!(RecordSet::new(name("a.example.com"), RecordType::A, 60, Vec::<String>::new()).is_err());
+        assert!(
+            RecordSet::new(
+                name("a.example.com"),
+                RecordType::Cname,
+                60,
+                ["x.net", "y.net"]
+            )
+            .is_err()
+        );
+        assert!(
+            RecordSet::new(
+                name("a.example.com"),
+                RecordType::A,
+                60,
+                Vec::<String>::new()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -422,7 +451,8 @@ mod tests {
         let current = RecordSet::new(name("a.example.com"), RecordType::A, 300, ["192.0.2.1"])
             .unwrap()
             .with_proxied(Some(false));
-        let desired = RecordSet::new(name("a.example.com"), RecordType::A, 300, ["192.0.2.1"]).unwrap();
+        let desired =
+            RecordSet::new(name("a.example.com"), RecordType::A, 300, ["192.0.2.1"]).unwrap();
         assert!(current.satisfies(&desired), "proxied not asked for");
         assert!(!current.satisfies(&desired.clone().with_proxied(Some(true))));
         let mut other_ttl = desired.clone();

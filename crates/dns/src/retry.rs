@@ -35,9 +35,9 @@ impl Default for RetryPolicy {
     }
 }
 
-/// How one attempt failed.
+/// How one attempt failed, for [`RetryPolicy::run`].
 #[derive(Debug)]
-pub(crate) enum AttemptError {
+pub enum AttemptError {
     /// Worth another try (5xx, transport error).
     Transient(DnsError),
     /// The server said "too many requests", maybe with how long to wait.
@@ -70,9 +70,10 @@ impl RetryPolicy {
     /// The wait after failed attempt number `attempt` (1-based), with up to 25% jitter so that
     /// many clients do not retry in step.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .initial_backoff
-            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
+        let exp = self.initial_backoff.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
         let base = exp.min(self.max_backoff);
         // Jitter from a splitmix64 sequence seeded by the process id: no RNG dependency.
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -86,8 +87,9 @@ impl RetryPolicy {
         base + jitter
     }
 
-    /// Runs `attempt` until it succeeds, fails fatally, or the attempts run out.
-    pub(crate) async fn run<T, F, Fut>(
+    /// Runs `attempt` until it succeeds, fails fatally, or the attempts run out. Provider
+    /// implementations (in this crate or outside it) wrap each API call in it.
+    pub async fn run<T, F, Fut>(
         &self,
         provider: &'static str,
         operation: &str,
@@ -122,7 +124,13 @@ impl RetryPolicy {
                         });
                     }
                     let wait = after.unwrap_or_else(|| self.backoff(n));
-                    tracing::warn!(provider, operation, attempt = n, ?wait, "rate limited; waiting");
+                    tracing::warn!(
+                        provider,
+                        operation,
+                        attempt = n,
+                        ?wait,
+                        "rate limited; waiting"
+                    );
                     wait
                 }
             };
@@ -147,9 +155,18 @@ mod tests {
         let b1 = p.backoff(1);
         let b2 = p.backoff(2);
         let b5 = p.backoff(5);
-        assert!(b1 >= Duration::from_millis(100) && b1 < Duration::from_millis(126), "{b1:?}");
-        assert!(b2 >= Duration::from_millis(200) && b2 < Duration::from_millis(251), "{b2:?}");
-        assert!(b5 >= Duration::from_millis(350) && b5 < Duration::from_millis(438), "{b5:?}");
+        assert!(
+            b1 >= Duration::from_millis(100) && b1 < Duration::from_millis(126),
+            "{b1:?}"
+        );
+        assert!(
+            b2 >= Duration::from_millis(200) && b2 < Duration::from_millis(251),
+            "{b2:?}"
+        );
+        assert!(
+            b5 >= Duration::from_millis(350) && b5 < Duration::from_millis(438),
+            "{b5:?}"
+        );
         assert!(p.backoff(100) < Duration::from_secs(1));
     }
 

@@ -97,9 +97,15 @@ impl fmt::Debug for TsigKey {
 
 impl TsigKey {
     /// A key; the secret must be base64 (as in `key` blocks of BIND and Knot).
-    pub fn new(name: &str, algorithm: TsigAlgorithm, secret: SecretString) -> Result<Self, DnsError> {
+    pub fn new(
+        name: &str,
+        algorithm: TsigAlgorithm,
+        secret: SecretString,
+    ) -> Result<Self, DnsError> {
         let name = DnsName::parse(name).map_err(|e| {
-            DnsError::invalid(format!("TSIG key name `{name}` is not a valid DNS name: {e}"))
+            DnsError::invalid(format!(
+                "TSIG key name `{name}` is not a valid DNS name: {e}"
+            ))
         })?;
         let key = TsigKey {
             name,
@@ -107,7 +113,10 @@ impl TsigKey {
             secret,
         };
         if key.secret_bytes()?.is_empty() {
-            return Err(DnsError::invalid(format!("the secret of TSIG key `{}` is empty", key.name)));
+            return Err(DnsError::invalid(format!(
+                "the secret of TSIG key `{}` is empty",
+                key.name
+            )));
         }
         Ok(key)
     }
@@ -258,7 +267,12 @@ impl Rfc2136Provider {
         let raw = match tokio::time::timeout(self.timeout, io).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(fail(format!("talking to {}: {e}", self.server))),
-            Err(_) => return Err(fail(format!("{} did not answer within {:?}", self.server, self.timeout))),
+            Err(_) => {
+                return Err(fail(format!(
+                    "{} did not answer within {:?}",
+                    self.server, self.timeout
+                )));
+            }
         };
         let mut out = Vec::new();
         for buf in raw {
@@ -350,27 +364,36 @@ impl Rfc2136Provider {
             ResponseCode::Refused => DnsError::Unauthorized {
                 provider: PROVIDER,
                 zone,
-                action: if operation.contains("transfer") { "read" } else { "edit" },
+                action: if operation.contains("transfer") {
+                    "read"
+                } else {
+                    "edit"
+                },
                 detail: format!(
                     "{} answered REFUSED; allow this key to {} the zone in the server's ACL",
                     self.server,
-                    if operation.contains("transfer") { "transfer" } else { "update" }
+                    if operation.contains("transfer") {
+                        "transfer"
+                    } else {
+                        "update"
+                    }
                 ),
             },
             ResponseCode::NotZone => DnsError::invalid(format!(
                 "{}: a name in the update is not in zone {zone}",
                 self.server
             )),
-            ResponseCode::YXRRSet | ResponseCode::NXRRSet | ResponseCode::YXDomain | ResponseCode::NXDomain => {
-                DnsError::ZoneChanged {
-                    provider: PROVIDER,
-                    detail: format!(
-                        "{} answered {}: a record set is not as it was read; nothing was changed",
-                        self.server,
-                        rcode.to_str()
-                    ),
-                }
-            }
+            ResponseCode::YXRRSet
+            | ResponseCode::NXRRSet
+            | ResponseCode::YXDomain
+            | ResponseCode::NXDomain => DnsError::ZoneChanged {
+                provider: PROVIDER,
+                detail: format!(
+                    "{} answered {}: a record set is not as it was read; nothing was changed",
+                    self.server,
+                    rcode.to_str()
+                ),
+            },
             other => DnsError::Api {
                 provider: PROVIDER,
                 operation: operation.to_owned(),
@@ -388,14 +411,20 @@ impl Rfc2136Provider {
         let mut soas = 0;
         let responses = self
             .exchange(message, "zone transfer (AXFR)", |m| {
-                soas += m.answers.iter().filter(|r| r.record_type() == HType::SOA).count();
+                soas += m
+                    .answers
+                    .iter()
+                    .filter(|r| r.record_type() == HType::SOA)
+                    .count();
                 soas >= 2
             })
             .await?;
         let mut records = Vec::new();
         for r in &responses {
             if r.metadata.response_code != ResponseCode::NoError {
-                return Err(self.rcode_error(r.metadata.response_code, "zone transfer").into());
+                return Err(self
+                    .rcode_error(r.metadata.response_code, "zone transfer")
+                    .into());
             }
             records.extend(r.answers.iter().cloned());
         }
@@ -443,7 +472,10 @@ fn from_rdata(data: &RData) -> (RecordType, String) {
                 .map(|s| String::from_utf8_lossy(s).into_owned())
                 .collect::<String>(),
         ),
-        other => (RecordType::Other(other.record_type().to_string()), other.to_string()),
+        other => (
+            RecordType::Other(other.record_type().to_string()),
+            other.to_string(),
+        ),
     }
 }
 
@@ -472,10 +504,15 @@ fn to_records(set: &RecordSet, class: DNSClass, ttl: u32) -> Result<Vec<Record>,
                 reason,
             };
             let data = match &set.record_type {
-                RecordType::A => RData::A(A(v.parse().map_err(|_| bad("not an IPv4 address".into()))?)),
-                RecordType::Aaaa => RData::AAAA(AAAA(v.parse().map_err(|_| bad("not an IPv6 address".into()))?)),
+                RecordType::A => RData::A(A(v
+                    .parse()
+                    .map_err(|_| bad("not an IPv4 address".into()))?)),
+                RecordType::Aaaa => RData::AAAA(AAAA(
+                    v.parse().map_err(|_| bad("not an IPv6 address".into()))?,
+                )),
                 RecordType::Cname => RData::CNAME(CNAME(
-                    Name::from_ascii(format!("{}.", v.trim_end_matches('.'))).map_err(|e| bad(e.to_string()))?,
+                    Name::from_ascii(format!("{}.", v.trim_end_matches('.')))
+                        .map_err(|e| bad(e.to_string()))?,
                 )),
                 RecordType::Txt => {
                     let parts = split_txt(v);
@@ -605,15 +642,37 @@ mod tests {
 
     #[test]
     fn keys_check_their_secret_and_never_show_it() {
-        let key = TsigKey::new("ferry-key", TsigAlgorithm::HmacSha256, SecretString::from("c2VjcmV0LXNlY3JldA==")).unwrap();
+        let key = TsigKey::new(
+            "ferry-key",
+            TsigAlgorithm::HmacSha256,
+            SecretString::from("c2VjcmV0LXNlY3JldA=="),
+        )
+        .unwrap();
         let shown = format!("{key:?}");
         assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(shown.contains("redacted"));
-        let err = TsigKey::new("ferry-key", TsigAlgorithm::HmacSha256, SecretString::from("not base64!")).unwrap_err();
+        let err = TsigKey::new(
+            "ferry-key",
+            TsigAlgorithm::HmacSha256,
+            SecretString::from("not base64!"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not base64"), "{err}");
-        assert!(!err.to_string().contains("not base64!"), "the secret itself is not echoed: {err}");
-        assert!("hmac-md5".parse::<TsigAlgorithm>().unwrap_err().to_string().contains("hmac-sha256"));
-        assert_eq!("HMAC-SHA512.".parse::<TsigAlgorithm>().unwrap(), TsigAlgorithm::HmacSha512);
+        assert!(
+            !err.to_string().contains("not base64!"),
+            "the secret itself is not echoed: {err}"
+        );
+        assert!(
+            "hmac-md5"
+                .parse::<TsigAlgorithm>()
+                .unwrap_err()
+                .to_string()
+                .contains("hmac-sha256")
+        );
+        assert_eq!(
+            "HMAC-SHA512.".parse::<TsigAlgorithm>().unwrap(),
+            TsigAlgorithm::HmacSha512
+        );
     }
 
     #[test]
@@ -622,7 +681,13 @@ mod tests {
         let name = DnsName::parse("app.example.com").unwrap();
         let old = RecordSet::new(name.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
         let new = RecordSet::new(name.clone(), RecordType::A, 60, ["192.0.2.2"]).unwrap();
-        let txt = RecordSet::new(DnsName::parse("a-app.example.com").unwrap(), RecordType::Txt, 60, ["x"]).unwrap();
+        let txt = RecordSet::new(
+            DnsName::parse("a-app.example.com").unwrap(),
+            RecordType::Txt,
+            60,
+            ["x"],
+        )
+        .unwrap();
         let changes = ChangeSet::from(vec![
             Change::Create { record: txt },
             Change::Update { old, new },

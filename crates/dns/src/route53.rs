@@ -109,7 +109,11 @@ pub fn load_balancer_zone(hostname: &DnsName) -> Option<&'static str> {
     let h = hostname.as_str();
     ELB_ZONES
         .iter()
-        .find(|(suffix, _)| h.len() > suffix.len() && h.ends_with(suffix) && h.as_bytes()[h.len() - suffix.len() - 1] == b'.')
+        .find(|(suffix, _)| {
+            h.len() > suffix.len()
+                && h.ends_with(suffix)
+                && h.as_bytes()[h.len() - suffix.len() - 1] == b'.'
+        })
         .map(|(_, zone)| *zone)
 }
 
@@ -169,7 +173,11 @@ impl Route53Provider {
         self
     }
 
-    fn sdk_error<E>(&self, operation: &str, err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> DnsError
+    fn sdk_error<E>(
+        &self,
+        operation: &str,
+        err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    ) -> DnsError
     where
         E: aws_sdk_route53::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -177,7 +185,9 @@ impl Route53Provider {
         let code = err.code().map(str::to_owned);
         let message = err.message().map(str::to_owned);
         match &err {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            SdkError::DispatchFailure(_)
+            | SdkError::TimeoutError(_)
+            | SdkError::ResponseError(_) => {
                 let text = aws_sdk_route53::error::DisplayErrorContext(&err).to_string();
                 if text.contains("loading credentials") || text.contains("no credentials") {
                     tracing::debug!(error = %text, "no AWS credentials");
@@ -192,35 +202,52 @@ impl Route53Provider {
             }
             _ => {}
         }
-        let detail = message.clone().unwrap_or_else(|| aws_sdk_route53::error::DisplayErrorContext(&err).to_string());
+        let detail = message
+            .clone()
+            .unwrap_or_else(|| aws_sdk_route53::error::DisplayErrorContext(&err).to_string());
         match code.as_deref() {
-            Some("AccessDenied" | "AccessDeniedException" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "UnrecognizedClientException") => {
-                DnsError::Unauthorized {
-                    provider: PROVIDER,
-                    zone: self.zone.to_string(),
-                    action: if operation.starts_with("change") { "edit" } else { "read" },
-                    detail: format!(
-                        "{detail}; the role needs route53:ListHostedZonesByName, route53:GetHostedZone, \
+            Some(
+                "AccessDenied"
+                | "AccessDeniedException"
+                | "InvalidClientTokenId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "UnrecognizedClientException",
+            ) => DnsError::Unauthorized {
+                provider: PROVIDER,
+                zone: self.zone.to_string(),
+                action: if operation.starts_with("change") {
+                    "edit"
+                } else {
+                    "read"
+                },
+                detail: format!(
+                    "{detail}; the role needs route53:ListHostedZonesByName, route53:GetHostedZone, \
                          route53:ListResourceRecordSets and route53:ChangeResourceRecordSets on this hosted zone"
-                    ),
-                }
-            }
+                ),
+            },
             Some("NoSuchHostedZone") => DnsError::ZoneNotFound {
                 provider: PROVIDER,
                 zone: self.zone.to_string(),
                 detail: format!("; {detail}"),
             },
-            Some("InvalidChangeBatch") if detail.contains("not found") || detail.contains("already exists") || detail.contains("values provided do not match") => {
+            Some("InvalidChangeBatch")
+                if detail.contains("not found")
+                    || detail.contains("already exists")
+                    || detail.contains("values provided do not match") =>
+            {
                 DnsError::ZoneChanged {
                     provider: PROVIDER,
                     detail,
                 }
             }
-            Some("Throttling" | "ThrottlingException" | "PriorRequestNotComplete") => DnsError::RateLimited {
-                provider: PROVIDER,
-                attempts: 0,
-                after: format!(" ({detail}; the SDK's retries ran out)"),
-            },
+            Some("Throttling" | "ThrottlingException" | "PriorRequestNotComplete") => {
+                DnsError::RateLimited {
+                    provider: PROVIDER,
+                    attempts: 0,
+                    after: format!(" ({detail}; the SDK's retries ran out)"),
+                }
+            }
             _ => DnsError::Api {
                 provider: PROVIDER,
                 operation: operation.to_owned(),
@@ -273,7 +300,9 @@ impl Route53Provider {
 
     fn to_sdk(&self, set: &RecordSet) -> Result<ResourceRecordSet, DnsError> {
         let rtype = RrType::from(set.record_type.as_str());
-        let mut b = ResourceRecordSet::builder().name(set.name.fqdn()).r#type(rtype);
+        let mut b = ResourceRecordSet::builder()
+            .name(set.name.fqdn())
+            .r#type(rtype);
         match &set.alias {
             Some(a) => {
                 b = b.alias_target(
@@ -302,33 +331,49 @@ impl Route53Provider {
                 }
             }
         }
-        b.build().map_err(|e| DnsError::invalid(format!("{}: {e}", set.key())))
+        b.build()
+            .map_err(|e| DnsError::invalid(format!("{}: {e}", set.key())))
     }
 
-    fn from_sdk(&self, r: &ResourceRecordSet) -> Option<RecordSet> {
+    fn read_sdk(&self, r: &ResourceRecordSet) -> Option<RecordSet> {
         if r.set_identifier().is_some() {
             // Weighted, latency, failover ... sets are routing policies ferry does not manage;
             // they are left out (and so never touched).
-            tracing::debug!(name = r.name(), "skipping a record set with a routing policy");
+            tracing::debug!(
+                name = r.name(),
+                "skipping a record set with a routing policy"
+            );
         }
         let name = DnsName::parse(&r.name().replacen("\\052", "*", 1)).ok()?;
         let rtype: RecordType = r.r#type().as_str().parse().ok()?;
         if let Some(a) = r.alias_target() {
             let target = DnsName::parse(a.dns_name()).ok()?;
-            return Some(RecordSet::alias(name, rtype, AliasTarget {
-                hosted_zone_id: a.hosted_zone_id().to_owned(),
-                dns_name: target,
-                evaluate_target_health: a.evaluate_target_health(),
-            }));
+            return Some(RecordSet::alias(
+                name,
+                rtype,
+                AliasTarget {
+                    hosted_zone_id: a.hosted_zone_id().to_owned(),
+                    dns_name: target,
+                    evaluate_target_health: a.evaluate_target_health(),
+                },
+            ));
         }
         let values: Vec<String> = r
             .resource_records()
             .iter()
-            .map(|v| if rtype == RecordType::Txt { unquote_txt(v.value()) } else { v.value().to_owned() })
+            .map(|v| {
+                if rtype == RecordType::Txt {
+                    unquote_txt(v.value())
+                } else {
+                    v.value().to_owned()
+                }
+            })
             .collect();
         let ttl = r.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
         RecordSet::new(name, rtype, ttl, values)
-            .map_err(|e| tracing::debug!(error = %e, "skipping a record set ferry cannot represent"))
+            .map_err(
+                |e| tracing::debug!(error = %e, "skipping a record set ferry cannot represent"),
+            )
             .ok()
     }
 }
@@ -383,26 +428,37 @@ impl DnsProvider for Route53Provider {
         let mut out = Vec::new();
         let mut next: Option<(String, RrType, Option<String>)> = None;
         loop {
-            let mut req = self.client.list_resource_record_sets().hosted_zone_id(&id).max_items(300);
+            let mut req = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(&id)
+                .max_items(300);
             if let Some((name, rtype, ident)) = next.take() {
                 req = req.start_record_name(name).start_record_type(rtype);
                 if let Some(i) = ident {
                     req = req.start_record_identifier(i);
                 }
             }
-            let page = req.send().await.map_err(|e| self.sdk_error("list record sets", e))?;
+            let page = req
+                .send()
+                .await
+                .map_err(|e| self.sdk_error("list record sets", e))?;
             out.extend(
                 page.resource_record_sets()
                     .iter()
                     .filter(|r| r.set_identifier().is_none())
-                    .filter_map(|r| self.from_sdk(r)),
+                    .filter_map(|r| self.read_sdk(r)),
             );
             if !page.is_truncated() {
                 break;
             }
             match (page.next_record_name(), page.next_record_type()) {
                 (Some(n), Some(t)) => {
-                    next = Some((n.to_owned(), t.clone(), page.next_record_identifier().map(str::to_owned)));
+                    next = Some((
+                        n.to_owned(),
+                        t.clone(),
+                        page.next_record_identifier().map(str::to_owned),
+                    ));
                 }
                 _ => break,
             }
@@ -430,12 +486,16 @@ impl DnsProvider for Route53Provider {
         };
         for c in changes {
             match c {
-                Change::Create { record } => sdk_changes.push(change(ChangeAction::Create, record)?),
+                Change::Create { record } => {
+                    sdk_changes.push(change(ChangeAction::Create, record)?)
+                }
                 Change::Update { old, new } => {
                     sdk_changes.push(change(ChangeAction::Delete, old)?);
                     sdk_changes.push(change(ChangeAction::Create, new)?);
                 }
-                Change::Delete { record } => sdk_changes.push(change(ChangeAction::Delete, record)?),
+                Change::Delete { record } => {
+                    sdk_changes.push(change(ChangeAction::Delete, record)?)
+                }
             }
         }
         let batch = ChangeBatch::builder()
@@ -464,7 +524,13 @@ impl DnsProvider for Route53Provider {
             .map_err(|e| self.sdk_error("get the hosted zone", e))?;
         Ok(out
             .delegation_set()
-            .map(|d| d.name_servers().iter().filter_map(|n| DnsName::parse(n).ok()).map(NameServer::Host).collect())
+            .map(|d| {
+                d.name_servers()
+                    .iter()
+                    .filter_map(|n| DnsName::parse(n).ok())
+                    .map(NameServer::Host)
+                    .collect()
+            })
             .unwrap_or_default())
     }
 }
@@ -477,11 +543,24 @@ mod tests {
     fn load_balancer_hostnames_map_to_their_canonical_zones() {
         let zone = |h: &str| load_balancer_zone(&DnsName::parse(h).unwrap());
         // NLB (what an EKS LoadBalancer Service gets by default with the AWS LB controller).
-        assert_eq!(zone("a1b2c3-0123456789.elb.us-east-1.amazonaws.com"), Some("Z26RNL4JYFTOTI"));
+        assert_eq!(
+            zone("a1b2c3-0123456789.elb.us-east-1.amazonaws.com"),
+            Some("Z26RNL4JYFTOTI")
+        );
         // ALB / CLB.
-        assert_eq!(zone("k8s-shop-web-0123456789.eu-west-1.elb.amazonaws.com"), Some("Z32O12XQLNTSW2"));
-        assert_eq!(zone("dualstack.my-alb-1.us-west-2.elb.amazonaws.com"), Some("Z1H1FL5HABSF5"));
+        assert_eq!(
+            zone("k8s-shop-web-0123456789.eu-west-1.elb.amazonaws.com"),
+            Some("Z32O12XQLNTSW2")
+        );
+        assert_eq!(
+            zone("dualstack.my-alb-1.us-west-2.elb.amazonaws.com"),
+            Some("Z1H1FL5HABSF5")
+        );
         assert_eq!(zone("lb.example.net"), None);
-        assert_eq!(zone("elb.us-east-1.amazonaws.com"), None, "the suffix alone is not a load balancer");
+        assert_eq!(
+            zone("elb.us-east-1.amazonaws.com"),
+            None,
+            "the suffix alone is not a load balancer"
+        );
     }
 }

@@ -73,8 +73,16 @@ impl Target {
     ) -> Result<Vec<RecordSet>, DnsError> {
         let sets = match self {
             Target::Addresses(ips) => {
-                let v4: Vec<String> = ips.iter().filter(|i| i.is_ipv4()).map(ToString::to_string).collect();
-                let v6: Vec<String> = ips.iter().filter(|i| i.is_ipv6()).map(ToString::to_string).collect();
+                let v4: Vec<String> = ips
+                    .iter()
+                    .filter(|i| i.is_ipv4())
+                    .map(ToString::to_string)
+                    .collect();
+                let v6: Vec<String> = ips
+                    .iter()
+                    .filter(|i| i.is_ipv6())
+                    .map(ToString::to_string)
+                    .collect();
                 let mut sets = Vec::new();
                 if !v4.is_empty() {
                     sets.push(RecordSet::new(name.clone(), RecordType::A, ttl, v4)?);
@@ -86,11 +94,14 @@ impl Target {
             }
             Target::Hostname(host) => {
                 if host == name {
-                    return Err(DnsError::invalid(format!(
-                        "{name} cannot point at itself"
-                    )));
+                    return Err(DnsError::invalid(format!("{name} cannot point at itself")));
                 }
-                vec![RecordSet::new(name.clone(), RecordType::Cname, ttl, [host.as_str()])?]
+                vec![RecordSet::new(
+                    name.clone(),
+                    RecordType::Cname,
+                    ttl,
+                    [host.as_str()],
+                )?]
             }
         };
         Ok(sets.into_iter().map(|s| s.with_proxied(proxied)).collect())
@@ -101,9 +112,15 @@ impl FromStr for Target {
     type Err = DnsError;
     /// `192.0.2.10`, `192.0.2.10,2001:db8::10` or `lb-1.elb.us-east-1.amazonaws.com`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let parts: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
         if parts.is_empty() {
-            return Err(DnsError::invalid("the target is empty: give an IP address or a hostname"));
+            return Err(DnsError::invalid(
+                "the target is empty: give an IP address or a hostname",
+            ));
         }
         let ips: Vec<Option<IpAddr>> = parts.iter().map(|p| p.parse().ok()).collect();
         if ips.iter().all(Option::is_some) {
@@ -118,10 +135,14 @@ impl FromStr for Target {
             )));
         }
         let host = DnsName::parse(parts[0]).map_err(|e| {
-            DnsError::invalid(format!("target `{text}` is neither an IP address nor a valid hostname: {e}"))
+            DnsError::invalid(format!(
+                "target `{text}` is neither an IP address nor a valid hostname: {e}"
+            ))
         })?;
         if host.is_wildcard() {
-            return Err(DnsError::invalid(format!("target `{text}` cannot be a wildcard")));
+            return Err(DnsError::invalid(format!(
+                "target `{text}` cannot be a wildcard"
+            )));
         }
         Ok(Target::Hostname(host))
     }
@@ -146,35 +167,77 @@ mod tests {
     #[test]
     fn parses_addresses_and_hostnames() {
         assert_eq!(
-            "192.0.2.1, 2001:db8::1".parse::<Target>().unwrap().to_string(),
+            "192.0.2.1, 2001:db8::1"
+                .parse::<Target>()
+                .unwrap()
+                .to_string(),
             "192.0.2.1,2001:db8::1"
         );
-        assert!(matches!("LB.example.net".parse::<Target>().unwrap(), Target::Hostname(h) if h.as_str() == "lb.example.net"));
+        assert!(
+            matches!("LB.example.net".parse::<Target>().unwrap(), Target::Hostname(h) if h.as_str() == "lb.example.net")
+        );
         assert!("".parse::<Target>().is_err());
         assert!("a.example.net,b.example.net".parse::<Target>().is_err());
-        assert!("bad_host!".parse::<Target>().unwrap_err().to_string().contains("neither an IP"));
+        assert!(
+            "bad_host!"
+                .parse::<Target>()
+                .unwrap_err()
+                .to_string()
+                .contains("neither an IP")
+        );
     }
 
     #[test]
     fn addresses_become_a_and_aaaa_hostnames_cname() {
         let name = DnsName::parse("app.example.com").unwrap();
-        let sets = "192.0.2.1,2001:db8::1".parse::<Target>().unwrap().record_sets(&name, 60, None).unwrap();
-        assert_eq!(sets.iter().map(|s| s.record_type.clone()).collect::<Vec<_>>(), [RecordType::A, RecordType::Aaaa]);
-        let sets = "lb.example.net".parse::<Target>().unwrap().record_sets(&name, 60, Some(true)).unwrap();
+        let sets = "192.0.2.1,2001:db8::1"
+            .parse::<Target>()
+            .unwrap()
+            .record_sets(&name, 60, None)
+            .unwrap();
+        assert_eq!(
+            sets.iter()
+                .map(|s| s.record_type.clone())
+                .collect::<Vec<_>>(),
+            [RecordType::A, RecordType::Aaaa]
+        );
+        let sets = "lb.example.net"
+            .parse::<Target>()
+            .unwrap()
+            .record_sets(&name, 60, Some(true))
+            .unwrap();
         assert_eq!(sets[0].record_type, RecordType::Cname);
         assert_eq!(sets[0].proxied, Some(true));
     }
 
     #[test]
     fn load_balancer_status_gives_the_target() {
-        let ip = |s: &str| LoadBalancerIngress { ip: Some(s.into()), hostname: None };
-        let host = |s: &str| LoadBalancerIngress { ip: None, hostname: Some(s.into()) };
-        assert_eq!(Target::from_load_balancer(&[ip("192.0.2.1"), ip("192.0.2.2")]).unwrap().to_string(), "192.0.2.1,192.0.2.2");
+        let ip = |s: &str| LoadBalancerIngress {
+            ip: Some(s.into()),
+            hostname: None,
+        };
+        let host = |s: &str| LoadBalancerIngress {
+            ip: None,
+            hostname: Some(s.into()),
+        };
         assert_eq!(
-            Target::from_load_balancer(&[host("a-1.elb.us-east-1.amazonaws.com")]).unwrap().to_string(),
+            Target::from_load_balancer(&[ip("192.0.2.1"), ip("192.0.2.2")])
+                .unwrap()
+                .to_string(),
+            "192.0.2.1,192.0.2.2"
+        );
+        assert_eq!(
+            Target::from_load_balancer(&[host("a-1.elb.us-east-1.amazonaws.com")])
+                .unwrap()
+                .to_string(),
             "a-1.elb.us-east-1.amazonaws.com"
         );
-        assert!(Target::from_load_balancer(&[]).unwrap_err().to_string().contains("no address yet"));
+        assert!(
+            Target::from_load_balancer(&[])
+                .unwrap_err()
+                .to_string()
+                .contains("no address yet")
+        );
         assert!(Target::from_load_balancer(&[host("a.net"), host("b.net")]).is_err());
     }
 }

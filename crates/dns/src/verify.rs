@@ -16,10 +16,10 @@ use futures::StreamExt as _;
 use hickory_net::client::Client;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::udp::UdpClientStream;
+use hickory_net::xfer::DnsHandle as _;
 use hickory_net::{DnsError as HickoryDnsError, NetError};
 use hickory_proto::op::{DnsRequestOptions, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType as HType};
-use hickory_net::xfer::DnsHandle as _;
 use serde::Serialize;
 
 use crate::error::DnsError;
@@ -70,9 +70,12 @@ impl Expectation {
             };
             match (&set.record_type, &set.alias) {
                 (_, Some(alias)) => {
-                    by_name.insert(&set.name, Expected::Alias {
-                        target: alias.dns_name.clone(),
-                    });
+                    by_name.insert(
+                        &set.name,
+                        Expected::Alias {
+                            target: alias.dns_name.clone(),
+                        },
+                    );
                 }
                 (RecordType::Cname, None) => {
                     if let Some(t) = set.values.first().and_then(|v| DnsName::parse(v).ok()) {
@@ -80,12 +83,16 @@ impl Expectation {
                     }
                 }
                 (RecordType::A, None) => {
-                    if let Expected::Addresses { v4, .. } = by_name.entry(&set.name).or_insert_with(entry) {
+                    if let Expected::Addresses { v4, .. } =
+                        by_name.entry(&set.name).or_insert_with(entry)
+                    {
                         v4.extend(set.values.iter().filter_map(|v| v.parse::<Ipv4Addr>().ok()));
                     }
                 }
                 (RecordType::Aaaa, None) => {
-                    if let Expected::Addresses { v6, .. } = by_name.entry(&set.name).or_insert_with(entry) {
+                    if let Expected::Addresses { v6, .. } =
+                        by_name.entry(&set.name).or_insert_with(entry)
+                    {
                         v6.extend(set.values.iter().filter_map(|v| v.parse::<Ipv6Addr>().ok()));
                     }
                 }
@@ -167,12 +174,19 @@ impl Answer {
     /// Whether this answer is what `expected` asks for.
     pub fn matches(&self, expected: &Expected) -> bool {
         match (expected, self) {
-            (Expected::Addresses { v4, v6 }, Answer::Addresses { v4: a4, v6: a6, cname: None }) => {
-                v4 == a4 && v6 == a6
-            }
+            (
+                Expected::Addresses { v4, v6 },
+                Answer::Addresses {
+                    v4: a4,
+                    v6: a6,
+                    cname: None,
+                },
+            ) => v4 == a4 && v6 == a6,
             (Expected::Cname { target }, Answer::Cname { target: t })
             | (Expected::Cname { target }, Answer::Addresses { cname: Some(t), .. }) => target == t,
-            (Expected::Alias { .. }, Answer::Addresses { v4, v6, .. }) => !(v4.is_empty() && v6.is_empty()),
+            (Expected::Alias { .. }, Answer::Addresses { v4, v6, .. }) => {
+                !(v4.is_empty() && v6.is_empty())
+            }
             _ => false,
         }
     }
@@ -258,7 +272,9 @@ pub async fn verify(
                         targets.push((format!("{h} ({a})"), Some(a), String::new()));
                     }
                 }
-                Err(e) => targets.push((h.to_string(), None, format!("cannot resolve its name: {e}"))),
+                Err(e) => {
+                    targets.push((h.to_string(), None, format!("cannot resolve its name: {e}")))
+                }
             },
         }
     }
@@ -295,7 +311,8 @@ pub async fn verify(
             let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
             let public = options.public_resolvers.iter().flat_map(|resolver| {
                 expectations.iter().map(move |e| async move {
-                    let answer = ask(*resolver, &e.name, &e.expected, true, options.query_timeout).await;
+                    let answer =
+                        ask(*resolver, &e.name, &e.expected, true, options.query_timeout).await;
                     Check {
                         server: resolver.to_string(),
                         name: e.name.clone(),
@@ -356,7 +373,8 @@ async fn ask(
                 (Err(a), _) | (_, Err(a)) if !matches!(a, Answer::NoRecords) => a,
                 (a, b) => {
                     let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
-                    if a.v4.is_empty() && b.v6.is_empty() && a.cname.is_none() && b.cname.is_none() {
+                    if a.v4.is_empty() && b.v6.is_empty() && a.cname.is_none() && b.cname.is_none()
+                    {
                         return Answer::NoRecords;
                     }
                     Answer::Addresses {

@@ -37,7 +37,13 @@ fn desired(names: &[&str], target: &str) -> Vec<RecordSet> {
         .collect()
 }
 
-fn run(current: &[RecordSet], desired: &[RecordSet], own: &Ownership, policy: Policy, adopt: bool) -> Plan {
+fn run(
+    current: &[RecordSet],
+    desired: &[RecordSet],
+    own: &Ownership,
+    policy: Policy,
+    adopt: bool,
+) -> Plan {
     plan(&PlanRequest {
         zone: &zone(),
         current,
@@ -118,7 +124,11 @@ fn foreign_records_at_managed_names_are_conflicts_unless_adopted() {
     let own = ownership("shop");
     let current = vec![
         rs("app.example.com", RecordType::A, &["198.51.100.1"]), // nobody's
-        rs("api.example.com", RecordType::Cname, &["elsewhere.example.net"]),
+        rs(
+            "api.example.com",
+            RecordType::Cname,
+            &["elsewhere.example.net"],
+        ),
         owner_txt("cname-api.example.com", "other-team"),
         rs("mail.example.com", RecordType::A, &["198.51.100.9"]), // not managed
     ];
@@ -126,10 +136,18 @@ fn foreign_records_at_managed_names_are_conflicts_unless_adopted() {
     let p = run(&current, &want, &own, Policy::Sync, false);
     assert!(p.changes.is_empty(), "{:?}", summary(&p));
     assert_eq!(p.conflicts.len(), 2);
-    let api = p.conflicts.iter().find(|c| c.existing.name.as_str() == "api.example.com").unwrap();
+    let api = p
+        .conflicts
+        .iter()
+        .find(|c| c.existing.name.as_str() == "api.example.com")
+        .unwrap();
     assert_eq!(api.owner.as_deref(), Some("other-team"));
     assert!(api.reason.contains("--adopt"), "{}", api.reason);
-    let app = p.conflicts.iter().find(|c| c.existing.name.as_str() == "app.example.com").unwrap();
+    let app = p
+        .conflicts
+        .iter()
+        .find(|c| c.existing.name.as_str() == "app.example.com")
+        .unwrap();
     assert_eq!(app.owner, None);
     assert!(app.reason.contains("no ownership record"), "{}", app.reason);
 
@@ -158,18 +176,29 @@ fn a_name_claimed_by_another_owner_stays_theirs_even_without_a_record() {
     assert_eq!(p.conflicts.len(), 1);
     assert!(p.changes.is_empty());
     let p = run(&current, &want, &own, Policy::UpsertOnly, true);
-    assert_eq!(summary(&p), ["update a-app.example.com TXT", "create app.example.com A"]);
+    assert_eq!(
+        summary(&p),
+        ["update a-app.example.com TXT", "create app.example.com A"]
+    );
 }
 
 #[test]
 fn a_cname_never_displaces_foreign_txt_values() {
     let own = ownership("shop");
-    let current = vec![rs("app.example.com", RecordType::Txt, &["google-site-verification=abc"])];
+    let current = vec![rs(
+        "app.example.com",
+        RecordType::Txt,
+        &["google-site-verification=abc"],
+    )];
     let want = desired(&["app.example.com"], "lb.example.net");
     for adopt in [false, true] {
         let p = run(&current, &want, &own, Policy::Sync, adopt);
         assert!(p.changes.is_empty());
-        assert!(p.conflicts[0].reason.contains("google-site-verification"), "{}", p.conflicts[0].reason);
+        assert!(
+            p.conflicts[0].reason.contains("google-site-verification"),
+            "{}",
+            p.conflicts[0].reason
+        );
     }
     // ...but an old-format ownership TXT of ferry's own at that name makes way.
     let current = vec![
@@ -193,14 +222,31 @@ async fn the_apex_uses_the_old_format_beside_other_txt_values() {
     let own = ownership("shop");
     let spf = rs("example.com", RecordType::Txt, &["v=spf1 -all"]);
     let want = desired(&["example.com"], "192.0.2.10,2001:db8::10");
-    let p = run(std::slice::from_ref(&spf), &want, &own, Policy::UpsertOnly, false);
+    let p = run(
+        std::slice::from_ref(&spf),
+        &want,
+        &own,
+        Policy::UpsertOnly,
+        false,
+    );
     assert_eq!(
         summary(&p),
-        ["update example.com TXT", "create example.com A", "create example.com AAAA"]
+        [
+            "update example.com TXT",
+            "create example.com A",
+            "create example.com AAAA"
+        ]
     );
     let after = apply(&[spf], &p).await;
-    let txt = after.iter().find(|r| r.record_type == RecordType::Txt).unwrap();
-    assert_eq!(txt.values.len(), 2, "SPF kept beside the ownership value: {txt:?}");
+    let txt = after
+        .iter()
+        .find(|r| r.record_type == RecordType::Txt)
+        .unwrap();
+    assert_eq!(
+        txt.values.len(),
+        2,
+        "SPF kept beside the ownership value: {txt:?}"
+    );
     assert!(run(&after, &want, &own, Policy::UpsertOnly, false).is_empty());
     // Back to IPv4 only: ferry's AAAA at the managed name goes, the TXT stays for the A.
     let v4 = desired(&["example.com"], "192.0.2.10");
@@ -246,7 +292,11 @@ fn policies_limit_what_happens_to_names_no_longer_configured() {
     let sync = run(&current, &want, &own, Policy::Sync, false);
     assert_eq!(
         summary(&sync),
-        ["update app.example.com A", "delete old.example.com A", "delete a-old.example.com TXT"]
+        [
+            "update app.example.com A",
+            "delete old.example.com A",
+            "delete a-old.example.com TXT"
+        ]
     );
     let upsert = run(&current, &want, &own, Policy::UpsertOnly, false);
     assert_eq!(summary(&upsert), ["update app.example.com A"]);
@@ -265,7 +315,12 @@ fn switch_takes_over_a_previous_owner_and_rewrites_the_claim() {
         owner_txt("a-app.example.com", "shop-aks"),
     ];
     let want = desired(&["app.example.com"], "lb-1.elb.us-east-1.amazonaws.com");
-    assert_eq!(run(&current, &want, &own, Policy::UpsertOnly, false).conflicts.len(), 1);
+    assert_eq!(
+        run(&current, &want, &own, Policy::UpsertOnly, false)
+            .conflicts
+            .len(),
+        1
+    );
     own.previous_owners.push(OwnerId::new("shop-aks").unwrap());
     let p = run(&current, &want, &own, Policy::UpsertOnly, false);
     assert!(p.conflicts.is_empty());
@@ -295,12 +350,23 @@ fn ttl_and_proxied_do_not_cause_endless_updates() {
     longer[0].ttl = 3600;
     assert!(run(&current, &longer, &own, Policy::UpsertOnly, false).is_empty());
     // ...and once proxying is turned off it counts again.
-    let unproxied: Vec<RecordSet> = longer.iter().cloned().map(|r| r.with_proxied(Some(false))).collect();
-    assert_eq!(run(&current, &unproxied, &own, Policy::UpsertOnly, false).changes.len(), 1);
+    let unproxied: Vec<RecordSet> = longer
+        .iter()
+        .cloned()
+        .map(|r| r.with_proxied(Some(false)))
+        .collect();
+    assert_eq!(
+        run(&current, &unproxied, &own, Policy::UpsertOnly, false)
+            .changes
+            .len(),
+        1
+    );
     // A new address is a real change, and the update keeps the proxy flag (and its auto TTL).
     let moved = desired(&["app.example.com"], "192.0.2.2");
     let p = run(&current, &moved, &own, Policy::UpsertOnly, false);
-    let Change::Update { new, .. } = &p.changes.changes()[0] else { panic!() };
+    let Change::Update { new, .. } = &p.changes.changes()[0] else {
+        panic!()
+    };
     assert_eq!(new.proxied, Some(true));
     assert_eq!(new.ttl, 1);
 }
@@ -366,7 +432,9 @@ mod properties {
             for (i, target, owner, by_hand) in steps {
                 let n = name(NAMES[i]);
                 let t: Target = target.parse().unwrap();
-                let Ok(sets) = t.record_sets(&n, 300, None) else { continue };
+                let Ok(sets) = t.record_sets(&n, 300, None) else {
+                    continue;
+                };
                 if by_hand {
                     for s in sets {
                         let taken = p.snapshot().iter().any(|r| {
@@ -391,7 +459,9 @@ mod properties {
                         adopt: false,
                         capabilities: Capabilities::default(),
                     }) {
-                        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap();
                         rt.block_on(p.apply(&plan.changes)).unwrap();
                     }
                 }
@@ -401,7 +471,11 @@ mod properties {
     }
 
     fn any_policy() -> impl Strategy<Value = Policy> {
-        prop_oneof![Just(Policy::Sync), Just(Policy::UpsertOnly), Just(Policy::CreateOnly)]
+        prop_oneof![
+            Just(Policy::Sync),
+            Just(Policy::UpsertOnly),
+            Just(Policy::CreateOnly)
+        ]
     }
 
     proptest! {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use ferry_dns::azure::{AzureDnsProvider, StaticToken};
-use ferry_dns::{Change, ChangeSet, DnsError, DnsName, DnsProvider as _, RecordSet, RecordType, RetryPolicy};
+use ferry_dns::{
+    Change, ChangeSet, DnsError, DnsName, DnsProvider as _, RecordSet, RecordType, RetryPolicy,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::any;
@@ -32,12 +34,17 @@ struct State {
 struct FakeArm(Arc<Mutex<State>>);
 
 fn err(status: u16, code: &str, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({"error": {"code": code, "message": message}}))
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"error": {"code": code, "message": message}}))
 }
 
 fn set_json(rg: &str, t: &str, name: &str, etag: u64, props: &Value) -> Value {
     let mut props = props.clone();
-    let fqdn = if name == "@" { "example.com.".to_owned() } else { format!("{name}.example.com.") };
+    let fqdn = if name == "@" {
+        "example.com.".to_owned()
+    } else {
+        format!("{name}.example.com.")
+    };
     props["fqdn"] = json!(fqdn);
     json!({
         "id": format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Network/dnszones/example.com/{t}/{name}"),
@@ -53,16 +60,35 @@ impl Respond for FakeArm {
         let mut st = self.0.lock().unwrap();
         let path = req.url.path().to_owned();
         st.log.push(format!("{} {}", req.method, req.url));
-        if req.url.query_pairs().find(|(k, _)| k == "api-version").map(|(_, v)| v.into_owned()).as_deref() != Some("2018-05-01") {
-            return err(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+        if req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.into_owned())
+            .as_deref()
+            != Some("2018-05-01")
+        {
+            return err(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            );
         }
-        let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         if auth != Some(&format!("Bearer {TOKEN}")) {
-            return err(401, "InvalidAuthenticationToken", "The access token is invalid.");
+            return err(
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid.",
+            );
         }
         if st.throttle > 0 {
             st.throttle -= 1;
-            return err(429, "TooManyRequests", "Too many requests, retry later.").insert_header("Retry-After", "1");
+            return err(429, "TooManyRequests", "Too many requests, retry later.")
+                .insert_header("Retry-After", "1");
         }
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         // subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Network/dnsZones/ZONE[/...]
@@ -70,10 +96,20 @@ impl Respond for FakeArm {
             return err(404, "NotFound", "no route");
         };
         if *rg == "readonly-rg" && req.method.as_str() != "GET" {
-            return err(403, "AuthorizationFailed", "The client 'ferry' with object id 'x' does not have authorization to perform action 'Microsoft.Network/dnszones/A/write' over scope '/subscriptions/.../resourceGroups/readonly-rg'.");
+            return err(
+                403,
+                "AuthorizationFailed",
+                "The client 'ferry' with object id 'x' does not have authorization to perform action 'Microsoft.Network/dnszones/A/write' over scope '/subscriptions/.../resourceGroups/readonly-rg'.",
+            );
         }
         if *zone != "example.com" {
-            return err(404, "ParentResourceNotFound", &format!("Can not perform requested operation on nested resource. Parent resource '{zone}' not found."));
+            return err(
+                404,
+                "ParentResourceNotFound",
+                &format!(
+                    "Can not perform requested operation on nested resource. Parent resource '{zone}' not found."
+                ),
+            );
         }
         match (req.method.as_str(), &segs[8..]) {
             ("GET", []) => ResponseTemplate::new(200).set_body_json(json!({
@@ -102,10 +138,10 @@ impl Respond for FakeArm {
                 if if_none.as_deref() == Some("*") && current.is_some() {
                     return err(412, "PreconditionFailed", "The Record set already exists.");
                 }
-                if let Some(m) = &if_match {
-                    if current.as_deref() != Some(m.as_str()) {
-                        return err(412, "PreconditionFailed", "The Record set has been modified (etag mismatch).");
-                    }
+                if let Some(m) = &if_match
+                    && current.as_deref() != Some(m.as_str())
+                {
+                    return err(412, "PreconditionFailed", "The Record set has been modified (etag mismatch).");
                 }
                 if method == "DELETE" {
                     st.sets.remove(&key);
@@ -137,12 +173,21 @@ async fn fake() -> (MockServer, FakeArm) {
     // The zone's SOA and NS, as every Azure zone has.
     {
         let mut st = fake.0.lock().unwrap();
-        st.sets.insert(("NS".into(), "@".into()), (1, json!({"TTL": 172800, "NSRecords": [{"nsdname": "ns1-01.azure-dns.com."}]})));
+        st.sets.insert(
+            ("NS".into(), "@".into()),
+            (
+                1,
+                json!({"TTL": 172800, "NSRecords": [{"nsdname": "ns1-01.azure-dns.com."}]}),
+            ),
+        );
         st.sets.insert(("SOA".into(), "@".into()), (2, json!({"TTL": 3600, "SOARecord": {"host": "ns1-01.azure-dns.com.", "email": "azuredns-hostmaster.microsoft.com"}})));
         st.etag = 2;
         st.base = server.uri();
     }
-    Mock::given(any()).respond_with(fake.clone()).mount(&server).await;
+    Mock::given(any())
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
     (server, fake)
 }
 
@@ -161,16 +206,31 @@ fn provider(server: &MockServer, rg: &str, token: &str) -> AzureDnsProvider {
 #[tokio::test]
 async fn azure_dns_passes_the_conformance_suite() {
     let (server, fake) = fake().await;
-    run(Arc::new(provider(&server, "dns-rg", TOKEN)), "conf", Expect { checks_preconditions: true }).await;
+    run(
+        Arc::new(provider(&server, "dns-rg", TOKEN)),
+        "conf",
+        Expect {
+            checks_preconditions: true,
+        },
+    )
+    .await;
     let st = fake.0.lock().unwrap();
-    assert!(st.log.iter().any(|l| l.contains("%24skipToken=") || l.contains("$skipToken=")), "listing followed nextLink");
+    assert!(
+        st.log
+            .iter()
+            .any(|l| l.contains("%24skipToken=") || l.contains("$skipToken=")),
+        "listing followed nextLink"
+    );
     assert!(st.log.iter().any(|l| l.starts_with("PUT")), "{:?}", st.log);
 }
 
 #[tokio::test]
 async fn name_servers_come_from_the_zone() {
     let (server, _fake) = fake().await;
-    let ns = provider(&server, "dns-rg", TOKEN).name_servers().await.unwrap();
+    let ns = provider(&server, "dns-rg", TOKEN)
+        .name_servers()
+        .await
+        .unwrap();
     assert_eq!(ns.len(), 2);
     assert_eq!(ns[0].to_string(), "ns1-01.azure-dns.com");
 }
@@ -178,20 +238,43 @@ async fn name_servers_come_from_the_zone() {
 #[tokio::test]
 async fn permissions_zones_and_tokens_are_explained() {
     let (server, fake) = fake().await;
-    let err = provider(&server, "dns-rg", "expired").records().await.unwrap_err();
-    assert!(err.is_auth() && err.to_string().contains("InvalidAuthenticationToken"), "{err}");
-    assert!(!format!("{err:?}").contains("expired"), "the token is never shown");
+    let err = provider(&server, "dns-rg", "expired")
+        .records()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_auth() && err.to_string().contains("InvalidAuthenticationToken"),
+        "{err}"
+    );
+    assert!(
+        !format!("{err:?}").contains("expired"),
+        "the token is never shown"
+    );
 
     let p = provider(&server, "readonly-rg", TOKEN);
-    let set = RecordSet::new(DnsName::parse("a.example.com").unwrap(), RecordType::A, 300, ["192.0.2.1"]).unwrap();
-    let err = p.apply(&ChangeSet::from(vec![Change::Create { record: set }])).await.unwrap_err();
+    let set = RecordSet::new(
+        DnsName::parse("a.example.com").unwrap(),
+        RecordType::A,
+        300,
+        ["192.0.2.1"],
+    )
+    .unwrap();
+    let err = p
+        .apply(&ChangeSet::from(vec![Change::Create { record: set }]))
+        .await
+        .unwrap_err();
     assert!(err.is_auth(), "{err:?}");
     assert!(err.to_string().contains("DNS Zone Contributor"), "{err}");
     assert_eq!(fake.0.lock().unwrap().sets.len(), 2, "nothing was written");
 
-    let other = AzureDnsProvider::new(DnsName::parse("example.org").unwrap(), SUB, "dns-rg", Arc::new(StaticToken(SecretString::from(TOKEN))))
-        .with_api_url(&server.uri())
-        .unwrap();
+    let other = AzureDnsProvider::new(
+        DnsName::parse("example.org").unwrap(),
+        SUB,
+        "dns-rg",
+        Arc::new(StaticToken(SecretString::from(TOKEN))),
+    )
+    .with_api_url(&server.uri())
+    .unwrap();
     let err = other.records().await.unwrap_err();
     assert!(matches!(err, DnsError::ZoneNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("dns-rg"), "{err}");
@@ -205,7 +288,10 @@ async fn throttling_is_retried_and_bounded() {
     p.records().await.unwrap();
     fake.0.lock().unwrap().throttle = 50;
     let err = p.records().await.unwrap_err();
-    assert!(matches!(err, DnsError::RateLimited { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, DnsError::RateLimited { attempts: 3, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -214,13 +300,26 @@ async fn a_failure_part_way_is_reported_with_what_was_applied_and_names_keep_res
     let p = provider(&server, "dns-rg", TOKEN);
     let name = DnsName::parse("app.example.com").unwrap();
     let old = RecordSet::new(name.clone(), RecordType::A, 300, ["192.0.2.1"]).unwrap();
-    p.apply(&ChangeSet::from(vec![Change::Create { record: old.clone() }])).await.unwrap();
+    p.apply(&ChangeSet::from(vec![Change::Create {
+        record: old.clone(),
+    }]))
+    .await
+    .unwrap();
     // Ownership first, then the update; the update is throttled past the retry budget.
-    let txt = RecordSet::new(DnsName::parse("a-app.example.com").unwrap(), RecordType::Txt, 300, ["heritage=external-dns,external-dns/owner=shop"]).unwrap();
+    let txt = RecordSet::new(
+        DnsName::parse("a-app.example.com").unwrap(),
+        RecordType::Txt,
+        300,
+        ["heritage=external-dns,external-dns/owner=shop"],
+    )
+    .unwrap();
     let new = RecordSet::new(name.clone(), RecordType::A, 300, ["192.0.2.2"]).unwrap();
     let changes = ChangeSet::from(vec![
         Change::Create { record: txt },
-        Change::Update { old: old.clone(), new },
+        Change::Update {
+            old: old.clone(),
+            new,
+        },
     ]);
     // Let the listing and the first PUT through, then throttle everything.
     struct ThrottleAfter(FakeArm, Arc<Mutex<u32>>);
@@ -230,7 +329,8 @@ async fn a_failure_part_way_is_reported_with_what_was_applied_and_names_keep_res
             if req.method.as_str() == "PUT" {
                 *n += 1;
                 if *n > 1 {
-                    return err(429, "TooManyRequests", "slow down").insert_header("Retry-After", "1");
+                    return err(429, "TooManyRequests", "slow down")
+                        .insert_header("Retry-After", "1");
                 }
             }
             drop(n);
@@ -238,14 +338,28 @@ async fn a_failure_part_way_is_reported_with_what_was_applied_and_names_keep_res
         }
     }
     server.reset().await;
-    Mock::given(any()).respond_with(ThrottleAfter(fake.clone(), Arc::default())).mount(&server).await;
+    Mock::given(any())
+        .respond_with(ThrottleAfter(fake.clone(), Arc::default()))
+        .mount(&server)
+        .await;
     let err = p.apply(&changes).await.unwrap_err();
-    let DnsError::PartiallyApplied { applied, total, .. } = &err else { panic!("{err:?}") };
+    let DnsError::PartiallyApplied { applied, total, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!((*applied, *total), (1, 2));
     assert!(err.to_string().contains("run the command again"), "{err}");
     // The name still answers its old address.
     server.reset().await;
-    Mock::given(any()).respond_with(fake.clone()).mount(&server).await;
-    let a = p.records().await.unwrap().into_iter().find(|r| r.name == name && r.record_type == RecordType::A).unwrap();
+    Mock::given(any())
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    let a = p
+        .records()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == name && r.record_type == RecordType::A)
+        .unwrap();
     assert_eq!(a.values, ["192.0.2.1"]);
 }

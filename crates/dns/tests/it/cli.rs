@@ -25,7 +25,13 @@ impl Setup {
         std::fs::create_dir_all(&dir).unwrap();
         let records: Vec<String> = names
             .iter()
-            .map(|n| if *n == "@" { format!("\"{base}.{zone}\"") } else { format!("\"{n}.{base}.{zone}\"") })
+            .map(|n| {
+                if *n == "@" {
+                    format!("\"{base}.{zone}\"")
+                } else {
+                    format!("\"{n}.{base}.{zone}\"")
+                }
+            })
             .collect();
         let env = |name: &str, target: &str| {
             format!(
@@ -102,7 +108,10 @@ fn text(o: &Output) -> String {
 fn nsupdate(commands: &str) {
     let knot = server("FERRY_TEST_KNOT");
     let (host, port) = knot.split_once(':').unwrap();
-    let script = format!("server {host} {port}\nzone {}\n{commands}\nsend\n", server("FERRY_TEST_KNOT_ZONE"));
+    let script = format!(
+        "server {host} {port}\nzone {}\n{commands}\nsend\n",
+        server("FERRY_TEST_KNOT_ZONE")
+    );
     let mut child = Command::new("nsupdate")
         .arg("-y")
         .arg(format!(
@@ -114,7 +123,12 @@ fn nsupdate(commands: &str) {
         .spawn()
         .expect("nsupdate is installed (bind9-dnsutils)");
     use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success(), "nsupdate failed: {script}");
 }
 
@@ -127,18 +141,27 @@ fn apply_creates_records_with_ownership_and_a_second_apply_changes_nothing() {
 
     let apply = s.ferry(&["dns", "apply", "--env", "aks"]);
     assert_eq!(code(&apply), 0, "{}", text(&apply));
-    assert!(String::from_utf8_lossy(&apply.stdout).contains("authoritative servers answer the target"), "{}", text(&apply));
+    assert!(
+        String::from_utf8_lossy(&apply.stdout).contains("authoritative servers answer the target"),
+        "{}",
+        text(&apply)
+    );
     // dig, the independent client, answers the target...
     assert_eq!(dig(&apex, "A"), ["192.0.2.10"]);
     assert_eq!(dig(&www, "A"), ["192.0.2.10"]);
     // ...and the ownership records are external-dns's format.
-    let owner = "\"heritage=external-dns,external-dns/owner=shop,external-dns/resource=ferry/shop/aks\"";
+    let owner =
+        "\"heritage=external-dns,external-dns/owner=shop,external-dns/resource=ferry/shop/aks\"";
     assert_eq!(dig(&format!("a-{apex}"), "TXT"), [owner]);
     assert_eq!(dig(&format!("a-{www}"), "TXT"), [owner]);
 
     let again = s.ferry(&["dns", "apply", "--env", "aks"]);
     assert_eq!(code(&again), 0, "{}", text(&again));
-    assert!(String::from_utf8_lossy(&again.stdout).contains("\n0 changes"), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("\n0 changes"),
+        "{}",
+        text(&again)
+    );
     let plan = s.ferry(&["dns", "plan", "--env", "aks", "--output", "json"]);
     assert_eq!(code(&plan), 0, "{}", text(&plan));
     let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
@@ -161,9 +184,15 @@ fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back(
     assert_eq!(code(&out), 0, "{}", text(&out));
     for n in [&app, &api] {
         assert_eq!(dig(n, "CNAME"), [lb]);
-        assert!(dig(n, "A").iter().all(|l| l == lb), "no A left beside the CNAME");
+        assert!(
+            dig(n, "A").iter().all(|l| l == lb),
+            "no A left beside the CNAME"
+        );
         assert_eq!(dig(&format!("cname-{n}"), "TXT").len(), 1);
-        assert!(dig(&format!("a-{n}"), "TXT").is_empty(), "the old claim is gone");
+        assert!(
+            dig(&format!("a-{n}"), "TXT").is_empty(),
+            "the old claim is gone"
+        );
     }
 
     // And back (seed 001's rollback).
@@ -176,7 +205,10 @@ fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back(
     let verify = s.ferry(&["dns", "verify", "--env", "aks"]);
     assert_eq!(code(&verify), 0, "{}", text(&verify));
     let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(stdout.contains("n/a") && stdout.contains("unreachable"), "an unreachable resolver is reported as such: {stdout}");
+    assert!(
+        stdout.contains("n/a") && stdout.contains("unreachable"),
+        "an unreachable resolver is reported as such: {stdout}"
+    );
 }
 
 #[test]
@@ -184,18 +216,30 @@ fn foreign_records_are_left_alone_and_reported_unless_adopted() {
     let s = Setup::new("foreign", &["app"], "");
     let (app, other) = (s.name("app"), s.name("other"));
     // Another team's records: one at a name ferry does not manage, one at a name it does.
-    nsupdate(&format!("update add {other} 300 A 198.51.100.7\nupdate add {app} 300 A 198.51.100.8"));
+    nsupdate(&format!(
+        "update add {other} 300 A 198.51.100.7\nupdate add {app} 300 A 198.51.100.8"
+    ));
 
     let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
     assert_eq!(code(&plan), 3, "{}", text(&plan));
     let out = text(&plan);
-    assert!(out.contains("conflict:") && out.contains("no ownership record") && out.contains("--adopt"), "{out}");
+    assert!(
+        out.contains("conflict:") && out.contains("no ownership record") && out.contains("--adopt"),
+        "{out}"
+    );
 
     let apply = s.ferry(&["dns", "apply", "--env", "aks"]);
     assert_eq!(code(&apply), 3, "{}", text(&apply));
-    assert!(text(&apply).contains("nothing was changed"), "{}", text(&apply));
+    assert!(
+        text(&apply).contains("nothing was changed"),
+        "{}",
+        text(&apply)
+    );
     assert_eq!(dig(&app, "A"), ["198.51.100.8"], "not overwritten");
-    assert!(dig(&format!("a-{app}"), "TXT").is_empty(), "no claim written");
+    assert!(
+        dig(&format!("a-{app}"), "TXT").is_empty(),
+        "no claim written"
+    );
 
     let adopt = s.ferry(&["dns", "apply", "--env", "aks", "--adopt"]);
     assert_eq!(code(&adopt), 0, "{}", text(&adopt));
@@ -214,7 +258,11 @@ fn a_record_owned_by_another_external_dns_is_reported_with_its_owner() {
     ));
     let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
     assert_eq!(code(&plan), 3, "{}", text(&plan));
-    assert!(text(&plan).contains("owned by `platform-team`"), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("owned by `platform-team`"),
+        "{}",
+        text(&plan)
+    );
     assert_eq!(dig(&app, "A"), ["198.51.100.9"]);
 }
 
@@ -225,7 +273,10 @@ fn a_wrong_tsig_secret_is_an_auth_failure_that_changes_nothing_and_never_shows_t
     let out = s.ferry_with_secret(wrong, &["dns", "apply", "--env", "aks"]);
     assert_eq!(code(&out), 11, "{}", text(&out));
     let all = text(&out);
-    assert!(all.contains("BADSIG") && all.contains("check the secret"), "{all}");
+    assert!(
+        all.contains("BADSIG") && all.contains("check the secret"),
+        "{all}"
+    );
     assert!(!all.contains(wrong), "the secret is never printed: {all}");
     assert!(!all.contains(&server("FERRY_TEST_KNOT_TSIG_SECRET")));
     assert!(dig(&s.name("app"), "A").is_empty());
@@ -236,7 +287,10 @@ fn a_zone_the_key_cannot_edit_is_an_auth_failure() {
     let s = Setup::new("ro", &["app"], "");
     let path = s.dir.join("ferry.toml");
     let ro = server("FERRY_TEST_KNOT_READONLY_ZONE");
-    let text_cfg = std::fs::read_to_string(&path).unwrap().replace(&format!("\"{}\"", s.zone), &format!("\"{ro}\"")).replace(&format!(".{}\"", s.zone), &format!(".{ro}\""));
+    let text_cfg = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&format!("\"{}\"", s.zone), &format!("\"{ro}\""))
+        .replace(&format!(".{}\"", s.zone), &format!(".{ro}\""));
     std::fs::write(&path, text_cfg).unwrap();
     let out = s.ferry(&["dns", "apply", "--env", "aks"]);
     assert_eq!(code(&out), 11, "{}", text(&out));
@@ -251,17 +305,37 @@ fn bad_input_is_located_and_changes_nothing() {
     let original = std::fs::read_to_string(&path).unwrap();
 
     // An invalid name: file:line:column.
-    std::fs::write(&path, original.replacen(&format!("\"app.{}", s.base), &format!("\"bad_name!.{}", s.base), 1)).unwrap();
+    std::fs::write(
+        &path,
+        original.replacen(
+            &format!("\"app.{}", s.base),
+            &format!("\"bad_name!.{}", s.base),
+            1,
+        ),
+    )
+    .unwrap();
     let out = s.ferry(&["dns", "plan", "--env", "aks"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("ferry.toml:7:"), "located: {}", text(&out));
+    assert!(
+        text(&out).contains("ferry.toml:7:"),
+        "located: {}",
+        text(&out)
+    );
     assert!(text(&out).contains("bad_name!"), "{}", text(&out));
 
     // An unknown key.
-    std::fs::write(&path, original.replacen("ttl = 60", "ttl = 60\nttll = 3", 1)).unwrap();
+    std::fs::write(
+        &path,
+        original.replacen("ttl = 60", "ttl = 60\nttll = 3", 1),
+    )
+    .unwrap();
     let out = s.ferry(&["dns", "plan", "--env", "aks"]);
     assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("unknown field `ttll`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown field `ttll`"),
+        "{}",
+        text(&out)
+    );
 
     // A bad --target, a missing secret.
     std::fs::write(&path, &original).unwrap();
@@ -274,7 +348,12 @@ fn bad_input_is_located_and_changes_nothing() {
         .env_remove("FERRY_TSIG_SECRET")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 11, "missing credentials are an auth failure: {}", text(&out));
+    assert_eq!(
+        code(&out),
+        11,
+        "missing credentials are an auth failure: {}",
+        text(&out)
+    );
     assert!(text(&out).contains("FERRY_TSIG_SECRET"), "{}", text(&out));
     // No environment with that name; no dns table.
     let out = s.ferry(&["dns", "plan", "--env", "nope"]);
@@ -297,7 +376,13 @@ async fn route53_apply_writes_alias_records_and_converges() {
         .credentials_provider(Credentials::new("k", "s", None, None, "t"))
         .build();
     let client = aws_sdk_route53::Client::from_conf(cfg);
-    client.create_hosted_zone().name(&zone).caller_reference(crate::unique("ref")).send().await.unwrap();
+    client
+        .create_hosted_zone()
+        .name(&zone)
+        .caller_reference(crate::unique("ref"))
+        .send()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("ferry-dns-{zone}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -323,13 +408,32 @@ async fn route53_apply_writes_alias_records_and_converges() {
     };
     let out = ferry(&["dns", "apply", "--env", "eks"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("A ALIAS k8s-shop-0123456789.elb.us-east-1.amazonaws.com (Z26RNL4JYFTOTI)"), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("A ALIAS k8s-shop-0123456789.elb.us-east-1.amazonaws.com (Z26RNL4JYFTOTI)"),
+        "{}",
+        text(&out)
+    );
     let out = ferry(&["dns", "plan", "--env", "eks"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     // What moto holds: alias A at the apex and at app, ownership TXTs.
-    let zones = client.list_hosted_zones_by_name().dns_name(&zone).send().await.unwrap();
+    let zones = client
+        .list_hosted_zones_by_name()
+        .dns_name(&zone)
+        .send()
+        .await
+        .unwrap();
     let id = zones.hosted_zones()[0].id().to_owned();
-    let sets = client.list_resource_record_sets().hosted_zone_id(id).send().await.unwrap();
-    let aliases = sets.resource_record_sets().iter().filter(|r| r.alias_target().is_some()).count();
+    let sets = client
+        .list_resource_record_sets()
+        .hosted_zone_id(id)
+        .send()
+        .await
+        .unwrap();
+    let aliases = sets
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.alias_target().is_some())
+        .count();
     assert_eq!(aliases, 2);
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use ferry_dns::rfc2136::{Rfc2136Provider, TsigAlgorithm, TsigKey};
 use ferry_dns::verify::{Answer, Expectation, VerifyOptions, verify};
-use ferry_dns::{Change, ChangeSet, DnsError, DnsName, DnsProvider as _, RecordSet, RecordType, RetryPolicy};
+use ferry_dns::{
+    Change, ChangeSet, DnsError, DnsName, DnsProvider as _, RecordSet, RecordType, RetryPolicy,
+};
 use ferry_testkit::server;
 use secrecy::SecretString;
 
@@ -26,9 +28,14 @@ pub(crate) fn key(var_prefix: &str, algorithm: TsigAlgorithm) -> TsigKey {
 }
 
 pub(crate) fn provider(zone: &str, key: Option<TsigKey>) -> Rfc2136Provider {
-    Rfc2136Provider::new(DnsName::parse(zone).unwrap(), knot_addr(), key, crate::wall_clock())
-        .with_retry(RetryPolicy::fast())
-        .with_timeout(Duration::from_secs(5))
+    Rfc2136Provider::new(
+        DnsName::parse(zone).unwrap(),
+        knot_addr(),
+        key,
+        crate::wall_clock(),
+    )
+    .with_retry(RetryPolicy::fast())
+    .with_timeout(Duration::from_secs(5))
 }
 
 pub(crate) fn zone() -> String {
@@ -39,12 +46,22 @@ pub(crate) fn zone() -> String {
 pub(crate) fn dig(name: &str, rtype: &str) -> Vec<String> {
     let addr = knot_addr();
     let out = std::process::Command::new("dig")
-        .args(["+short", "+time=2", "+tries=1", "-p", &addr.port().to_string()])
+        .args([
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "-p",
+            &addr.port().to_string(),
+        ])
         .arg(format!("@{}", addr.ip()))
         .args([name, rtype])
         .output()
         .expect("dig is installed (scripts/servers.sh install)");
-    assert!(out.status.success(), "dig failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dig failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
@@ -55,8 +72,18 @@ pub(crate) fn dig(name: &str, rtype: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn rfc2136_on_knot_passes_the_conformance_suite() {
-    let p = provider(&zone(), Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)));
-    run(Arc::new(p), &crate::unique("c"), Expect { checks_preconditions: true }).await;
+    let p = provider(
+        &zone(),
+        Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)),
+    );
+    run(
+        Arc::new(p),
+        &crate::unique("c"),
+        Expect {
+            checks_preconditions: true,
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -72,7 +99,9 @@ async fn every_supported_tsig_algorithm_signs_updates_dig_sees() {
         let n = DnsName::parse(&format!("{}.{}", crate::unique("alg"), zone())).unwrap();
         let ip = format!("192.0.2.{}", 100 + i);
         let rs = RecordSet::new(n.clone(), RecordType::A, 60, [ip.as_str()]).unwrap();
-        p.apply(&ChangeSet::from(vec![Change::Create { record: rs }])).await.unwrap();
+        p.apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
+            .await
+            .unwrap();
         assert_eq!(dig(n.as_str(), "A"), [ip], "{algorithm}");
     }
 }
@@ -92,12 +121,20 @@ async fn a_wrong_tsig_secret_is_badsig_and_changes_nothing() {
     let p = provider(&zone(), Some(wrong_secret_key()));
     let n = DnsName::parse(&format!("{}.{}", crate::unique("badsig"), zone())).unwrap();
     let rs = RecordSet::new(n.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
-    let err = p.apply(&ChangeSet::from(vec![Change::Create { record: rs }])).await.unwrap_err();
-    let DnsError::TsigRejected { code, help, .. } = &err else { panic!("{err:?}") };
+    let err = p
+        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
+        .await
+        .unwrap_err();
+    let DnsError::TsigRejected { code, help, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(code, "BADSIG");
     assert!(help.contains("check the secret"), "{help}");
     let text = format!("{err} {err:?}");
-    assert!(!text.contains("AAAAAAAA"), "the secret is never shown: {text}");
+    assert!(
+        !text.contains("AAAAAAAA"),
+        "the secret is never shown: {text}"
+    );
     assert!(err.is_auth());
     assert!(dig(n.as_str(), "A").is_empty(), "nothing was applied");
     // Listing is refused the same way.
@@ -107,9 +144,16 @@ async fn a_wrong_tsig_secret_is_badsig_and_changes_nothing() {
 
 #[tokio::test]
 async fn an_unknown_tsig_key_is_badkey() {
-    let k = TsigKey::new("no-such-key", TsigAlgorithm::HmacSha256, SecretString::from(server("FERRY_TEST_KNOT_TSIG_SECRET"))).unwrap();
+    let k = TsigKey::new(
+        "no-such-key",
+        TsigAlgorithm::HmacSha256,
+        SecretString::from(server("FERRY_TEST_KNOT_TSIG_SECRET")),
+    )
+    .unwrap();
     let err = provider(&zone(), Some(k)).records().await.unwrap_err();
-    let DnsError::TsigRejected { code, key, .. } = &err else { panic!("{err:?}") };
+    let DnsError::TsigRejected { code, key, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(code, "BADKEY");
     assert_eq!(key, "no-such-key");
 }
@@ -119,7 +163,10 @@ async fn unsigned_requests_are_refused_with_advice() {
     let p = provider(&zone(), None);
     let n = DnsName::parse(&format!("{}.{}", crate::unique("unsigned"), zone())).unwrap();
     let rs = RecordSet::new(n.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
-    let err = p.apply(&ChangeSet::from(vec![Change::Create { record: rs }])).await.unwrap_err();
+    let err = p
+        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
+        .await
+        .unwrap_err();
     assert!(err.is_auth(), "{err:?}");
     assert!(err.to_string().contains("TSIG key"), "{err}");
     assert!(dig(n.as_str(), "A").is_empty());
@@ -128,14 +175,24 @@ async fn unsigned_requests_are_refused_with_advice() {
 #[tokio::test]
 async fn a_zone_the_key_may_not_edit_is_refused_and_unchanged() {
     let ro = server("FERRY_TEST_KNOT_READONLY_ZONE");
-    let p = provider(&ro, Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)));
+    let p = provider(
+        &ro,
+        Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)),
+    );
     // Reading (a transfer) is allowed...
     let before = p.records().await.unwrap();
-    assert!(before.iter().any(|r| r.record_type == RecordType::Other("SOA".into())));
+    assert!(
+        before
+            .iter()
+            .any(|r| r.record_type == RecordType::Other("SOA".into()))
+    );
     // ...editing is not.
     let n = DnsName::parse(&format!("{}.{ro}", crate::unique("ro"))).unwrap();
     let rs = RecordSet::new(n.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
-    let err = p.apply(&ChangeSet::from(vec![Change::Create { record: rs }])).await.unwrap_err();
+    let err = p
+        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
+        .await
+        .unwrap_err();
     assert!(err.is_auth(), "{err:?}");
     assert_eq!(p.records().await.unwrap(), before);
     assert!(dig(n.as_str(), "A").is_empty());
@@ -180,18 +237,47 @@ async fn verify_waits_for_the_authoritative_answer_and_reports_unreachable_resol
     // Before the records exist: not converged, and it says what the server answered.
     let before = verify(&servers, &expectations, &options).await.unwrap();
     assert!(!before.converged);
-    assert!(before.authoritative.iter().all(|c| c.answer == Answer::NxDomain), "{:?}", before.authoritative);
-    assert!(before.queries >= 2 * expectations.len() as u32, "it asked more than once");
+    assert!(
+        before
+            .authoritative
+            .iter()
+            .all(|c| c.answer == Answer::NxDomain),
+        "{:?}",
+        before.authoritative
+    );
+    assert!(
+        before.queries >= 2 * expectations.len() as u32,
+        "it asked more than once"
+    );
 
-    let changes = want.iter().cloned().map(|record| Change::Create { record }).collect::<Vec<_>>();
+    let changes = want
+        .iter()
+        .cloned()
+        .map(|record| Change::Create { record })
+        .collect::<Vec<_>>();
     p.apply(&ChangeSet::from(changes)).await.unwrap();
     let after = verify(&servers, &expectations, &options).await.unwrap();
     assert!(after.converged, "{:#?}", after.authoritative);
-    let by_server = |s: &str| after.public.iter().filter(|c| c.server == s).collect::<Vec<_>>();
-    assert!(by_server(&knot_addr().to_string()).iter().all(|c| c.matches));
+    let by_server = |s: &str| {
+        after
+            .public
+            .iter()
+            .filter(|c| c.server == s)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        by_server(&knot_addr().to_string())
+            .iter()
+            .all(|c| c.matches)
+    );
     let silent = by_server("127.0.0.1:9");
     assert_eq!(silent.len(), 2);
-    assert!(silent.iter().all(|c| !c.matches && matches!(c.answer, Answer::Unreachable { .. })), "{silent:?}");
+    assert!(
+        silent
+            .iter()
+            .all(|c| !c.matches && matches!(c.answer, Answer::Unreachable { .. })),
+        "{silent:?}"
+    );
     // dig agrees with what verify saw.
     assert_eq!(dig(a.as_str(), "A"), ["192.0.2.7"]);
     assert_eq!(dig(a.as_str(), "AAAA"), ["2001:db8::7"]);

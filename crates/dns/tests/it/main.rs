@@ -8,11 +8,11 @@ mod cli;
 #[cfg(feature = "cloudflare")]
 mod cloudflare;
 mod conformance;
+#[cfg(feature = "rfc2136")]
+mod knot;
 mod memory;
 #[cfg(feature = "route53")]
 mod route53;
-#[cfg(feature = "rfc2136")]
-mod knot;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher as _, Hasher as _};
@@ -27,7 +27,10 @@ pub(crate) fn unique(prefix: &str) -> String {
 /// The wall clock, for providers that sign with it.
 pub(crate) fn wall_clock() -> ferry_dns::Clock {
     ferry_dns::Clock::new(|| {
-        #[expect(clippy::disallowed_methods, reason = "tests hand the providers the real clock")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "tests hand the providers the real clock"
+        )]
         std::time::SystemTime::now()
     })
 }

@@ -22,7 +22,13 @@ fn config(key: &str) -> aws_sdk_route53::Config {
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(server("FERRY_TEST_MOTO"))
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(key, "test-secret", None, None, "ferry-tests"))
+        .credentials_provider(Credentials::new(
+            key,
+            "test-secret",
+            None,
+            None,
+            "ferry-tests",
+        ))
         .build()
 }
 
@@ -43,7 +49,14 @@ async fn zone(label: &str) -> DnsName {
 async fn route53_on_moto_passes_the_conformance_suite() {
     let z = zone("conf").await;
     let p = Route53Provider::new(z, config("test"));
-    run(Arc::new(p), "c", Expect { checks_preconditions: false }).await;
+    run(
+        Arc::new(p),
+        "c",
+        Expect {
+            checks_preconditions: false,
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -51,15 +64,24 @@ async fn load_balancer_hostnames_become_alias_records_even_at_the_apex() {
     let z = zone("alias").await;
     let p = Route53Provider::new(z.clone(), config("test"));
     let own = Ownership::new(OwnerId::new("shop").unwrap(), "ferry/shop/eks").unwrap();
-    let nlb: Target = "a1b2-0123456789abcdef.elb.eu-west-1.amazonaws.com".parse().unwrap();
+    let nlb: Target = "a1b2-0123456789abcdef.elb.eu-west-1.amazonaws.com"
+        .parse()
+        .unwrap();
     let names = [z.clone(), DnsName::parse(&format!("app.{z}")).unwrap()];
     let desired: Vec<_> = names
         .iter()
         .flat_map(|n| nlb.record_sets(n, 300, None).unwrap())
         .map(|r| p.canonicalize(r).unwrap())
         .collect();
-    assert!(desired.iter().all(|r| r.record_type == RecordType::A && r.alias.is_some()));
-    assert_eq!(desired[0].alias.as_ref().unwrap().hosted_zone_id, "Z2IFOLAFXWLO4F");
+    assert!(
+        desired
+            .iter()
+            .all(|r| r.record_type == RecordType::A && r.alias.is_some())
+    );
+    assert_eq!(
+        desired[0].alias.as_ref().unwrap().hosted_zone_id,
+        "Z2IFOLAFXWLO4F"
+    );
     let current = p.records().await.unwrap();
     let req = PlanRequest {
         zone: &z,
@@ -73,22 +95,40 @@ async fn load_balancer_hostnames_become_alias_records_even_at_the_apex() {
     let first = plan(&req).unwrap();
     p.apply(&first.changes).await.unwrap();
     let current = p.records().await.unwrap();
-    let apex = current.iter().find(|r| r.name == z && r.record_type == RecordType::A).unwrap();
-    assert_eq!(apex.alias.as_ref().unwrap().dns_name.as_str(), "a1b2-0123456789abcdef.elb.eu-west-1.amazonaws.com");
-    let second = plan(&PlanRequest { current: &current, ..req.clone() }).unwrap();
+    let apex = current
+        .iter()
+        .find(|r| r.name == z && r.record_type == RecordType::A)
+        .unwrap();
+    assert_eq!(
+        apex.alias.as_ref().unwrap().dns_name.as_str(),
+        "a1b2-0123456789abcdef.elb.eu-west-1.amazonaws.com"
+    );
+    let second = plan(&PlanRequest {
+        current: &current,
+        ..req.clone()
+    })
+    .unwrap();
     assert!(second.changes.is_empty(), "{:#?}", second.changes);
     // With prefer_cname the same target is a CNAME (not at the apex).
     let cname = Route53Provider::new(z.clone(), config("test")).with_prefer_cname(true);
-    let r = cname.canonicalize(nlb.record_sets(&names[1], 300, None).unwrap().remove(0)).unwrap();
+    let r = cname
+        .canonicalize(nlb.record_sets(&names[1], 300, None).unwrap().remove(0))
+        .unwrap();
     assert_eq!(r.record_type, RecordType::Cname);
 }
 
 #[tokio::test]
 async fn a_zone_that_does_not_exist_is_named_in_the_error() {
-    let p = Route53Provider::new(DnsName::parse("absent-zone.ferry-test.example").unwrap(), config("test"));
+    let p = Route53Provider::new(
+        DnsName::parse("absent-zone.ferry-test.example").unwrap(),
+        config("test"),
+    );
     let err = p.records().await.unwrap_err();
     assert!(matches!(err, DnsError::ZoneNotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains("absent-zone.ferry-test.example"), "{err}");
+    assert!(
+        err.to_string().contains("absent-zone.ferry-test.example"),
+        "{err}"
+    );
     let p = Route53Provider::new(DnsName::parse("x.example").unwrap(), config("test"))
         .with_hosted_zone_id(Some("/hostedzone/ZNOSUCHZONE".into()));
     let err = p.records().await.unwrap_err();
@@ -103,6 +143,9 @@ async fn an_unreachable_endpoint_is_a_transport_error() {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("k", "s", None, None, "t"))
         .build();
-    let err = Route53Provider::new(DnsName::parse("example.com").unwrap(), cfg).records().await.unwrap_err();
+    let err = Route53Provider::new(DnsName::parse("example.com").unwrap(), cfg)
+        .records()
+        .await
+        .unwrap_err();
     assert!(matches!(err, DnsError::Transport { .. }), "{err:?}");
 }
