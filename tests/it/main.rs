@@ -5,6 +5,7 @@ mod cli_help;
 mod config_corpus;
 mod cost_examples;
 mod deploy_corpus;
+mod deploy_digests;
 mod deploy_scenarios;
 mod deploy_support;
 

@@ -110,6 +110,54 @@ pub fn provider_for(
     }
 }
 
+/// Resolves the app's image tags to digests on their registries (ferry-registry: one `HEAD`
+/// of the manifest per image, no download), with the credentials of the Docker Hub
+/// environment variables and the docker config file (and its credential helpers).
+#[derive(Debug)]
+pub struct RegistryDigests {
+    client: ferry_registry::Client,
+}
+
+impl RegistryDigests {
+    /// A resolver; `insecure` registries are reached over plain HTTP.
+    pub fn new(env: &Environment, insecure: &[String]) -> Result<Self, ferry_registry::Error> {
+        use std::sync::Arc;
+        let mut chain = ferry_registry::AuthChain::default();
+        if let Some(hub) = ferry_registry::auth::DockerHubAuth::from_env(env.vars()) {
+            chain = chain.or_else(hub);
+        }
+        if let Ok(docker) = ferry_registry::auth::DockerConfigAuth::from_env(env.vars()) {
+            chain = chain.or_else(docker);
+        }
+        let mut builder = ferry_registry::Client::builder()
+            .auth(Arc::new(chain))
+            .clock(Arc::new(ferry_registry::clock::FnClock(crate::ambient::now)))
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
+        for host in insecure {
+            builder = builder.plain_http(host);
+        }
+        Ok(RegistryDigests {
+            client: builder.build()?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ferry_deployer::images::DigestResolver for RegistryDigests {
+    async fn resolve(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let image = ferry_registry::ImageRef::parse(&format!("{repository}:{tag}"))?;
+        match ferry_registry::resolve(&self.client, &image).await {
+            Ok(digest) => Ok(Some(digest.to_string())),
+            Err(e) if e.kind() == ferry_registry::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@
 //! parallelism = 8                   # objects applied at once
 //! rollback = true                   # roll back automatically on failure
 //! prune = true                      # delete objects dropped from the release
+//! resolve_digests = true            # deploy by digest (default: true, false on the simulator)
+//! insecure_registries = []          # registries reached over plain HTTP (local tests)
 //! ```
 
 use std::path::PathBuf;
@@ -58,6 +60,14 @@ pub struct DeployConfig {
     /// Delete objects dropped from the release. Default: true.
     #[serde(default)]
     pub prune: Option<bool>,
+    /// Resolve the app's image tags to digests on their registry and deploy by digest.
+    /// Default: true, except on the simulated cluster (its images are not on a registry).
+    #[serde(default)]
+    pub resolve_digests: Option<bool>,
+    /// Registries reached over plain HTTP when resolving digests (`127.0.0.1:5020`): local
+    /// test registries only.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
 }
 
 /// A value in `[env.NAME.deploy]` that is wrong, by key.

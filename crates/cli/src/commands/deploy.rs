@@ -226,6 +226,32 @@ pub(crate) async fn release_input(
     })
 }
 
+/// The digest resolver, unless `[env.NAME.deploy] resolve_digests = false` (the default on
+/// the simulated cluster, whose images are on no registry).
+pub(crate) fn digest_resolver(
+    ctx: &EnvContext,
+    env: &Environment,
+    progress: &Progress,
+) -> Option<crate::providers::RegistryDigests> {
+    use ferry_deployer::events::{DeployEvent, EventSink as _};
+    let on_sim = matches!(
+        ctx.cfg.config.env.get(&ctx.env_name).and_then(|e| e.cluster.as_ref()),
+        Some(ferry_deployer::cluster::ClusterConfig::Sim(_))
+    );
+    if !ctx.deploy.resolve_digests.unwrap_or(!on_sim) || ctx.cfg.config.app.images.is_empty() {
+        return None;
+    }
+    match crate::providers::RegistryDigests::new(env, &ctx.deploy.insecure_registries) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            progress.emit(DeployEvent::Warning {
+                message: format!("cannot reach registries to resolve digests ({e}); deploying by tag"),
+            });
+            None
+        }
+    }
+}
+
 /// The tag: the flag (or FERRY_TAG), else GITHUB_SHA in GitHub Actions.
 pub(crate) fn resolve_tag(flag: Option<&str>, env: &Environment) -> Option<String> {
     flag.map(str::to_owned)
@@ -383,7 +409,15 @@ async fn deploy(
     progress: Arc<Progress>,
 ) -> CmdResult {
     let tag = resolve_tag(args.tag.as_deref(), env);
-    let input = release_input(ctx, tag.as_deref(), args.commit.as_deref(), None, &progress).await?;
+    let resolver = digest_resolver(ctx, env, &progress);
+    let input = release_input(
+        ctx,
+        tag.as_deref(),
+        args.commit.as_deref(),
+        resolver.as_ref().map(|r| r as &dyn DigestResolver),
+        &progress,
+    )
+    .await?;
     let mut settings = ctx.settings.clone();
     apply_flags(&mut settings, args);
     let client = ctx.provider.client().await.map_err(cluster_failure)?;

@@ -11,7 +11,8 @@ use ferry_deployer::events::Action;
 use crate::ambient::Environment;
 use crate::cli::DiffArgs;
 use crate::commands::deploy::{
-    clock, cluster_failure, deploy_failure, env_context, release_input, resolve_tag,
+    clock, cluster_failure, deploy_failure, digest_resolver, env_context, release_input,
+    resolve_tag,
 };
 use crate::exit::{CmdResult, Exit};
 use crate::progress::{Mode, Progress};
@@ -28,7 +29,17 @@ pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
     let progress = Arc::new(Progress::new(mode, color, env));
     let result = async {
         let tag = resolve_tag(args.tag.as_deref(), env);
-        let input = release_input(&ctx, tag.as_deref(), None, None, &progress).await?;
+        let resolver = digest_resolver(&ctx, env, &progress);
+        let input = release_input(
+            &ctx,
+            tag.as_deref(),
+            None,
+            resolver
+                .as_ref()
+                .map(|r| r as &dyn ferry_deployer::images::DigestResolver),
+            &progress,
+        )
+        .await?;
         let client = ctx.provider.client().await.map_err(cluster_failure)?;
         let mut settings = ctx.settings.clone();
         settings.force_conflicts = args.force_conflicts;
