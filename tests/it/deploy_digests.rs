@@ -38,8 +38,15 @@ fn oci_layout(dir: &Path, tag: &str) {
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo").args(args).output().expect("skopeo runs (scripts/servers.sh install)");
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs (scripts/servers.sh install)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -79,27 +86,54 @@ async fn app_images_are_deployed_by_digest_and_recorded() {
         dir.path(),
         "pinned",
         &[("api", repo.as_str())],
-        &format!("namespace = \"pinned\"\nresolve_digests = true\ninsecure_registries = [\"{registry}\"]\n"),
+        &format!(
+            "namespace = \"pinned\"\nresolve_digests = true\ninsecure_registries = [\"{registry}\"]\n"
+        ),
     );
     let cfg = cfg.display().to_string();
-    let out = cluster.ferry(&["deploy", "--config", &cfg, "--env", "local", "--tag", "c0ffee1"]).await;
+    let out = cluster
+        .ferry(&[
+            "deploy", "--config", &cfg, "--env", "local", "--tag", "c0ffee1",
+        ])
+        .await;
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
 
     let api: Api<Deployment> = Api::namespaced(cluster.client().await, "pinned");
-    let image = api.get("api").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0]
+    let image = api
+        .get("api")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
         .image
         .clone()
         .unwrap();
     assert_eq!(image, format!("{repo}:c0ffee1@{digest}"));
 
-    let out = cluster.ferry(&["history", "--config", &cfg, "--env", "local", "--output", "json"]).await;
+    let out = cluster
+        .ferry(&[
+            "history", "--config", &cfg, "--env", "local", "--output", "json",
+        ])
+        .await;
     let history: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let recorded = &history["releases"][0]["images"][0];
     assert_eq!(recorded["tag"], "c0ffee1");
     assert_eq!(recorded["digest"], digest.as_str());
 
     // A tag the registry does not have is deployed by tag, with a warning.
-    let out = cluster.ferry(&["diff", "--config", &cfg, "--env", "local", "--tag", "missing9"]).await;
+    let out = cluster
+        .ferry(&[
+            "diff", "--config", &cfg, "--env", "local", "--tag", "missing9",
+        ])
+        .await;
     assert_eq!(code(&out), 6, "{}", stderr(&out));
-    assert!(stderr(&out).contains("is not on the registry"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not on the registry"),
+        "{}",
+        stderr(&out)
+    );
 }

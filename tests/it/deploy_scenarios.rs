@@ -442,3 +442,85 @@ async fn pruning_removes_exactly_what_the_release_dropped() {
         Api::namespaced(client, "demo");
     assert!(pvcs.get_opt("cache").await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_never_becomes_ready_times_out_naming_the_resource() {
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:stuck1",
+        ferry_sim::ImageBehaviour::NeverReady,
+    ));
+    let cluster = Cluster::with_config(sim_config).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "stuck1", &["--timeout", "3s"]).await;
+    let err = stderr(&out);
+    // No previous release to go back to: the deadline passed (9), naming what was not ready.
+    assert_eq!(code(&out), 9, "{}\n{err}", stdout(&out));
+    assert!(err.contains("FAILED Deployment demo/api"), "{err}");
+    assert!(err.contains("timeout passed"), "{err}");
+    assert!(!err.contains("FAILED Deployment demo/web"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_actions_get_annotations_outputs_and_a_summary() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let gh = tempfile::tempdir().unwrap();
+    let output = gh.path().join("output");
+    let summary = gh.path().join("summary");
+    let cfg = config(dir.path());
+    let vars = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", output.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ("GITHUB_SHA", "feed123"),
+        ("GITHUB_RUN_ID", "77"),
+    ];
+    // The tag comes from GITHUB_SHA.
+    let out = cluster
+        .ferry_with_env(&["deploy", "--config", &cfg, "--env", "local"], &vars)
+        .await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(image_of(&cluster, "web").await, "demo/web:feed123");
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("status=deployed"), "{outputs}");
+    assert!(outputs.contains("revision=1"), "{outputs}");
+    assert!(outputs.contains("load_balancer="), "{outputs}");
+    assert!(
+        std::fs::read_to_string(&summary)
+            .unwrap()
+            .contains("deployed")
+    );
+
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:dead2",
+        ferry_sim::ImageBehaviour::Crash,
+    ));
+    cluster.sim.set_config(sim_config).unwrap();
+    let out = cluster
+        .ferry_with_env(
+            &[
+                "deploy", "--config", &cfg, "--env", "local", "--tag", "dead2",
+            ],
+            &vars,
+        )
+        .await;
+    assert_eq!(code(&out), 7, "{}\n{}", stdout(&out), stderr(&out));
+    let annotations = stdout(&out);
+    assert!(
+        annotations.contains("::error title=ferry deploy%3A Deployment demo/api::"),
+        "{annotations}"
+    );
+    assert!(annotations.contains("CrashLoopBackOff"), "{annotations}");
+    // The crashing container's last log lines are in the report.
+    assert!(stderr(&out).contains("last "), "{}", stderr(&out));
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("status=rolled-back"), "{outputs}");
+}

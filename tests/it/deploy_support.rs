@@ -43,7 +43,16 @@ impl Cluster {
     /// Runs the real `ferry` with `args` against this cluster (KUBECONFIG set), off the async
     /// runtime.
     pub(crate) async fn ferry(&self, args: &[&str]) -> Output {
+        self.ferry_with_env(args, &[]).await
+    }
+
+    /// Like [`Cluster::ferry`], with extra environment variables.
+    pub(crate) async fn ferry_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let kubeconfig = self.kubeconfig();
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(ferry_testkit::ferry_bin())
@@ -56,6 +65,7 @@ impl Cluster {
                 .env_remove("FERRY_TAG")
                 .env_remove("GITHUB_SHA")
                 .env("CI", "true")
+                .envs(vars)
                 .output()
                 .expect("ferry runs")
         })
