@@ -596,28 +596,33 @@ async fn dispatch(
             let written = {
                 let mut state = shared.lock();
                 let result = match info.verb.as_str() {
-                    "create" => {
+                    "create" | "update" => {
                         if !content_type.is_empty()
                             && !content_type.starts_with("application/json")
                             && !content_type.starts_with("application/yaml")
                             && !content_type.starts_with("*/*")
                         {
+                            let hint = if content_type.contains("protobuf") {
+                                " (ferry-sim does not decode protobuf bodies, which kubectl's `create <kind>` shortcuts, `run` and `expose` send: use `kubectl create -f` or `kubectl apply`)"
+                            } else {
+                                ""
+                            };
                             return Err(ApiError::unsupported_media_type(format!(
-                                "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml"
+                                "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml{hint}"
                             )));
                         }
                         let object = crate::state::parse_body(body)?;
-                        state.create(rt, &namespace, object, &opts)
-                    }
-                    "update" => {
-                        let object = crate::state::parse_body(body)?;
-                        state.update(
-                            rt,
-                            &namespace,
-                            target.name.as_deref().unwrap_or(""),
-                            object,
-                            &opts,
-                        )
+                        if info.verb == "create" {
+                            state.create(rt, &namespace, object, &opts)
+                        } else {
+                            state.update(
+                                rt,
+                                &namespace,
+                                target.name.as_deref().unwrap_or(""),
+                                object,
+                                &opts,
+                            )
+                        }
                     }
                     _ => {
                         let Some(patch_type) = PatchType::from_content_type(content_type) else {
