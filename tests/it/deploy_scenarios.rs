@@ -331,7 +331,7 @@ async fn concurrent_deploys_run_one_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_deploy_blocks_the_next_one_at_most_the_lease_ttl() {
     let mut sim_config = ferry_sim::SimConfig {
-        speed: 1.0,
+        speed: 20.0,
         ..ferry_sim::SimConfig::default()
     };
     // The first release's api becomes ready only after a long while: the deploy is killed
@@ -339,7 +339,7 @@ async fn a_killed_deploy_blocks_the_next_one_at_most_the_lease_ttl() {
     sim_config.images.push(ferry_sim::ImageRule::new(
         "demo/api:slow1",
         ferry_sim::ImageBehaviour::SlowReady {
-            after: std::time::Duration::from_secs(3600),
+            after: std::time::Duration::from_secs(36_000),
         },
     ));
     let cluster = Cluster::with_config(sim_config).await;
@@ -531,4 +531,40 @@ async fn github_actions_get_annotations_outputs_and_a_summary() {
     assert!(stderr(&out).contains("last "), "{}", stderr(&out));
     let outputs = std::fs::read_to_string(&output).unwrap();
     assert!(outputs.contains("status=rolled-back"), "{outputs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_and_pre_deploy_jobs_come_first() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let extra = "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: demo\n  \
+                 annotations: {ferry.dev/pre-deploy: \"true\"}\nspec:\n  template:\n    spec:\n      \
+                 restartPolicy: Never\n      containers: [{name: migrate, image: \"demo/migrate:1.0\"}]\n\
+                 ---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: early\n  namespace: demo\n  \
+                 annotations: {ferry.dev/wave: \"-1\"}\ndata: {a: b}\n";
+    std::fs::write(dir.path().join("k8s/extra.yaml"), extra).unwrap();
+    let out = deploy(&cluster, dir.path(), "w1", &[]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    // The order of the first real write to each object.
+    let log = cluster.sim.request_log();
+    let first_write = |resource: &str, name: &str| {
+        log.iter()
+            .find(|r| r.wrote && r.resource == resource && r.name == name && !r.dry_run)
+            .map(|r| r.seq)
+            .unwrap_or_else(|| panic!("no write to {resource} {name}"))
+    };
+    let early = first_write("configmaps", "early");
+    let settings = first_write("configmaps", "settings");
+    let job = first_write("jobs", "migrate");
+    let web = first_write("deployments", "web");
+    let svc = first_write("services", "web");
+    assert!(early < settings, "wave -1 first: {early} vs {settings}");
+    assert!(
+        settings < job && job < web && web < svc,
+        "{settings} {job} {web} {svc}"
+    );
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(cluster.client().await, "demo");
+    let status = jobs.get("migrate").await.unwrap().status.unwrap();
+    assert_eq!(status.succeeded, Some(1), "{status:?}");
 }
