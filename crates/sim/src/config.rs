@@ -100,7 +100,7 @@ impl Default for SimConfig {
             watch_history: 1000,
             bookmark_interval: Duration::from_secs(10),
             max_body_bytes: 3 * 1024 * 1024,
-            request_log_limit: 100_000,
+            request_log_limit: 20_000,
             load_balancer_domain: "elb.us-east-1.amazonaws.com".to_owned(),
             seed: None,
         }

@@ -1,8 +1,10 @@
 //! ferry-sim's integration tests: kubectl and kube-rs as independent clients of the simulator.
 
 mod bad_input;
+mod faults;
 mod kube_rs;
 mod kubectl;
 mod server_side_apply;
 mod state;
 mod support;
+mod workloads;
