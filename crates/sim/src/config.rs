@@ -1,25 +1,6 @@
 //! The simulator's configuration: how fast virtual time runs, how images behave, which faults
 //! to inject. Serde data, loadable from a `SIM.toml`; every field has a default, so an empty file
 //! (or [`SimConfig::default`]) gives a cluster where every image pulls, runs and becomes ready.
-//!
-//! ```toml
-//! speed = 60.0                      # a virtual minute per wall second
-//! load_balancer_delay = "30s"       # virtual time until a LoadBalancer Service gets its hostname
-//!
-//! [[images]]
-//! image = "*:broken"                # glob on the image reference, repository, name or tag
-//! behaviour = "crash"               # run | pull_forever | crash | never_ready
-//!
-//! [[images]]
-//! image = "slow-app"
-//! behaviour = { slow_ready = { after = "45s" } }
-//!
-//! [faults]
-//! retry_after_seconds = 1
-//! [faults.per_verb.apply]           # get list watch create update patch apply delete deletecollection, or "*"
-//! error_500 = 0.05
-//! throttle_429 = 0.05
-//! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,7 +23,26 @@ pub const VERBS: [&str; 9] = [
     "deletecollection",
 ];
 
-/// How the simulated cluster behaves. See the [module docs](self) for the file format.
+/// How the simulated cluster behaves; loadable from a `SIM.toml` ([`SimConfig::load`]):
+///
+/// ```toml
+/// speed = 60.0                      # a virtual minute per wall second
+/// load_balancer_delay = "30s"       # virtual time until a LoadBalancer Service gets its hostname
+///
+/// [[images]]
+/// image = "*:broken"                # glob on the image reference, repository, name or tag
+/// behaviour = "crash"               # run | pull_forever | crash | never_ready
+///
+/// [[images]]
+/// image = "slow-app"
+/// behaviour = { slow_ready = { after = "45s" } }
+///
+/// [faults]
+/// retry_after_seconds = 1
+/// [faults.per_verb.apply]           # get list watch create update patch apply delete deletecollection, or "*"
+/// error_500 = 0.05
+/// throttle_429 = 0.05
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {

@@ -40,7 +40,7 @@
 //!
 //! Objects are kept as JSON (`serde_json::Value`) keyed by group/resource, namespace and name,
 //! with one resourceVersion counter and a bounded change history per type for watches
-//! ([`store`]). Every write, from a client or a controller, goes through one pipeline
+//! (`store`). Every write, from a client or a controller, goes through one pipeline
 //! (`state`): decode against the typed object (k8s-openapi's structs, which gives the real
 //! server's 400s for wrong types and its strict/warn handling of unknown fields), defaults,
 //! admission (cluster IPs, node ports), validation (422 with causes), managed fields,

@@ -56,3 +56,20 @@ async fn state_survives_a_restart_and_is_locked() {
         0o600
     );
 }
+
+#[test]
+fn the_readme_sim_toml_example_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(ferry_testkit::workspace_root().join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## Simulator")
+        .expect("README has a Simulator section")..];
+    let start = section
+        .find("```toml\n")
+        .expect("the section shows a SIM.toml")
+        + "```toml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let config = ferry_sim::SimConfig::from_toml_str(example).unwrap();
+    assert_eq!(config.images.len(), 4);
+    assert!(config.faults.per_verb.contains_key("apply"));
+}
