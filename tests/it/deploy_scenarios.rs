@@ -81,7 +81,9 @@ fn app_dir(deploy_extra: &str) -> tempfile::TempDir {
         dir.path(),
         "demo",
         &[("web", "demo/web"), ("api", "demo/api")],
-        &format!("namespace = \"demo\"\ntimeout = \"2m\"\nlock_ttl = \"3s\"\n{deploy_extra}"),
+        &format!(
+            "namespace = \"demo\"\ntimeout = \"2m\"\nlock_ttl = \"3s\"\nresolve_digests = false\n{deploy_extra}"
+        ),
     );
     dir
 }

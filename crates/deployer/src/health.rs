@@ -474,21 +474,23 @@ pub fn new_revision_pods<'a>(
             let revision =
                 crate::manifest::annotation(workload, "deployment.kubernetes.io/revision");
             let owned: Vec<&Value> = replicasets.filter(|rs| owned_by(rs, wuid)).collect();
-            let newest = owned
-                .iter()
-                .copied()
-                .find(|rs| {
-                    revision.is_some()
-                        && crate::manifest::annotation(rs, "deployment.kubernetes.io/revision")
-                            == revision
-                })
-                .or_else(|| {
-                    owned.iter().copied().max_by_key(|rs| {
-                        crate::manifest::annotation(rs, "deployment.kubernetes.io/revision")
-                            .and_then(|r| r.parse::<i64>().ok())
-                            .unwrap_or(0)
-                    })
-                });
+            fn rs_revision<'v>(rs: &&'v Value) -> Option<&'v str> {
+                crate::manifest::annotation(rs, "deployment.kubernetes.io/revision")
+            }
+            // The ReplicaSet of the Deployment's current revision. Until the watch has shown
+            // it, judge no pods: the newest one seen may be the revision being replaced (after a
+            // rollback the old ReplicaSet becomes the newest revision again).
+            let newest = match revision {
+                Some(rev) => owned
+                    .iter()
+                    .copied()
+                    .find(|rs| rs_revision(rs) == Some(rev)),
+                None => owned.iter().copied().max_by_key(|rs| {
+                    rs_revision(rs)
+                        .and_then(|r| r.parse::<i64>().ok())
+                        .unwrap_or(0)
+                }),
+            };
             let Some(rs_uid) = newest.and_then(uid) else {
                 return Vec::new();
             };
@@ -744,8 +746,11 @@ pub async fn wait(
             let Some(obj) = latest.get(&i) else { continue };
             let kind = targets[i].resource.kind.as_str();
             let mut new = assess(kind, obj);
+            // Pods are judged only once the controller has seen the current spec: before that,
+            // the "newest" revision is the one being replaced (a rollback's failed release).
             if !matches!(new, Health::Failed(_))
                 && matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job")
+                && (kind == "Job" || stale(obj).is_none())
             {
                 let ns = targets[i].manifest.namespace().unwrap_or("");
                 let pods_in_ns = pods
@@ -1020,6 +1025,18 @@ mod tests {
         );
         let crd = json!({"status":{"conditions":[{"type":"Established","status":"True"}]}});
         assert_eq!(assess("CustomResourceDefinition", &crd), Health::Ready);
+    }
+
+    #[test]
+    fn a_stale_replicaset_list_judges_no_pods() {
+        // The Deployment moved to revision 3 (a rollback) before its ReplicaSet's new revision
+        // was seen: the failing pods of revision 2 must not count.
+        let d = json!({"metadata":{"uid":"d1","annotations":{"deployment.kubernetes.io/revision":"3"}}});
+        let rs2 = json!({"metadata":{"uid":"r2","ownerReferences":[{"uid":"d1"}],"annotations":{"deployment.kubernetes.io/revision":"2"}}});
+        let bad = json!({"metadata":{"name":"bad","ownerReferences":[{"uid":"r2"}]}});
+        let pods = [bad];
+        let rss = [rs2];
+        assert!(new_revision_pods("Deployment", &d, pods.iter(), rss.iter()).is_empty());
     }
 
     #[test]
