@@ -570,3 +570,23 @@ async fn waves_and_pre_deploy_jobs_come_first() {
     let status = jobs.get("migrate").await.unwrap().status.unwrap();
     assert_eq!(status.succeeded, Some(1), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_brings_its_own_custom_resource_definition() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let crd = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  \
+               name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names:\n    \
+               plural: widgets\n    singular: widget\n    kind: Widget\n  versions:\n    - name: v1\n      \
+               served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          \
+               type: object\n          x-kubernetes-preserve-unknown-fields: true\n\
+               ---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gear\n  namespace: demo\n\
+               spec:\n  teeth: 12\n";
+    std::fs::write(dir.path().join("k8s/crd.yaml"), crd).unwrap();
+    let out = deploy(&cluster, dir.path(), "crd1", &[]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let before = cluster.sim.metrics().total_writes();
+    let out = deploy(&cluster, dir.path(), "crd1", &[]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(cluster.sim.metrics().total_writes(), before);
+}
