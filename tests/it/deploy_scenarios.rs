@@ -590,3 +590,59 @@ async fn a_release_brings_its_own_custom_resource_definition() {
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(cluster.sim.metrics().total_writes(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_lock_fails_fast_with_no_wait_or_is_waited_for_visibly() {
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:held1",
+        ferry_sim::ImageBehaviour::SlowReady {
+            after: std::time::Duration::from_secs(60),
+        },
+    ));
+    let cluster = Cluster::with_config(sim_config).await;
+    let dir = app_dir("");
+    let cfg = config(dir.path());
+    let mut holder = std::process::Command::new(ferry_testkit::ferry_bin())
+        .args([
+            "deploy", "--config", &cfg, "--env", "local", "--tag", "held1",
+        ])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cluster.client().await, "demo");
+    for _ in 0..600 {
+        if leases
+            .get_opt("ferry.lock.demo.local")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = deploy(&cluster, dir.path(), "other2", &["--no-wait"]).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 10, "{}\n{err}", stdout(&out));
+    assert!(err.contains("another deploy holds the lock"), "{err}");
+    assert!(err.contains(&format!("pid {}", holder.id())), "{err}");
+
+    // Without --no-wait the second deploy says whom it waits for, then runs.
+    let out = deploy(&cluster, dir.path(), "other2", &[]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("waiting for the deploy lock held by"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(holder.wait().unwrap().success());
+}
