@@ -170,7 +170,7 @@ where
         // Each request takes the token fetched for it by poll_ready; the next one asks again.
         let Some(token) = self.ready.take() else {
             return Box::pin(std::future::ready(Err(
-                "BearerAuth called without poll_ready".into()
+                "BearerAuth called without poll_ready".into(),
             )));
         };
         let value = http::HeaderValue::from_str(&format!("Bearer {}", token.token.expose_secret()));
@@ -239,16 +239,28 @@ mod tests {
         let layer = BearerAuthLayer::new(source.clone());
         let svc = || layer.layer(echo.clone());
 
-        let first = svc().oneshot(http::Request::new(())).await.unwrap().unwrap();
+        let first = svc()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(first.to_str().unwrap(), "Bearer token-1");
         assert!(first.is_sensitive());
         // 12 minutes later the token is still good for 2 more minutes: reused.
         source.clock.advance(Duration::from_secs(12 * 60));
-        let again = svc().oneshot(http::Request::new(())).await.unwrap().unwrap();
+        let again = svc()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(again.to_str().unwrap(), "Bearer token-1");
         // At 13m30s less than the 60 s margin remains: a new token, never the expired one.
         source.clock.advance(Duration::from_secs(90));
-        let fresh = svc().oneshot(http::Request::new(())).await.unwrap().unwrap();
+        let fresh = svc()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(fresh.to_str().unwrap(), "Bearer token-2");
         assert_eq!(source.minted.load(Ordering::SeqCst), 2);
         assert_eq!(seen.lock().unwrap().len(), 3);
@@ -262,9 +274,16 @@ mod tests {
             Ok::<_, std::convert::Infallible>(req.headers().get("authorization").cloned())
         });
         // kube's default stack is a BoxService, which is not Clone.
-        let mut svc = BearerAuthLayer::new(source.clone()).layer(tower::util::BoxService::new(echo));
+        let mut svc =
+            BearerAuthLayer::new(source.clone()).layer(tower::util::BoxService::new(echo));
         for _ in 0..3 {
-            let auth = svc.ready().await.unwrap().call(http::Request::new(())).await.unwrap();
+            let auth = svc
+                .ready()
+                .await
+                .unwrap()
+                .call(http::Request::new(()))
+                .await
+                .unwrap();
             assert_eq!(auth.unwrap().to_str().unwrap(), "Bearer token-1");
         }
         assert_eq!(source.minted.load(Ordering::SeqCst), 1);

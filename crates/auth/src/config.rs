@@ -35,6 +35,7 @@ use crate::clock::SharedClock;
 use crate::env::Env;
 use crate::error::AuthError;
 use crate::oidc::{GitHubActions, SharedOidcTokenSource, StaticToken, TokenChain, TokenFile};
+#[cfg(any(feature = "aws", feature = "azure"))]
 use crate::retry::RetryPolicy;
 use crate::trust::GitHubTrust;
 
@@ -236,6 +237,7 @@ impl AuthContext {
     }
 }
 
+#[cfg(any(feature = "aws", feature = "azure"))]
 fn retry_for(max_attempts: Option<u32>) -> RetryPolicy {
     let mut retry = RetryPolicy::default();
     if let Some(n) = max_attempts {
@@ -273,11 +275,9 @@ impl AuthConfig {
                 None => {
                     let mut vars = file_vars.iter();
                     let first = TokenFile::from_env_var(env, vars.next().unwrap_or(&""));
-                    Arc::new(
-                        vars.fold(TokenChain::first_try(first), |chain, var| {
-                            chain.or_else(TokenFile::from_env_var(env, var))
-                        }),
-                    )
+                    Arc::new(vars.fold(TokenChain::first_try(first), |chain, var| {
+                        chain.or_else(TokenFile::from_env_var(env, var))
+                    }))
                 }
             },
             OidcSourceKind::Env => {
@@ -334,7 +334,7 @@ impl AuthConfig {
     /// The AWS credentials this config describes. `default_region` is the cluster's region,
     /// used when `[auth.aws] region` is unset.
     #[cfg(feature = "aws")]
-    pub async fn aws(
+    pub fn aws(
         &self,
         ctx: &AuthContext,
         default_region: Option<&str>,
@@ -392,13 +392,13 @@ impl AuthConfig {
                 })?;
                 let duration = match &cfg.duration {
                     None => Duration::from_secs(3600),
-                    Some(text) => humantime::parse_duration(text).map_err(|e| {
-                        AuthError::InvalidConfig {
+                    Some(text) => {
+                        humantime::parse_duration(text).map_err(|e| AuthError::InvalidConfig {
                             key: "auth.aws.duration".into(),
                             message: format!("`{text}` is not a duration ({e})"),
                             help: "write it like \"1h\" or \"45m\"".into(),
-                        }
-                    })?,
+                        })?
+                    }
                 };
                 let session_name = cfg
                     .session_name
@@ -406,7 +406,10 @@ impl AuthConfig {
                     .or_else(|| env.get("AWS_ROLE_SESSION_NAME").map(str::to_owned))
                     .or_else(|| {
                         env.get("GITHUB_RUN_ID").map(|run| {
-                            format!("ferry-{run}-{}", env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1"))
+                            format!(
+                                "ferry-{run}-{}",
+                                env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1")
+                            )
                         })
                     })
                     .unwrap_or_else(|| "ferry".to_owned());
@@ -451,7 +454,7 @@ impl AuthConfig {
                 )
             }
             AwsCredentialsKind::Chain => AwsAuth::from_provider(
-                standard_chain(&region, cfg.profile.as_deref()).await,
+                standard_chain(&region, cfg.profile.as_deref()),
                 "the standard AWS credential chain",
                 &region,
                 ctx.clock.clone(),

@@ -63,6 +63,9 @@ mod tests {
         assert_eq!(env.get("B"), None);
         assert_eq!(env.get("C"), None);
         let shown = format!("{env:?}");
-        assert!(shown.contains("SECRET") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("SECRET") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -94,8 +94,7 @@ pub async fn send(
         match build().send().await {
             Ok(resp) => {
                 let status = resp.status();
-                let retryable =
-                    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                 if !retryable {
                     return Ok(resp);
                 }

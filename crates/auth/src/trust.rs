@@ -114,7 +114,10 @@ impl GitHubTrust {
         Ok(GitHubTrust {
             repository: repository.to_owned(),
             scope,
-            issuer: issuer.unwrap_or(GITHUB_ISSUER).trim_end_matches('/').to_owned(),
+            issuer: issuer
+                .unwrap_or(GITHUB_ISSUER)
+                .trim_end_matches('/')
+                .to_owned(),
         })
     }
 
@@ -252,8 +255,14 @@ mod tests {
     use crate::oidc::Audience;
 
     fn trust_main() -> GitHubTrust {
-        GitHubTrust::new("cloudtolocalllm/cloudtolocalllm", Some("main"), None, None, "auth")
-            .unwrap()
+        GitHubTrust::new(
+            "cloudtolocalllm/cloudtolocalllm",
+            Some("main"),
+            None,
+            None,
+            "auth",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -332,7 +341,11 @@ mod tests {
     fn role_arns_parse_with_clear_errors() {
         let arn = RoleArn::parse("arn:aws-cn:iam::123456789012:role/ci/deploy").unwrap();
         assert_eq!(
-            (arn.partition.as_str(), arn.account.as_str(), arn.name.as_str()),
+            (
+                arn.partition.as_str(),
+                arn.account.as_str(),
+                arn.name.as_str()
+            ),
             ("aws-cn", "123456789012", "ci/deploy")
         );
         for bad in [

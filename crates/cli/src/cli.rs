@@ -120,6 +120,16 @@ listed with file:line:column)."
 healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     )]
     Rollback(RollbackArgs),
+    /// Identity: which OIDC token and cloud identity ferry uses, cluster tokens for kubectl,
+    /// and the trust policy that lets exactly this repository deploy.
+    Auth(AuthArgs),
+    /// Write a kubeconfig for an environment's EKS or AKS cluster that uses ferry as its
+    /// credential plugin (mode 0600; no token in the file).
+    #[command(
+        after_help = "Exit codes: 0 written; 3 invalid input (no such environment, not an eks/aks \
+cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be reached."
+    )]
+    Kubeconfig(KubeconfigArgs),
     /// List an environment's releases with their status and tags.
     History(EnvArgs),
     /// Show the current release of an environment and the health of its objects.
@@ -409,4 +419,111 @@ fn parse_budget(text: &str) -> Result<ferry_cost::Decimal, String> {
 
 fn parse_increase(text: &str) -> Result<ferry_cost::MaxIncrease, String> {
     ferry_cost::MaxIncrease::parse(text).map_err(|e| e.to_string())
+}
+
+/// `ferry auth`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AuthCommand,
+}
+
+const AUTH_EXIT_HELP: &str = "Exit codes: 0 success; 3 invalid input (config); 11 \
+authentication failed (no, expired, malformed or refused token; refused credentials; \
+throttled); 1 a service could not be reached.";
+
+/// `ferry auth` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthCommand {
+    /// Show which identity ferry would use: the OIDC token's source, claims and expiry, and
+    /// with --env the AWS principal or Azure AD app it becomes. Never prints a token.
+    #[command(after_help = AUTH_EXIT_HELP)]
+    Whoami(WhoamiArgs),
+    /// Print a kubectl ExecCredential (client.authentication.k8s.io/v1) with a fresh bearer
+    /// token for the environment's EKS or AKS cluster: the exec plugin `ferry kubeconfig` sets
+    /// up. The token goes to stdout, for kubectl only.
+    #[command(after_help = AUTH_EXIT_HELP)]
+    Token(AuthEnvArgs),
+    /// Print the AWS IAM role trust policy and the Azure federated credential that allow
+    /// exactly this repository and branch (or GitHub environment), from [env.NAME.auth.github].
+    #[command(after_help = AUTH_EXIT_HELP)]
+    TrustPolicy(AuthEnvArgs),
+    /// Check whether the current OIDC token's claims pass that trust policy (issuer, audience,
+    /// subject, expiry). Without --env: every environment with [auth.github]; passes when the
+    /// token could deploy to at least one.
+    #[command(
+        after_help = "Exit codes: 0 the token passes; 11 it does not (or there is no token); 3 \
+invalid input."
+    )]
+    Check(CheckArgs),
+}
+
+/// Output formats of `ferry auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthOutput {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `ferry auth whoami`.
+#[derive(Debug, Clone, Args)]
+pub struct WhoamiArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Also show the cloud identity of this environment (`[env.NAME.auth]`).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: Option<String>,
+    /// The audience to request the OIDC token for (default: the cloud's, else GitHub's).
+    #[arg(long, value_name = "AUD")]
+    pub audience: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuthOutput::Text)]
+    pub output: AuthOutput,
+}
+
+/// `ferry auth token` and `ferry auth trust-policy`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthEnvArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment (`[env.NAME]` in ferry.toml).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: String,
+    /// Output format (trust-policy only; a token is always an ExecCredential).
+    #[arg(long, short = 'o', value_enum, default_value_t = AuthOutput::Text)]
+    pub output: AuthOutput,
+}
+
+/// `ferry auth check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment whose policy to check against (default: every one with
+    /// [auth.github]).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuthOutput::Text)]
+    pub output: AuthOutput,
+}
+
+/// `ferry kubeconfig`.
+#[derive(Debug, Clone, Args)]
+pub struct KubeconfigArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment (`[env.NAME]` in ferry.toml).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: String,
+    /// Write here (mode 0600, replaced atomically) instead of printing to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }

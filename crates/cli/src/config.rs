@@ -63,6 +63,10 @@ pub struct EnvConfig {
     /// `[env.NAME.dns]`: the names pointed at its load balancer (ferry-dns owns it).
     #[serde(default)]
     pub dns: Option<ferry_dns::config::DnsConfig>,
+    /// `[env.NAME.auth]`: where the OIDC token comes from, the cloud identities it becomes,
+    /// and who may deploy (ferry-auth owns it).
+    #[serde(default)]
+    pub auth: Option<ferry_auth::config::AuthConfig>,
 }
 
 /// One step of a key path in the config document: a table key or an array index.

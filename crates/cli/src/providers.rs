@@ -67,6 +67,14 @@ fn expand_home(p: &Path, env: &Environment) -> Option<PathBuf> {
 /// in the config are relative to it).
 pub fn provider_for(
     config: &ClusterConfig,
+    #[cfg_attr(
+        not(any(feature = "eks", feature = "aks")),
+        expect(
+            unused_variables,
+            reason = "only the eks and aks providers need credentials"
+        )
+    )]
+    auth: Option<&ferry_auth::config::AuthConfig>,
     env_name: &str,
     base: &Path,
     env: &Environment,
@@ -96,10 +104,20 @@ pub fn provider_for(
         ClusterConfig::InCluster(_) => Ok(std::sync::Arc::new(
             InClusterProvider::new().user_agent(user_agent),
         )),
+        #[cfg(feature = "eks")]
+        ClusterConfig::Eks(eks) => Ok(std::sync::Arc::new(crate::commands::auth::eks_provider(
+            eks, auth, env, user_agent,
+        )?)),
+        #[cfg(not(feature = "eks"))]
         ClusterConfig::Eks(_) => Err(ClusterError::NotBuilt {
             provider: "eks",
             feature: "eks",
         }),
+        #[cfg(feature = "aks")]
+        ClusterConfig::Aks(aks) => Ok(std::sync::Arc::new(crate::commands::auth::aks_provider(
+            aks, auth, env, user_agent,
+        )?)),
+        #[cfg(not(feature = "aks"))]
         ClusterConfig::Aks(_) => Err(ClusterError::NotBuilt {
             provider: "aks",
             feature: "aks",

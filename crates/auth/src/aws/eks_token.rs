@@ -75,9 +75,14 @@ pub fn presign_eks_token(
         SignableBody::Bytes(&[]),
     )
     .map_err(|e| signing_error(Box::new(e)))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| signing_error(Box::new(e)))?
-        .into_parts();
+    // aws-sigv4 logs the canonical request at trace level, and for a presigned URL that holds
+    // the session token in the query (it redacts it only in headers): sign with tracing off so
+    // no subscriber, whatever its level, ever sees it.
+    let signed =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            sign(signable, &params)
+        });
+    let (instructions, _signature) = signed.map_err(|e| signing_error(Box::new(e)))?.into_parts();
     let mut request = http::Request::builder()
         .method("GET")
         .uri(&url)
@@ -197,7 +202,10 @@ mod tests {
         assert!(q["X-Amz-Credential"].starts_with("ASIAEXAMPLE/20261123/eu-west-1/sts/"));
         assert_eq!(q["X-Amz-Signature"].len(), 64);
         let last = url.query_pairs().last().unwrap();
-        assert_eq!(last.0, "X-Amz-Signature", "the signature comes last, as botocore puts it");
+        assert_eq!(
+            last.0, "X-Amz-Signature",
+            "the signature comes last, as botocore puts it"
+        );
         assert_eq!(token.expires_at, at + EKS_TOKEN_LIFETIME);
         // Deterministic for the same inputs; different for another cluster.
         let again = presign_eks_token(&creds, "eu-west-1", "shop", at).unwrap();

@@ -8,7 +8,7 @@
 //!
 //! Whichever is used, [`AwsAuth`] carries it with the region, an optional endpoint override
 //! (moto, LocalStack, a VPC endpoint), the retry policy and the clock, and hands SDK clients an
-//! [`SdkConfig`](aws_config::SdkConfig) — ECR, Route53 and EKS clients in other crates take that
+//! [`SdkConfig`] — ECR, Route53 and EKS clients in other crates take that
 //! and never see how the credentials were obtained. [`EksTokenSource`] mints EKS bearer tokens
 //! from the same credentials.
 
@@ -100,13 +100,46 @@ pub fn static_credentials(
 /// The standard AWS credential chain of aws-config (environment variables, the shared config
 /// and credentials files with `profile`, container and instance metadata). It reads the
 /// process environment and `~/.aws` itself — that is its purpose; ferry's own code does not.
-pub async fn standard_chain(region: &str, profile: Option<&str>) -> SharedCredentialsProvider {
-    let mut builder = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .region(Region::new(region.to_owned()));
-    if let Some(profile) = profile {
-        builder = builder.profile_name(profile);
+/// The chain is built on first use, so building an [`AwsAuth`] stays synchronous.
+pub fn standard_chain(region: &str, profile: Option<&str>) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(LazyStandardChain {
+        region: region.to_owned(),
+        profile: profile.map(str::to_owned),
+        chain: tokio::sync::OnceCell::new(),
+    })
+}
+
+#[derive(Debug)]
+struct LazyStandardChain {
+    region: String,
+    profile: Option<String>,
+    chain:
+        tokio::sync::OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for LazyStandardChain {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| async {
+                    let mut builder =
+                        aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                            .region(Region::new(self.region.clone()));
+                    if let Some(profile) = &self.profile {
+                        builder = builder.profile_name(profile);
+                    }
+                    builder.build().await
+                })
+                .await;
+            chain.provide_credentials().await
+        })
     }
-    SharedCredentialsProvider::new(builder.build().await)
 }
 
 #[derive(Debug, Clone)]
@@ -458,7 +491,10 @@ mod tests {
         assert_eq!(creds.access_key_id(), "AKIDEXAMPLE");
         assert!(!format!("{auth:?}").contains("SECRET"));
         assert!(!format!("{creds:?}").contains("SECRET"));
-        assert_eq!(auth.endpoint_for("eks"), "https://eks.eu-west-1.amazonaws.com");
+        assert_eq!(
+            auth.endpoint_for("eks"),
+            "https://eks.eu-west-1.amazonaws.com"
+        );
         assert_eq!(auth.sdk_config().region().unwrap().as_ref(), "eu-west-1");
     }
 

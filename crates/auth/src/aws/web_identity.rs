@@ -250,10 +250,7 @@ impl WebIdentityCredentials {
         let call = SdkCall {
             service: "AWS STS",
             endpoint: inner.endpoint_url.clone().unwrap_or_else(|| {
-                format!(
-                    "https://{}",
-                    super::eks_token::sts_host(&inner.region)
-                )
+                format!("https://{}", super::eks_token::sts_host(&inner.region))
             }),
             region: &inner.region,
             attempts: inner.retry.attempts(),
@@ -279,13 +276,12 @@ impl WebIdentityCredentials {
             message: "the answer holds no credentials".into(),
             source: None,
         })?;
-        let expires_at = SystemTime::try_from(*creds.expiration()).map_err(|e| {
-            AuthError::Service {
+        let expires_at =
+            SystemTime::try_from(*creds.expiration()).map_err(|e| AuthError::Service {
                 service: "AWS STS",
                 message: "the credentials' expiration is not a valid time".into(),
                 source: Some(Box::new(e)),
-            }
-        })?;
+            })?;
         let credentials = Credentials::new(
             creds.access_key_id(),
             creds.secret_access_key(),

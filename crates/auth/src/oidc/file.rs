@@ -102,7 +102,11 @@ mod tests {
     async fn reads_and_trims_the_file_each_time() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        std::fs::write(&path, format!("{}\n", jwt(&serde_json::json!({"sub": "one"})))).unwrap();
+        std::fs::write(
+            &path,
+            format!("{}\n", jwt(&serde_json::json!({"sub": "one"}))),
+        )
+        .unwrap();
         let env = Env::from_pairs([("AWS_WEB_IDENTITY_TOKEN_FILE", path.to_str().unwrap())]);
         let source = TokenFile::from_env_var(&env, "AWS_WEB_IDENTITY_TOKEN_FILE");
         let token = source.token("sts.amazonaws.com").await.unwrap();

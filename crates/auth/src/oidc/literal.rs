@@ -37,7 +37,9 @@ impl StaticToken {
     /// The token in the variable `var`; not configured when it is unset.
     pub fn from_env_var(env: &Env, var: &str) -> Self {
         StaticToken {
-            token: env.get(var).map(|t| SecretString::from(t.trim().to_owned())),
+            token: env
+                .get(var)
+                .map(|t| SecretString::from(t.trim().to_owned())),
             origin: format!("variable {var}"),
         }
     }

@@ -318,7 +318,10 @@ pub(crate) mod tests {
         }));
         let token = OidcToken::parse(SecretString::from(token), "test").unwrap();
         let claims = token.claims();
-        assert_eq!(claims.sub.as_deref(), Some("repo:octo/shop:ref:refs/heads/main"));
+        assert_eq!(
+            claims.sub.as_deref(),
+            Some("repo:octo/shop:ref:refs/heads/main")
+        );
         assert!(claims.aud.as_ref().unwrap().contains("sts.amazonaws.com"));
         assert_eq!(claims.get_str("repository"), Some("octo/shop"));
         assert_eq!(token.expires_at(), Some(from_unix(1_900_000_000)));
@@ -345,7 +348,10 @@ pub(crate) mod tests {
         for (input, expect) in cases {
             let err = OidcToken::parse(SecretString::from(input), "token file t").unwrap_err();
             let shown = err.to_string();
-            assert!(matches!(err, AuthError::MalformedToken { .. }), "{input}: {err:?}");
+            assert!(
+                matches!(err, AuthError::MalformedToken { .. }),
+                "{input}: {err:?}"
+            );
             assert!(shown.contains(expect), "{input}: {shown}");
             assert!(shown.contains("token file t"), "{shown}");
             if !input.is_empty() {
@@ -372,7 +378,10 @@ pub(crate) mod tests {
         let raw = jwt(&serde_json::json!({"sub": "x"}));
         let token = OidcToken::parse(SecretString::from(raw.clone()), "t").unwrap();
         let shown = format!("{token:?}");
-        assert!(!shown.contains(&raw) && shown.contains("redacted"), "{shown}");
+        assert!(
+            !shown.contains(&raw) && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[derive(Debug)]

@@ -43,7 +43,10 @@ async fn github(jwt: &str) -> (MockServer, Env) {
         .mount(&gh)
         .await;
     let env = Env::from_pairs([
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", format!("{}/token?api-version=2.0", gh.uri())),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/token?api-version=2.0", gh.uri()),
+        ),
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.to_owned()),
     ]);
     (gh, env)
@@ -75,13 +78,17 @@ async fn a_github_token_is_exchanged_as_a_federated_assertion_and_cached_per_sco
         .await;
     Mock::given(method("POST"))
         .and(path(token_path()))
-        .and(body_string_contains("scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default"))
+        .and(body_string_contains(
+            "scope=6dae42f8-4368-4678-94ff-3960e28e3630%2F.default",
+        ))
         .respond_with(token_answer(&aks_token))
         .mount(&aad)
         .await;
 
     let (clock, shared) = clock_now();
-    let cred = config(&aad, "").azure(&AuthContext::new(env, shared)).unwrap();
+    let cred = config(&aad, "")
+        .azure(&AuthContext::new(env, shared))
+        .unwrap();
     let arm = cred.token(ARM_SCOPE).await.unwrap();
     assert_eq!(arm.token.expose_secret(), arm_token);
     let again = cred.token(ARM_SCOPE).await.unwrap();
@@ -122,26 +129,50 @@ async fn no_matching_federated_credential_says_what_to_add() {
         .mount(&aad)
         .await;
     let (_, shared) = clock_now();
-    let cred = config(&aad, "").azure(&AuthContext::new(env, shared)).unwrap();
+    let cred = config(&aad, "")
+        .azure(&AuthContext::new(env, shared))
+        .unwrap();
     let err = cred.token(ARM_SCOPE).await.unwrap_err();
     match &err {
-        AuthError::Rejected { code, message, help, .. } => {
+        AuthError::Rejected {
+            code,
+            message,
+            help,
+            ..
+        } => {
             assert_eq!(code, "AADSTS70021");
-            assert!(message.starts_with("AADSTS70021: No matching federated identity"), "{message}");
+            assert!(
+                message.starts_with("AADSTS70021: No matching federated identity"),
+                "{message}"
+            );
             assert!(!message.contains("Trace ID"), "{message}");
-            assert!(help.contains("repo:octo/shop:pull_request") && help.contains("trust-policy"), "{help}");
+            assert!(
+                help.contains("repo:octo/shop:pull_request") && help.contains("trust-policy"),
+                "{help}"
+            );
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert_eq!(err.kind(), ErrorKind::Denied);
-    assert_eq!(aad.received_requests().await.unwrap().len(), 1, "a refusal is not retried");
-    assert_no_secrets(&[&jwt, REQUEST_TOKEN], &[&err.to_string(), &format!("{err:?}")]);
+    assert_eq!(
+        aad.received_requests().await.unwrap().len(),
+        1,
+        "a refusal is not retried"
+    );
+    assert_no_secrets(
+        &[&jwt, REQUEST_TOKEN],
+        &[&err.to_string(), &format!("{err:?}")],
+    );
 }
 
 #[tokio::test]
 async fn throttling_is_retried_and_an_expired_assertion_is_never_sent() {
     support::init();
-    let jwt = github_jwt("repo:o/r:ref:refs/heads/main", "api://AzureADTokenExchange", wall_clock() + Duration::from_secs(300));
+    let jwt = github_jwt(
+        "repo:o/r:ref:refs/heads/main",
+        "api://AzureADTokenExchange",
+        wall_clock() + Duration::from_secs(300),
+    );
     let (_gh, env) = github(&jwt).await;
     let aad = MockServer::start().await;
     Mock::given(method("POST"))
@@ -156,16 +187,27 @@ async fn throttling_is_retried_and_an_expired_assertion_is_never_sent() {
         .mount(&aad)
         .await;
     let (_, shared) = clock_now();
-    let cred = config(&aad, "").azure(&AuthContext::new(env, shared)).unwrap();
+    let cred = config(&aad, "")
+        .azure(&AuthContext::new(env, shared))
+        .unwrap();
     cred.token(ARM_SCOPE).await.unwrap();
     assert_eq!(aad.received_requests().await.unwrap().len(), 3);
 
     // An expired GitHub token: refused here, Azure AD is not asked.
-    let old = github_jwt("repo:o/r:ref:refs/heads/main", "api://AzureADTokenExchange", wall_clock() - Duration::from_secs(60));
+    let old = github_jwt(
+        "repo:o/r:ref:refs/heads/main",
+        "api://AzureADTokenExchange",
+        wall_clock() - Duration::from_secs(60),
+    );
     let (_gh2, env) = github(&old).await;
     let aad2 = MockServer::start().await;
     let (_, shared) = clock_now();
-    let err = config(&aad2, "").azure(&AuthContext::new(env, shared)).unwrap().token(ARM_SCOPE).await.unwrap_err();
+    let err = config(&aad2, "")
+        .azure(&AuthContext::new(env, shared))
+        .unwrap()
+        .token(ARM_SCOPE)
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::ExpiredToken { .. }), "{err:?}");
     assert_eq!(aad2.received_requests().await.unwrap().len(), 0);
 }
@@ -176,15 +218,20 @@ async fn a_client_secret_is_the_alternative_and_never_shows() {
     let secret = format!("azsecret~{}", support::uuid_like());
     let aad = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(body_string_contains(format!("client_secret={}", secret.replace('~', "%7E")).as_str()))
+        .and(body_string_contains(
+            format!("client_secret={}", secret.replace('~', "%7E")).as_str(),
+        ))
         .respond_with(token_answer("aad-token-from-secret-0001"))
         .mount(&aad)
         .await;
     let env = Env::from_pairs([("DEPLOY_SECRET", secret.as_str())]);
     let (_, shared) = clock_now();
-    let cred = config(&aad, "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n")
-        .azure(&AuthContext::new(env, shared.clone()))
-        .unwrap();
+    let cred = config(
+        &aad,
+        "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n",
+    )
+    .azure(&AuthContext::new(env, shared.clone()))
+    .unwrap();
     assert!(cred.describe().contains("client secret"));
     let token = cred.token(ARM_SCOPE).await.unwrap();
     assert_eq!(token.token.expose_secret(), "aad-token-from-secret-0001");
@@ -200,31 +247,58 @@ async fn a_client_secret_is_the_alternative_and_never_shows() {
         .mount(&bad)
         .await;
     let env = Env::from_pairs([("DEPLOY_SECRET", secret.as_str())]);
-    let err = config(&bad, "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n")
-        .azure(&AuthContext::new(env, shared))
-        .unwrap()
-        .token(ARM_SCOPE)
-        .await
-        .unwrap_err();
-    assert!(err.help().unwrap().contains("secret's value"), "{:?}", err.help());
-    assert_no_secrets(&[&secret], &[&format!("{cred:?} {token:?} {err:?}"), &err.to_string()]);
+    let err = config(
+        &bad,
+        "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n",
+    )
+    .azure(&AuthContext::new(env, shared))
+    .unwrap()
+    .token(ARM_SCOPE)
+    .await
+    .unwrap_err();
+    assert!(
+        err.help().unwrap().contains("secret's value"),
+        "{:?}",
+        err.help()
+    );
+    assert_no_secrets(
+        &[&secret],
+        &[&format!("{cred:?} {token:?} {err:?}"), &err.to_string()],
+    );
 }
 
 #[tokio::test]
 async fn unreachable_authority_and_missing_ids_are_reported() {
     support::init();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let env = Env::from_pairs([("AZURE_CLIENT_SECRET", "azsecret-unreachable-0001")]);
     let (_, shared) = clock_now();
     let cfg: AuthConfig = toml::from_str(&format!(
         "[azure]\ntenant_id = \"{TENANT}\"\nclient_id = \"{CLIENT}\"\nauthority = \"http://{closed}\"\ncredentials = \"secret\"\nmax_attempts = 2\n"
     ))
     .unwrap();
-    let err = cfg.azure(&AuthContext::new(env, shared.clone())).unwrap().token(ARM_SCOPE).await.unwrap_err();
-    assert!(matches!(err, AuthError::Unreachable { attempts: 2, .. }), "{err:?}");
+    let err = cfg
+        .azure(&AuthContext::new(env, shared.clone()))
+        .unwrap()
+        .token(ARM_SCOPE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuthError::Unreachable { attempts: 2, .. }),
+        "{err:?}"
+    );
 
     let cfg: AuthConfig = toml::from_str("[azure]\nclient_id = \"c\"\n").unwrap();
-    let err = cfg.azure(&AuthContext::new(Env::default(), shared)).unwrap_err();
+    let err = cfg
+        .azure(&AuthContext::new(Env::default(), shared))
+        .unwrap_err();
     assert!(err.to_string().contains("auth.azure.tenant_id"), "{err}");
-    assert!(err.help().unwrap().contains("AZURE_TENANT_ID"), "{:?}", err.help());
+    assert!(
+        err.help().unwrap().contains("AZURE_TENANT_ID"),
+        "{:?}",
+        err.help()
+    );
 }

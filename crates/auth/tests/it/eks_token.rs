@@ -16,8 +16,12 @@ use crate::support::aws_front::AwsFront;
 use crate::support::{self, assert_no_secrets, clock_now, github_jwt, wall_clock};
 
 fn decode_url(token: &str) -> url::Url {
-    let b64 = token.strip_prefix(EKS_TOKEN_PREFIX).expect("k8s-aws-v1. prefix");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).expect("unpadded base64url");
+    let b64 = token
+        .strip_prefix(EKS_TOKEN_PREFIX)
+        .expect("k8s-aws-v1. prefix");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .expect("unpadded base64url");
     url::Url::parse(std::str::from_utf8(&raw).unwrap()).unwrap()
 }
 
@@ -26,14 +30,18 @@ async fn moto_credentials() -> (Credentials, AwsFront, String) {
     support::init();
     let front = AwsFront::start(&ferry_testkit::server("FERRY_TEST_MOTO")).await;
     let (_, clock) = clock_now();
-    let jwt = github_jwt("repo:octo/shop:ref:refs/heads/main", "sts.amazonaws.com", wall_clock() + Duration::from_secs(600));
+    let jwt = github_jwt(
+        "repo:octo/shop:ref:refs/heads/main",
+        "sts.amazonaws.com",
+        wall_clock() + Duration::from_secs(600),
+    );
     let env = Env::from_pairs([("FERRY_OIDC_TOKEN", jwt.as_str())]);
     let cfg: AuthConfig = toml::from_str(&format!(
         "oidc = {{ source = \"env\" }}\n[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/eks-deploy\"\nregion = \"eu-west-1\"\nendpoint_url = \"{}\"\n",
         front.url()
     ))
     .unwrap();
-    let auth = cfg.aws(&AuthContext::new(env, clock), None).await.unwrap();
+    let auth = cfg.aws(&AuthContext::new(env, clock), None).unwrap();
     (auth.credentials().await.unwrap(), front, jwt)
 }
 
@@ -43,7 +51,16 @@ async fn the_token_is_the_one_aws_eks_get_token_makes() {
     let (creds, front, jwt) = moto_credentials().await;
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(&aws)
-        .args(["eks", "get-token", "--cluster-name", "shop-prod", "--region", "eu-west-1", "--output", "json"])
+        .args([
+            "eks",
+            "get-token",
+            "--cluster-name",
+            "shop-prod",
+            "--region",
+            "eu-west-1",
+            "--output",
+            "json",
+        ])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", dir.path())
@@ -55,7 +72,11 @@ async fn the_token_is_the_one_aws_eks_get_token_makes() {
         .env("AWS_STS_REGIONAL_ENDPOINTS", "regional")
         .output()
         .expect("run aws eks get-token");
-    assert!(out.status.success(), "aws eks get-token failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws eks get-token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cli_token = cli["status"]["token"].as_str().unwrap();
     let cli_url = decode_url(cli_token);
@@ -70,7 +91,12 @@ async fn the_token_is_the_one_aws_eks_get_token_makes() {
     let d = date.as_bytes();
     let rfc = format!(
         "{}-{}-{}T{}:{}:{}Z",
-        &date[0..4], &date[4..6], &date[6..8], &date[9..11], &date[11..13], &date[13..15]
+        &date[0..4],
+        &date[4..6],
+        &date[6..8],
+        &date[9..11],
+        &date[11..13],
+        &date[13..15]
     );
     assert_eq!(d.len(), 16, "{date}");
     let signed_at: jiff::Timestamp = rfc.parse().unwrap();
@@ -82,11 +108,22 @@ async fn the_token_is_the_one_aws_eks_get_token_makes() {
         cli_url,
         "ferry's presigned URL differs from the AWS CLI's"
     );
-    assert_eq!(ours.token.expose_secret(), cli_token, "byte-for-byte the same token");
+    assert_eq!(
+        ours.token.expose_secret(),
+        cli_token,
+        "byte-for-byte the same token"
+    );
 
     // Both say it expires 14 minutes after signing.
-    let cli_exp: jiff::Timestamp = cli["status"]["expirationTimestamp"].as_str().unwrap().parse().unwrap();
-    assert_eq!(std::time::SystemTime::try_from(cli_exp).unwrap(), at + EKS_TOKEN_LIFETIME);
+    let cli_exp: jiff::Timestamp = cli["status"]["expirationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        std::time::SystemTime::try_from(cli_exp).unwrap(),
+        at + EKS_TOKEN_LIFETIME
+    );
     assert_eq!(ours.expires_at, at + EKS_TOKEN_LIFETIME);
 
     // Another cluster gives another signature: the cluster name is signed.
@@ -104,14 +141,18 @@ async fn the_token_source_mints_a_new_token_before_the_old_one_expires() {
     support::init();
     let front = AwsFront::start(&ferry_testkit::server("FERRY_TEST_MOTO")).await;
     let (clock, shared) = clock_now();
-    let jwt = github_jwt("repo:octo/shop:ref:refs/heads/main", "sts.amazonaws.com", wall_clock() + Duration::from_secs(3600));
+    let jwt = github_jwt(
+        "repo:octo/shop:ref:refs/heads/main",
+        "sts.amazonaws.com",
+        wall_clock() + Duration::from_secs(3600),
+    );
     let env = Env::from_pairs([("FERRY_OIDC_TOKEN", jwt.as_str())]);
     let cfg: AuthConfig = toml::from_str(&format!(
         "oidc = {{ source = \"env\" }}\n[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/eks-deploy\"\nregion = \"us-west-2\"\nendpoint_url = \"{}\"\nduration = \"2h\"\n",
         front.url()
     ))
     .unwrap();
-    let auth = cfg.aws(&AuthContext::new(env, shared), None).await.unwrap();
+    let auth = cfg.aws(&AuthContext::new(env, shared), None).unwrap();
     let source = Arc::new(auth.eks_token_source("shop"));
 
     let first = source.bearer_token().await.unwrap();

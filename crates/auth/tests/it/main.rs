@@ -3,6 +3,8 @@
 //! test ends by grepping the captured trace-level logs and its outputs for the secrets it used.
 
 mod azure;
+mod cli_eks;
+mod deploy_e2e;
 mod eks_token;
 mod github;
 mod sts;

@@ -59,7 +59,7 @@ fn config(front: &AwsFront, extra: &str) -> AuthConfig {
 }
 
 async fn auth(s: &Setup, extra: &str) -> AwsAuth {
-    config(&s.front, extra).aws(&s.ctx, None).await.unwrap()
+    config(&s.front, extra).aws(&s.ctx, None).unwrap()
 }
 
 #[tokio::test]
@@ -117,7 +117,10 @@ async fn an_expired_token_is_refused_before_sts_is_asked() {
     let err = auth(&s, "").await.credentials().await.unwrap_err();
     assert!(matches!(err, AuthError::ExpiredToken { .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Denied);
-    assert!(err.to_string().contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{err}");
+    assert!(
+        err.to_string().contains("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        "{err}"
+    );
     assert!(err.help().unwrap().contains("2m ago"), "{:?}", err.help());
     assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 0);
     assert_no_secrets(&[&s.jwt], &[&err.to_string(), &format!("{err:?}")]);
@@ -144,11 +147,22 @@ async fn access_denied_names_the_trust_policy_and_is_not_retried() {
     ));
     let err = auth(&s, "").await.credentials().await.unwrap_err();
     match &err {
-        AuthError::Rejected { code, message, help, .. } => {
+        AuthError::Rejected {
+            code,
+            message,
+            help,
+            ..
+        } => {
             assert_eq!(code, "AccessDenied");
             assert!(message.contains("Not authorized"), "{message}");
-            assert!(help.contains("trust-policy") && help.contains(ROLE), "{help}");
-            assert!(help.contains("repo:octo/shop:ref:refs/heads/main"), "{help}");
+            assert!(
+                help.contains("trust-policy") && help.contains(ROLE),
+                "{help}"
+            );
+            assert!(
+                help.contains("repo:octo/shop:ref:refs/heads/main"),
+                "{help}"
+            );
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
@@ -167,7 +181,11 @@ async fn invalid_identity_token_says_to_set_up_the_oidc_provider() {
         "No OpenIDConnect provider found in your account for https://token.actions.githubusercontent.com",
     ));
     let err = auth(&s, "").await.credentials().await.unwrap_err();
-    assert!(err.help().unwrap().contains("OIDC identity provider"), "{:?}", err.help());
+    assert!(
+        err.help().unwrap().contains("OIDC identity provider"),
+        "{:?}",
+        err.help()
+    );
     assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 1);
 }
 
@@ -175,9 +193,19 @@ async fn invalid_identity_token_says_to_set_up_the_oidc_provider() {
 async fn throttling_is_retried_with_backoff_and_then_succeeds() {
     let s = setup(None).await;
     s.front.add_fault(
-        Fault::sts_error("AssumeRoleWithWebIdentity", 400, "Throttling", "Rate exceeded").times(2),
+        Fault::sts_error(
+            "AssumeRoleWithWebIdentity",
+            400,
+            "Throttling",
+            "Rate exceeded",
+        )
+        .times(2),
     );
-    let creds = auth(&s, "max_attempts = 4").await.credentials().await.unwrap();
+    let creds = auth(&s, "max_attempts = 4")
+        .await
+        .credentials()
+        .await
+        .unwrap();
     assert!(creds.access_key_id().starts_with("ASIA"));
     assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 3);
 }
@@ -186,20 +214,41 @@ async fn throttling_is_retried_with_backoff_and_then_succeeds() {
 async fn throttling_that_outlasts_the_retries_is_reported_with_the_attempt_count() {
     let s = setup(None).await;
     s.front.add_fault(
-        Fault::sts_error("AssumeRoleWithWebIdentity", 400, "Throttling", "Rate exceeded").times(50),
+        Fault::sts_error(
+            "AssumeRoleWithWebIdentity",
+            400,
+            "Throttling",
+            "Rate exceeded",
+        )
+        .times(50),
     );
-    let err = auth(&s, "max_attempts = 3").await.credentials().await.unwrap_err();
-    assert!(matches!(err, AuthError::Throttled { attempts: 3, .. }), "{err:?}");
+    let err = auth(&s, "max_attempts = 3")
+        .await
+        .credentials()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuthError::Throttled { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.kind(), ErrorKind::Denied);
     assert!(err.help().unwrap().contains("wait"), "{:?}", err.help());
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 3, "bounded retries");
+    assert_eq!(
+        s.front.count("AssumeRoleWithWebIdentity"),
+        3,
+        "bounded retries"
+    );
 }
 
 #[tokio::test]
 async fn server_errors_are_retried() {
     let s = setup(None).await;
-    let mut fault =
-        Fault::sts_error("AssumeRoleWithWebIdentity", 503, "ServiceUnavailable", "try later");
+    let mut fault = Fault::sts_error(
+        "AssumeRoleWithWebIdentity",
+        503,
+        "ServiceUnavailable",
+        "try later",
+    );
     fault.times = 1;
     s.front.add_fault(fault);
     auth(&s, "").await.credentials().await.unwrap();
@@ -209,16 +258,31 @@ async fn server_errors_are_retried() {
 #[tokio::test]
 async fn an_unreachable_sts_endpoint_is_retried_then_reported() {
     let s = setup(None).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cfg: AuthConfig = toml::from_str(&format!(
         "[aws]\nrole_arn = \"{ROLE}\"\nregion = \"eu-west-1\"\nendpoint_url = \"http://{closed}\"\nmax_attempts = 3\n"
     ))
     .unwrap();
-    let err = cfg.aws(&s.ctx, None).await.unwrap().credentials().await.unwrap_err();
-    assert!(matches!(err, AuthError::Unreachable { attempts: 3, .. }), "{err:?}");
+    let err = cfg
+        .aws(&s.ctx, None)
+        .unwrap()
+        .credentials()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuthError::Unreachable { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains(&closed.to_string()), "{err}");
-    assert!(err.help().unwrap().contains("eu-west-1"), "{:?}", err.help());
+    assert!(
+        err.help().unwrap().contains("eu-west-1"),
+        "{:?}",
+        err.help()
+    );
     assert_no_secrets(&[&s.jwt], &[&err.to_string(), &format!("{err:?}")]);
 }
 
@@ -226,7 +290,10 @@ async fn an_unreachable_sts_endpoint_is_retried_then_reported() {
 async fn bad_settings_name_the_key() {
     let s = setup(None).await;
     let cases = [
-        ("[aws]\nrole_arn = \"deploy\"\nregion = \"eu-west-1\"\n", "auth.aws.role_arn"),
+        (
+            "[aws]\nrole_arn = \"deploy\"\nregion = \"eu-west-1\"\n",
+            "auth.aws.role_arn",
+        ),
         (
             "[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/x\"\nregion = \"eu-west-1\"\nduration = \"5m\"\n",
             "auth.aws.duration",
@@ -235,11 +302,14 @@ async fn bad_settings_name_the_key() {
             "[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/x\"\nregion = \"Europe West\"\n",
             "auth.aws.region",
         ),
-        ("[aws]\ncredentials = \"web-identity\"\nregion = \"eu-west-1\"\n", "auth.aws.role_arn"),
+        (
+            "[aws]\ncredentials = \"web-identity\"\nregion = \"eu-west-1\"\n",
+            "auth.aws.role_arn",
+        ),
     ];
     for (text, key) in cases {
         let cfg: AuthConfig = toml::from_str(text).unwrap();
-        let err = cfg.aws(&s.ctx, None).await.unwrap_err();
+        let err = cfg.aws(&s.ctx, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}: {err:?}");
         assert!(err.to_string().contains(key), "{text}: {err}");
     }
@@ -261,16 +331,23 @@ async fn static_keys_come_from_named_variables_and_never_show() {
         front.url()
     ))
     .unwrap();
-    let auth = cfg.aws(&AuthContext::new(env, clock.clone()), None).await.unwrap();
+    let auth = cfg
+        .aws(&AuthContext::new(env, clock.clone()), None)
+        .unwrap();
     assert_eq!(auth.describe(), "static keys");
     let who = auth.caller_identity().await.unwrap();
     assert_eq!(who.account, "123456789012");
 
     // A missing secret variable is "not configured", naming the variable.
     let err = cfg
-        .aws(&AuthContext::new(Env::from_pairs([("CI_AWS_KEY", "AKIA")]), clock), None)
-        .await
+        .aws(
+            &AuthContext::new(Env::from_pairs([("CI_AWS_KEY", "AKIA")]), clock),
+            None,
+        )
         .unwrap_err();
-    assert!(err.is_not_configured() && err.to_string().contains("CI_AWS_SECRET"), "{err}");
+    assert!(
+        err.is_not_configured() && err.to_string().contains("CI_AWS_SECRET"),
+        "{err}"
+    );
     assert_no_secrets(&[&secret], &[&format!("{auth:?} {who:?}")]);
 }

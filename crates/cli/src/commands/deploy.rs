@@ -104,9 +104,15 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
         .map(Path::to_owned)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    let provider =
-        crate::providers::provider_for(&cluster, &args.env, &base, env, &user_agent(&holder))
-            .map_err(cluster_failure)?;
+    let provider = crate::providers::provider_for(
+        &cluster,
+        env_cfg.auth.as_ref(),
+        &args.env,
+        &base,
+        env,
+        &user_agent(&holder),
+    )
+    .map_err(cluster_failure)?;
     Ok(EnvContext {
         env_name: args.env.clone(),
         cfg,
@@ -123,7 +129,8 @@ pub(crate) fn cluster_failure(e: ClusterError) -> Failure {
         ClusterError::NotBuilt { .. } | ClusterError::NotConfigured { .. } => Exit::InvalidInput,
         _ => Exit::Failure,
     };
-    Failure::new(exit, miette::Report::from_err(e))
+    // EKS/AKS providers fail with ferry-auth errors inside: their exit code and help win.
+    crate::commands::auth::chain_failure(e, exit)
 }
 
 /// Prints every problem on its own unwrapped line (so file names stay whole for people and

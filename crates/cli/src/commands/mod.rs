@@ -9,11 +9,13 @@ use crate::ambient::Environment;
 use crate::cli::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
 
+pub mod auth;
 pub mod cost;
 pub mod deploy;
 pub mod diff;
 pub mod dns;
 pub mod history;
+pub mod kubeconfig;
 pub mod rollback;
 pub mod sim;
 pub mod status;
@@ -47,6 +49,8 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
         Command::Rollback(args) => {
             rollback::run(&args, cli.global.color.enabled_for_stderr(&env), &env).await
         }
+        Command::Auth(args) => auth::run(&args, &env).await,
+        Command::Kubeconfig(args) => kubeconfig::run(&args, &env).await,
         Command::History(args) => history::run(&args, &env).await,
         Command::Status(args) => status::run(&args, &env).await,
         Command::Dns(cmd) => dns::run(&cmd, &env).await,

@@ -116,15 +116,42 @@ impl EksProvider {
         })
     }
 
-    /// The cluster does not exist in this region: say which clusters do.
+    /// The cluster does not exist in this region: say which clusters do, closest names first
+    /// (a typo shows up at the head of the list).
     async fn not_found(&self, eks: &aws_sdk_eks::Client) -> AuthError {
         let name = &self.config.cluster;
         let region = self.auth.region();
-        let listed = eks.list_clusters().max_results(20).send().await;
-        let others = match listed {
-            Ok(out) if out.clusters().is_empty() => format!("there are no clusters in {region}"),
-            Ok(out) => format!("clusters in {region}: {}", out.clusters().join(", ")),
-            Err(_) => format!("the clusters in {region} could not be listed"),
+        let mut names = Vec::new();
+        let mut pages = eks.list_clusters().max_results(100).into_paginator().send();
+        let mut listed = true;
+        // Bounded: five pages are 500 clusters, more than any account has in a region.
+        for _ in 0..5 {
+            match pages.next().await {
+                Some(Ok(page)) => names.extend(page.clusters().iter().cloned()),
+                Some(Err(_)) => {
+                    listed = false;
+                    break;
+                }
+                None => break,
+            }
+        }
+        let others = if !listed {
+            format!("the clusters in {region} could not be listed")
+        } else if names.is_empty() {
+            format!("there are no clusters in {region}")
+        } else {
+            names.sort_by(|a, b| {
+                strsim::jaro_winkler(name, b)
+                    .total_cmp(&strsim::jaro_winkler(name, a))
+                    .then_with(|| a.cmp(b))
+            });
+            let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = names.len().saturating_sub(5);
+            if more > 0 {
+                format!("clusters in {region}, closest names first: {shown} (and {more} more)")
+            } else {
+                format!("clusters in {region}: {shown}")
+            }
         };
         AuthError::NotFound {
             what: format!("EKS cluster `{name}` in region {region}"),

@@ -55,11 +55,10 @@ impl Fault {
 /// One request that reached the front.
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
-    pub(crate) method: String,
+    /// The path (EKS is REST: `/clusters/NAME`).
     pub(crate) path: String,
-    /// The STS action or "" for REST calls.
+    /// The STS action, or "" for REST calls.
     pub(crate) action: String,
-    pub(crate) faulted: bool,
 }
 
 #[derive(Default)]
@@ -115,11 +114,9 @@ impl AwsFront {
 
     /// Makes `DescribeCluster` for `cluster` answer with this endpoint and CA.
     pub(crate) fn patch_cluster(&self, cluster: &str, endpoint: &str, ca_b64: &str) {
-        self.inner.patches.lock().unwrap().push((
-            cluster.to_owned(),
-            endpoint.to_owned(),
-            ca_b64.to_owned(),
-        ));
+        let mut patches = self.inner.patches.lock().unwrap();
+        patches.retain(|(c, _, _)| c != cluster);
+        patches.push((cluster.to_owned(), endpoint.to_owned(), ca_b64.to_owned()));
     }
 
     pub(crate) fn seen(&self) -> Vec<Seen> {
@@ -131,29 +128,52 @@ impl AwsFront {
         self.seen().iter().filter(|s| s.action == action).count()
     }
 
+    /// How many requests for paths starting with this arrived.
+    pub(crate) fn count_path(&self, prefix: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.path.starts_with(prefix))
+            .count()
+    }
+
+    /// Every credential STS handed out through this front: (access key id, secret access key,
+    /// session token).
+    pub(crate) fn issued(&self) -> Vec<(String, String, String)> {
+        let tag = |body: &str, name: &str| -> Option<String> {
+            let open = format!("<{name}>");
+            let start = body.find(&open)? + open.len();
+            let end = body[start..].find(&format!("</{name}>"))? + start;
+            Some(body[start..end].to_owned())
+        };
+        self.inner
+            .answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| {
+                Some((
+                    tag(b, "AccessKeyId")?,
+                    tag(b, "SecretAccessKey")?,
+                    tag(b, "SessionToken")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Every secret access key and session token STS handed out through this front.
     pub(crate) fn issued_secrets(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for body in self.inner.answers.lock().unwrap().iter() {
-            for tag in ["SecretAccessKey", "SessionToken"] {
-                let open = format!("<{tag}>");
-                let close = format!("</{tag}>");
-                let mut rest = body.as_str();
-                while let Some(i) = rest.find(&open) {
-                    let after = &rest[i + open.len()..];
-                    let Some(j) = after.find(&close) else { break };
-                    out.push(after[..j].to_owned());
-                    rest = &after[j..];
-                }
-            }
-        }
-        out
+        self.issued()
+            .into_iter()
+            .flat_map(|(_, secret, token)| [secret, token])
+            .collect()
     }
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&body);
     let action = text
         .split('&')
@@ -177,10 +197,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         })
     };
     inner.seen.lock().unwrap().push(Seen {
-        method: parts.method.to_string(),
         path: path.clone(),
         action: action.clone(),
-        faulted: fault.is_some(),
     });
     if let Some(f) = fault {
         return Response::builder()
@@ -193,10 +211,16 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let url = format!(
         "{}{}",
         inner.upstream,
-        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
     );
     let client = reqwest::Client::new();
-    let mut fwd = client.request(parts.method.clone(), &url).body(body.to_vec());
+    let mut fwd = client
+        .request(parts.method.clone(), &url)
+        .body(body.to_vec());
     for (name, value) in &parts.headers {
         if name != "host" && name != "content-length" {
             fwd = fwd.header(name, value);

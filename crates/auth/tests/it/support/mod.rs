@@ -2,6 +2,8 @@
 //! that injects STS/EKS faults and patches DescribeCluster answers.
 
 pub(crate) mod aws_front;
+pub(crate) mod cluster_front;
+pub(crate) mod ferry;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -51,13 +53,21 @@ pub(crate) fn logs() -> String {
 /// parts of a JWT (its signature alone is enough to replay nothing, but its payload+signature
 /// would be).
 pub(crate) fn assert_no_secrets(secrets: &[&str], outputs: &[&str]) {
+    assert!(LOGS.get().is_some(), "the log capture is not installed");
     let logs = logs();
-    assert!(!logs.is_empty(), "the log capture is not installed");
     let mut haystacks: Vec<(&str, &str)> = outputs.iter().map(|o| ("output", *o)).collect();
     haystacks.push(("logs", &logs));
     for secret in secrets {
-        assert!(secret.len() >= 8, "test secret too short to grep for: {secret:?}");
+        assert!(
+            secret.len() >= 8,
+            "test secret too short to grep for: {secret:?}"
+        );
         let mut needles = vec![(*secret).to_owned()];
+        // In a URL (a presigned query, a form body) a secret appears percent-encoded.
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != *secret {
+            needles.push(encoded);
+        }
         // A JWT's signature part is as secret as the whole.
         if secret.matches('.').count() == 2 {
             needles.push(secret.rsplit('.').next().unwrap().to_owned());
@@ -76,7 +86,10 @@ pub(crate) fn assert_no_secrets(secrets: &[&str], outputs: &[&str]) {
 
 /// Now, by the wall clock (tests may read it; the library may not).
 pub(crate) fn wall_clock() -> SystemTime {
-    #[expect(clippy::disallowed_methods, reason = "tests start their clocks at real time")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "tests start their clocks at real time"
+    )]
     SystemTime::now()
 }
 
@@ -122,4 +135,117 @@ pub(crate) fn write_file(dir: &std::path::Path, name: &str, text: &str) -> std::
     let mut f = std::fs::File::create(&path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
     path
+}
+
+/// A file under `tests/it/fixtures`.
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(name)
+}
+
+/// Creates an EKS cluster in moto (which takes the region from the request's credential scope
+/// and checks no signature).
+pub(crate) async fn create_moto_cluster(moto: &str, name: &str, region: &str) {
+    reqwest::Client::new()
+        .post(format!("{moto}/clusters"))
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/{region}/eks/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+        )
+        .json(&serde_json::json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/eks-cluster",
+            "resourcesVpcConfig": { "subnetIds": ["subnet-0123"] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
+/// The presigned URL inside an EKS token.
+pub(crate) fn eks_token_url(token: &str) -> Option<url::Url> {
+    use base64::Engine as _;
+    let b64 = token.strip_prefix("k8s-aws-v1.")?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .ok()?;
+    url::Url::parse(std::str::from_utf8(&raw).ok()?).ok()
+}
+
+/// A query parameter of a URL.
+pub(crate) fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Checks an EKS token against the AWS CLI: `aws eks get-token` for the same cluster and
+/// region, run with the credentials the token was signed with (found among those STS issued
+/// through `issued`) and its clock fixed at the token's signing time, must make the identical
+/// token. This verifies the SigV4 signature, the signed `x-k8s-aws-id` header and the encoding.
+pub(crate) fn assert_aws_cli_agrees(
+    token: &str,
+    cluster: &str,
+    region: &str,
+    issued: &[(String, String, String)],
+) {
+    let url = eks_token_url(token).expect("an EKS token");
+    let credential = query(&url, "X-Amz-Credential").expect("X-Amz-Credential");
+    let key_id = credential.split('/').next().unwrap();
+    let (_, secret, session) = issued
+        .iter()
+        .find(|(id, _, _)| id == key_id)
+        .expect("the token is signed with credentials STS issued");
+    let date = query(&url, "X-Amz-Date").expect("X-Amz-Date");
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &date[0..4],
+        &date[4..6],
+        &date[6..8],
+        &date[9..11],
+        &date[11..13],
+        &date[13..15]
+    );
+    let at: jiff::Timestamp = rfc.parse().unwrap();
+    let aws = std::path::PathBuf::from(ferry_testkit::server("FERRY_TEST_AWS_CLI"));
+    let python = aws.parent().unwrap().join("python3");
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(python)
+        .arg(fixture("aws_at.py"))
+        .arg(at.as_second().to_string())
+        .args([
+            "eks",
+            "get-token",
+            "--cluster-name",
+            cluster,
+            "--region",
+            region,
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_SESSION_TOKEN", session)
+        .env("AWS_STS_REGIONAL_ENDPOINTS", "regional")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws eks get-token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        cli["status"]["token"].as_str() == Some(token),
+        "the AWS CLI makes a different token for cluster {cluster} at {rfc}"
+    );
 }

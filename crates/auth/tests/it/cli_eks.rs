@@ -1,0 +1,442 @@
+//! The `ferry` binary with an EKS environment: `ferry kubeconfig`, `ferry auth token|whoami|
+//! trust-policy|check`, and the errors a CI job meets (expired or malformed token, AccessDenied,
+//! throttling, unknown cluster, wrong region, unreachable endpoint) — each with its exit code,
+//! a message naming what to fix, bounded retries, and no secret in any output.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::aws_front::{AwsFront, Fault, Match};
+use crate::support::cluster_front::ClusterFront;
+use crate::support::ferry::{Run, ferry};
+use crate::support::{
+    self, assert_aws_cli_agrees, assert_no_secrets, create_moto_cluster, eks_token_url, github_jwt,
+    query, uuid_like, wall_clock,
+};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/ferry-deploy";
+
+/// An EKS environment: a cluster in moto whose DescribeCluster answer points at `endpoint`, a
+/// token file with a GitHub-shaped token, and a ferry.toml using both.
+pub(crate) struct EksWorld {
+    pub(crate) aws: AwsFront,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) cluster: String,
+    pub(crate) region: &'static str,
+    pub(crate) jwt: String,
+    pub(crate) token_file: PathBuf,
+}
+
+impl EksWorld {
+    pub(crate) async fn new(endpoint: &ClusterFront) -> EksWorld {
+        support::init();
+        let moto = ferry_testkit::server("FERRY_TEST_MOTO");
+        let aws = AwsFront::start(&moto).await;
+        let cluster = format!("shop-{}", &uuid_like()[..12]);
+        let region = "eu-west-1";
+        create_moto_cluster(&moto, &cluster, region).await;
+        aws.patch_cluster(&cluster, &endpoint.url(), &endpoint.ca_data());
+        let dir = tempfile::tempdir().unwrap();
+        let jwt = github_jwt(
+            "repo:octo/shop:ref:refs/heads/main",
+            "sts.amazonaws.com",
+            wall_clock() + Duration::from_secs(1800),
+        );
+        let token_file = support::write_file(dir.path(), "oidc-token", &jwt);
+        let world = EksWorld {
+            aws,
+            dir,
+            cluster,
+            region,
+            jwt,
+            token_file,
+        };
+        world.write_config(region, "");
+        world
+    }
+
+    /// Writes ferry.toml, with the cluster in `region` and `extra` lines in [env.prod.auth.aws].
+    pub(crate) fn write_config(&self, region: &str, extra: &str) {
+        let text = format!(
+            r#"[app]
+name = "shop"
+
+[app.images]
+web = "example/shop-web"
+
+[env.prod.cluster]
+provider = "eks"
+cluster = "{cluster}"
+region = "{region}"
+
+[env.prod.deploy]
+manifests = "k8s"
+namespace = "shop"
+timeout = "3m"
+
+[env.prod.auth]
+oidc = {{ source = "file", file = "{token}" }}
+
+[env.prod.auth.github]
+repository = "octo/shop"
+branch = "main"
+
+[env.prod.auth.aws]
+role_arn = "{ROLE}"
+endpoint_url = "{aws}"
+max_attempts = 3
+{extra}
+"#,
+            cluster = self.cluster,
+            token = self.token_file.display(),
+            aws = self.aws.url(),
+        );
+        std::fs::write(self.dir.path().join("ferry.toml"), text).unwrap();
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        ferry(self.path(), args, &[])
+    }
+
+    /// The secrets of this world so far: the OIDC token and every key STS issued.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let mut all = self.aws.issued_secrets();
+        all.push(self.jwt.clone());
+        all
+    }
+}
+
+fn grep(secrets: &[String], outputs: &[&str]) {
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_secrets(&secrets, outputs);
+}
+
+/// A cluster endpoint that refuses everything (nothing talks to the cluster in these tests).
+async fn endpoint() -> ClusterFront {
+    ClusterFront::start("http://127.0.0.1:9", std::sync::Arc::new(|_: &str| false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubeconfig_and_token_come_from_describe_cluster_and_sts() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+
+    // The kubeconfig: server and CA from DescribeCluster, ferry as exec plugin, mode 0600.
+    let out = w.path().join("kube/config");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let kc = w.run(&[
+        "kubeconfig",
+        "--env",
+        "prod",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(kc.code, 0, "{}", kc.stderr);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(&format!("server: {}", front.url())), "{text}");
+    assert!(text.contains(&front.ca_data()), "{text}");
+    assert!(text.contains("client.authentication.k8s.io/v1"), "{text}");
+    assert!(
+        text.contains("- token") && text.contains("- --env") && text.contains("- prod"),
+        "{text}"
+    );
+    assert_eq!(w.aws.count_path("/clusters/"), 1, "one DescribeCluster");
+
+    // The ExecCredential: a token the AWS CLI agrees with, for this cluster.
+    let tok = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(tok.code, 0, "{}", tok.stderr);
+    let cred: serde_json::Value = serde_json::from_str(&tok.stdout).unwrap();
+    assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(cred["kind"], "ExecCredential");
+    let token = cred["status"]["token"].as_str().unwrap().to_owned();
+    let url = eks_token_url(&token).unwrap();
+    assert_eq!(url.host_str(), Some("sts.eu-west-1.amazonaws.com"));
+    assert_eq!(query(&url, "X-Amz-Expires").as_deref(), Some("60"));
+    let expires: jiff::Timestamp = cred["status"]["expirationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let left = expires.as_second() - support::unix(wall_clock());
+    assert!((13 * 60..=14 * 60).contains(&left), "expires in {left}s");
+    assert_aws_cli_agrees(&token, &w.cluster, w.region, &w.aws.issued());
+
+    let mut secrets = w.secrets();
+    secrets.push(token);
+    grep(&secrets, &[&kc.all(), &text, &tok.stderr]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whoami_shows_identity_claims_and_expiry_but_never_a_token() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    let who = w.run(&["auth", "whoami", "--env", "prod"]);
+    assert_eq!(who.code, 0, "{}", who.stderr);
+    for expected in [
+        "repo:octo/shop:ref:refs/heads/main",
+        "https://token.actions.githubusercontent.com",
+        "sts.amazonaws.com",
+        "123456789012",
+        "assumed-role/ferry-deploy",
+        "expires",
+        "(in ",
+    ] {
+        assert!(
+            who.stdout.contains(expected),
+            "missing {expected}:\n{}",
+            who.stdout
+        );
+    }
+    let json = w.run(&["auth", "whoami", "--env", "prod", "--output", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["oidc"]["claims"]["repository"], "octo/shop");
+    assert_eq!(doc["aws"]["account"], "123456789012");
+    assert_eq!(doc["oidc"]["expired"], false);
+    grep(&w.secrets(), &[&who.all(), &json.all()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trust_policy_is_seed_000s_with_string_equals_and_check_passes_for_main() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    let tp = w.run(&["auth", "trust-policy", "--env", "prod", "--output", "json"]);
+    assert_eq!(tp.code, 0, "{}", tp.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&tp.stdout).unwrap();
+    let cond = &doc["aws"]["trust_policy"]["Statement"][0]["Condition"];
+    assert_eq!(
+        cond["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        "repo:octo/shop:ref:refs/heads/main"
+    );
+    assert_eq!(
+        cond["StringEquals"]["token.actions.githubusercontent.com:aud"],
+        "sts.amazonaws.com"
+    );
+    assert!(cond.get("StringLike").is_none());
+    assert_eq!(
+        doc["aws"]["trust_policy"]["Statement"][0]["Principal"]["Federated"],
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    );
+
+    let ok = w.run(&["auth", "check", "--env", "prod"]);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("PASS prod"), "{}", ok.stdout);
+
+    // A pull-request token has another subject: refused, and the output says which claim.
+    let pr = github_jwt(
+        "repo:octo/shop:pull_request",
+        "sts.amazonaws.com",
+        wall_clock() + Duration::from_secs(600),
+    );
+    std::fs::write(&w.token_file, &pr).unwrap();
+    let bad = w.run(&["auth", "check", "--env", "prod"]);
+    assert_eq!(bad.code, 11, "{}\n{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains("BAD sub") && bad.stdout.contains("repo:octo/shop:pull_request"),
+        "{}",
+        bad.stdout
+    );
+    grep(&[w.jwt.clone(), pr], &[&tp.all(), &ok.all(), &bad.all()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_or_malformed_token_exits_11_naming_the_file() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    let old = github_jwt(
+        "repo:octo/shop:ref:refs/heads/main",
+        "sts.amazonaws.com",
+        wall_clock() - Duration::from_secs(300),
+    );
+    std::fs::write(&w.token_file, &old).unwrap();
+    let run = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(run.code, 11, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("expired") && run.stderr.contains("oidc-token"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("fresh"),
+        "the help says what to do: {}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+
+    std::fs::write(&w.token_file, "{\"not\": \"a jwt\"}").unwrap();
+    let bad = w.run(&["kubeconfig", "--env", "prod"]);
+    assert_eq!(bad.code, 11, "{}", bad.stderr);
+    assert!(bad.stderr.contains("malformed"), "{}", bad.stderr);
+    assert_eq!(
+        w.aws.count("AssumeRoleWithWebIdentity"),
+        0,
+        "refused before STS"
+    );
+    grep(&[w.jwt.clone(), old], &[&run.all(), &bad.all()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sts_access_denied_and_throttling_exit_11_after_bounded_retries() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    w.aws.add_fault(Fault::sts_error(
+        "AssumeRoleWithWebIdentity",
+        403,
+        "AccessDenied",
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    ));
+    let denied = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(denied.code, 11, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("AccessDenied") && denied.stderr.contains("trust-policy"),
+        "{}",
+        denied.stderr
+    );
+    assert_eq!(w.aws.count("AssumeRoleWithWebIdentity"), 1);
+
+    w.aws.add_fault(
+        Fault::sts_error(
+            "AssumeRoleWithWebIdentity",
+            400,
+            "Throttling",
+            "Rate exceeded",
+        )
+        .times(100),
+    );
+    let throttled = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(throttled.code, 11, "{}", throttled.stderr);
+    assert!(
+        throttled.stderr.contains("gave up after 3 attempts"),
+        "{}",
+        throttled.stderr
+    );
+    assert_eq!(
+        w.aws.count("AssumeRoleWithWebIdentity"),
+        1 + 3,
+        "max_attempts = 3"
+    );
+    grep(&w.secrets(), &[&denied.all(), &throttled.all()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_cluster_and_wrong_region_exit_3_listing_what_exists() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    // The cluster exists in eu-west-1; the config says us-west-2.
+    w.write_config("us-west-2", "");
+    let wrong = w.run(&["kubeconfig", "--env", "prod"]);
+    assert_eq!(wrong.code, 3, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains(&format!(
+            "EKS cluster `{}` in region us-west-2 was not found",
+            w.cluster
+        )),
+        "{}",
+        wrong.stderr
+    );
+    assert!(wrong.stderr.contains("region"), "{}", wrong.stderr);
+
+    // A typo of the name, in the right region: the help lists the region's clusters, closest
+    // names first, so the real one is there however many other clusters moto holds.
+    let typo = format!("{}x", &w.cluster[..w.cluster.len() - 1]);
+    let text = std::fs::read_to_string(w.path().join("ferry.toml")).unwrap();
+    let renamed = text
+        .replace(
+            &format!("cluster = \"{}\"", w.cluster),
+            &format!("cluster = \"{typo}\""),
+        )
+        .replace("us-west-2", "eu-west-1");
+    std::fs::write(w.path().join("ferry.toml"), renamed).unwrap();
+    let unknown = w.run(&["kubeconfig", "--env", "prod"]);
+    assert_eq!(unknown.code, 3, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains(&format!("`{typo}`")),
+        "{}",
+        unknown.stderr
+    );
+    assert!(
+        unknown.stderr.contains(&w.cluster),
+        "lists the clusters that exist: {}",
+        unknown.stderr
+    );
+    grep(&w.secrets(), &[&wrong.all(), &unknown.all()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eks_throttling_is_retried_then_reported() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    w.aws.add_fault(Fault {
+        matches: Match::PathPrefix(format!("/clusters/{}", w.cluster)),
+        status: 429,
+        content_type: "application/json",
+        body: r#"{"__type":"TooManyRequestsException","message":"Rate exceeded"}"#.into(),
+        times: 2,
+    });
+    // Two throttled answers, then the real one: the third attempt succeeds.
+    let ok = w.run(&["kubeconfig", "--env", "prod"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(w.aws.count_path(&format!("/clusters/{}", w.cluster)), 3);
+    grep(&w.secrets(), &[&ok.stderr]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_aws_endpoint_exits_1_after_bounded_retries() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = std::fs::read_to_string(w.path().join("ferry.toml"))
+        .unwrap()
+        .replace(&w.aws.url(), &format!("http://{closed}"));
+    std::fs::write(w.path().join("ferry.toml"), text).unwrap();
+    let run = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot reach AWS STS at http://{closed}")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("3 attempts"), "{}", run.stderr);
+    grep(std::slice::from_ref(&w.jwt), &[&run.all()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_auth_settings_are_located_in_the_file() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    w.write_config("eu-west-1", "duration = \"5m\"");
+    let run = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ferry.toml:") && run.stderr.contains("auth.aws.duration"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("15m and 12h"), "{}", run.stderr);
+
+    let text = std::fs::read_to_string(w.path().join("ferry.toml")).unwrap();
+    std::fs::write(
+        w.path().join("ferry.toml"),
+        text.replace("role_arn =", "role_ar ="),
+    )
+    .unwrap();
+    let typo = w.run(&["auth", "token", "--env", "prod"]);
+    assert_eq!(typo.code, 3, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("unknown field `role_ar`"),
+        "{}",
+        typo.stderr
+    );
+    grep(std::slice::from_ref(&w.jwt), &[&run.all(), &typo.all()]);
+}
