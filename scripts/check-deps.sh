@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The portability rule, checked: the deploy engine builds without any cloud SDK.
+#   `cargo tree -p ferry-deployer --no-default-features` must hold no AWS SDK crate (aws-config,
+#   aws-sdk-*, aws-sigv4, aws-smithy-*, aws-credential-types, aws-types, aws-runtime) and no
+#   azure* crate, and the crate must compile that way. aws-lc-rs/aws-lc-sys are not cloud
+#   crates: they are rustls' crypto provider, used everywhere (CONTRIBUTING: one provider).
+# Also checks that the eks/aks features are what bring those crates in, so the check cannot
+# pass by accident (e.g. if the features stopped pulling the SDKs the rule would be vacuous).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cloud='^(aws-(config|sdk-[a-z0-9-]+|sigv4|smithy-[a-z0-9-]+|credential-types|types|runtime)|azure[a-z0-9_-]*) v'
+
+tree=$(cargo tree -p ferry-deployer --no-default-features -e normal,build --prefix none --format '{p}')
+if found=$(grep -E "$cloud" <<<"$tree" | sort -u) && [ -n "$found" ]; then
+  echo "check-deps: ferry-deployer without default features depends on cloud crates:" >&2
+  sed 's/^/  /' <<<"$found" >&2
+  echo "put them behind a provider feature (eks, aks, ...)" >&2
+  exit 1
+fi
+echo "check-deps: ferry-deployer --no-default-features: no aws-*/azure* crate ($(wc -l <<<"$tree") crates)"
+
+cargo check -q -p ferry-deployer --no-default-features
+echo "check-deps: ferry-deployer --no-default-features compiles"
+
+with=$(cargo tree -p ferry-deployer --no-default-features --features eks -e normal --prefix none --format '{p}')
+grep -qE '^aws-sdk-eks v' <<<"$with" || { echo "check-deps: feature eks no longer brings aws-sdk-eks: is the check still meaningful?" >&2; exit 1; }
+echo "check-deps: feature eks brings the AWS SDK, as expected"
