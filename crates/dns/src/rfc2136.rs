@@ -7,6 +7,10 @@
 //!   "this RRset does not exist" for a create, "this RRset exists with exactly these values"
 //!   for an update or delete, so an update planned against a zone someone changed meanwhile is
 //!   refused as a whole ([`DnsError::ZoneChanged`]) instead of overwriting their change.
+//!   A change set too large for one DNS message (64 KiB: several hundred names with their
+//!   ownership records) is sent as several such updates, in order, each atomic, never splitting
+//!   a record's replacement from its removal; a failure after the first is reported as
+//!   [`DnsError::PartiallyApplied`].
 //!
 //! The messages are built with `hickory-proto` and signed with its `TSigner`; the exchange over
 //! TCP is this module's own (about forty lines). `hickory-net`'s client verifies the TSIG of a
@@ -542,6 +546,63 @@ fn rtype(t: &RecordType) -> HType {
     }
 }
 
+/// What a message may hold before TSIG: a DNS message over TCP has at most 65535 bytes; the
+/// estimate below ignores name compression (which only shrinks it) and leaves room for TSIG.
+const MESSAGE_BUDGET: usize = 60_000;
+
+/// A change's size on the wire, roughly (without compression): its prerequisite and update
+/// records, each name, fixed fields and data.
+fn wire_size(change: &Change) -> usize {
+    let set_size = |set: &RecordSet| -> usize {
+        let per = set.name.as_str().len() + 2 + 10;
+        set.values
+            .iter()
+            .map(|v| per + v.len() + 1 + v.len() / 255)
+            .sum::<usize>()
+            + per
+    };
+    match change {
+        Change::Create { record } => 2 * set_size(record),
+        Change::Update { old, new } => 2 * set_size(old) + set_size(new),
+        Change::Delete { record } => 2 * set_size(record),
+    }
+}
+
+/// Splits a change set into parts that each fit one UPDATE message, in order, never between a
+/// set's deletion and the creation that replaces it at the same name.
+fn split_for_messages(changes: &ChangeSet) -> Vec<ChangeSet> {
+    let mut parts: Vec<Vec<Change>> = vec![Vec::new()];
+    let mut size = 0;
+    let list = changes.changes();
+    let mut i = 0;
+    while i < list.len() {
+        // A delete followed by a create at the same name travels together.
+        let mut group = vec![list[i].clone()];
+        if let (Change::Delete { record }, Some(next @ Change::Create { record: created })) =
+            (&list[i], list.get(i + 1))
+            && record.name == created.name
+        {
+            group.push(next.clone());
+        }
+        let group_size: usize = group.iter().map(wire_size).sum();
+        let current = parts.last().map_or(0, Vec::len);
+        if current > 0 && size + group_size > MESSAGE_BUDGET {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += group_size;
+        i += group.len();
+        if let Some(last) = parts.last_mut() {
+            last.extend(group);
+        }
+    }
+    parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(ChangeSet::from)
+        .collect()
+}
+
 /// The UPDATE message for a change set (RFC 2136 §2.4 prerequisites, §2.5 updates).
 fn update_message(zone: Query, changes: &ChangeSet) -> Result<Message, DnsError> {
     let mut message = Message::query();
@@ -614,21 +675,43 @@ impl DnsProvider for Rfc2136Provider {
         if changes.is_empty() {
             return Ok(());
         }
-        let message = update_message(self.zone_query(HType::SOA)?, changes)?;
-        let responses = self
-            .retry
-            .run(PROVIDER, "update", || {
-                self.exchange(message.clone(), "update", |_| true)
-            })
-            .await?;
-        let rcode = responses
-            .first()
-            .map_or(ResponseCode::ServFail, |r| r.metadata.response_code);
-        if rcode == ResponseCode::NoError {
-            Ok(())
-        } else {
-            Err(self.rcode_error(rcode, "update"))
+        let parts = split_for_messages(changes);
+        let total = changes.len();
+        let mut applied = 0;
+        for part in &parts {
+            let message = update_message(self.zone_query(HType::SOA)?, part)?;
+            let result = async {
+                let responses = self
+                    .retry
+                    .run(PROVIDER, "update", || {
+                        self.exchange(message.clone(), "update", |_| true)
+                    })
+                    .await?;
+                let rcode = responses
+                    .first()
+                    .map_or(ResponseCode::ServFail, |r| r.metadata.response_code);
+                if rcode == ResponseCode::NoError {
+                    Ok(())
+                } else {
+                    Err(self.rcode_error(rcode, "update"))
+                }
+            }
+            .await;
+            match result {
+                Ok(()) => applied += part.len(),
+                Err(e) if applied == 0 => return Err(e),
+                Err(e) => {
+                    return Err(DnsError::PartiallyApplied {
+                        provider: PROVIDER,
+                        applied,
+                        total,
+                        failed_change: part.changes()[0].to_string(),
+                        source: Box::new(e),
+                    });
+                }
+            }
         }
+        Ok(())
     }
 
     async fn name_servers(&self) -> Result<Vec<NameServer>, DnsError> {
@@ -673,6 +756,41 @@ mod tests {
             "HMAC-SHA512.".parse::<TsigAlgorithm>().unwrap(),
             TsigAlgorithm::HmacSha512
         );
+    }
+
+    #[test]
+    fn large_change_sets_are_split_into_messages_that_fit_keeping_replacements_whole() {
+        let mut changes = Vec::new();
+        for i in 0..1500 {
+            let name = DnsName::parse(&format!("name-{i}.example.com")).unwrap();
+            let a = RecordSet::new(name.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
+            let c = RecordSet::new(
+                name,
+                RecordType::Cname,
+                60,
+                ["lb-0123456789.elb.us-east-1.amazonaws.com"],
+            )
+            .unwrap();
+            changes.push(Change::Delete { record: a });
+            changes.push(Change::Create { record: c });
+        }
+        let set = ChangeSet::from(changes);
+        let parts = split_for_messages(&set);
+        assert!(parts.len() > 1);
+        assert_eq!(parts.iter().map(ChangeSet::len).sum::<usize>(), 3000);
+        let mut q = Query::query(Name::from_ascii("example.com.").unwrap(), HType::SOA);
+        q.set_query_class(DNSClass::IN);
+        for p in &parts {
+            assert!(
+                matches!(p.changes()[0], Change::Delete { .. }),
+                "a part starts with a whole replacement"
+            );
+            let bytes = update_message(q.clone(), p).unwrap().to_vec().unwrap();
+            assert!(bytes.len() < 65_000, "{}", bytes.len());
+        }
+        // Small sets stay whole (atomic).
+        let small = ChangeSet::from(set.changes()[..10].to_vec());
+        assert_eq!(split_for_messages(&small).len(), 1);
     }
 
     #[test]

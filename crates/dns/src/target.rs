@@ -64,6 +64,28 @@ impl Target {
         }
     }
 
+    /// The target of a load balancer's addresses as ferry-deployer reports them (each entry an
+    /// IP or a hostname, `Outcome::Deployed::load_balancers`).
+    pub fn from_addresses(addresses: &[String]) -> Result<Self, DnsError> {
+        let ingress: Vec<LoadBalancerIngress> = addresses
+            .iter()
+            .map(|a| {
+                if a.parse::<IpAddr>().is_ok() {
+                    LoadBalancerIngress {
+                        ip: Some(a.clone()),
+                        hostname: None,
+                    }
+                } else {
+                    LoadBalancerIngress {
+                        ip: None,
+                        hostname: Some(a.clone()),
+                    }
+                }
+            })
+            .collect();
+        Target::from_load_balancer(&ingress)
+    }
+
     /// The record sets that point `name` at this target.
     pub fn record_sets(
         &self,
@@ -239,5 +261,18 @@ mod tests {
                 .contains("no address yet")
         );
         assert!(Target::from_load_balancer(&[host("a.net"), host("b.net")]).is_err());
+        let addrs = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            Target::from_addresses(&addrs(&["20.1.2.3"]))
+                .unwrap()
+                .to_string(),
+            "20.1.2.3"
+        );
+        assert_eq!(
+            Target::from_addresses(&addrs(&["a-1.elb.us-east-1.amazonaws.com"]))
+                .unwrap()
+                .to_string(),
+            "a-1.elb.us-east-1.amazonaws.com"
+        );
     }
 }
