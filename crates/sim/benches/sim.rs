@@ -6,7 +6,8 @@
 //! 2. list them (paged by 500, as kubectl does) and get each one: requests/s;
 //! 3. server-side apply 500 ConfigMaps, then apply the same 500 again: the no-op re-apply's
 //!    requests/s and the writes it caused, read from `GET /metrics` (must be 0);
-//! 4. peak resident memory of the process (client and simulator together), from
+//! 4. 200 Deployments of 2 replicas applied and rolled out (the controllers' load);
+//! 5. peak resident memory of the process (client and simulator together), from
 //!    /proc/self/status.
 //!
 //! It prints figures; it asserts nothing about time.
@@ -25,6 +26,7 @@ const OBJECTS: usize = 2_000;
 const NAMESPACES: usize = 20;
 const APPLIED: usize = 500;
 const IN_FLIGHT: usize = 16;
+const DEPLOYMENTS: usize = 200;
 
 fn proc_status(field: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
@@ -232,6 +234,46 @@ async fn main() {
         after - middle
     ));
     assert_eq!(after - middle, 0, "a no-op re-apply wrote");
+
+    // 5. a controller-heavy load: Deployments rolled out to pods
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "bench-0");
+    let start = Instant::now();
+    futures::stream::iter(0..DEPLOYMENTS)
+        .map(|i| {
+            let api = deployments.clone();
+            async move {
+                let d = json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("app-{i}")},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
+                             "template": {"metadata": {"labels": {"app": format!("app-{i}")}},
+                                          "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}},
+                });
+                api.patch(&format!("app-{i}"), &PatchParams::apply("ferry-bench"), &Patch::Apply(&d)).await.unwrap();
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<()>()
+        .await;
+    let applied_at = start.elapsed();
+    loop {
+        let list = deployments.list(&ListParams::default()).await.unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|d| d.status.as_ref().and_then(|s| s.available_replicas) == Some(2))
+            .count();
+        if ready == DEPLOYMENTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report(&format!(
+        "{DEPLOYMENTS} Deployments x 2 replicas: applied in {:.2}s, all available after {:.2}s (virtual clock x60; {} pods)",
+        applied_at.as_secs_f64(),
+        start.elapsed().as_secs_f64(),
+        DEPLOYMENTS * 2
+    ));
 
     let metrics = sim.metrics();
     report(&format!(

@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub(crate) lb_pending: std::collections::HashMap<String, Timestamp>,
     /// LoadBalancer Services whose "Ensuring load balancer" event was sent, by uid.
     pub(crate) lb_announced: std::collections::HashSet<String>,
+    /// Events by (namespace, object, reason, component, message), to count repeats.
+    pub(crate) event_index: std::collections::HashMap<String, String>,
     /// Writes made by controllers, by resource (`deployments.apps`).
     pub(crate) controller_writes: std::collections::BTreeMap<String, u64>,
 }
@@ -210,6 +212,7 @@ impl State {
             lb_pending: std::collections::HashMap::new(),
             lb_announced: std::collections::HashSet::new(),
             controller_writes: std::collections::BTreeMap::new(),
+            event_index: std::collections::HashMap::new(),
         }
     }
 

@@ -28,6 +28,10 @@ fn reference(involved: &Value) -> Value {
     reference
 }
 
+fn index_key(namespace: &str, uid: &str, reason: &str, message: &str, component: &str) -> String {
+    format!("{namespace}\u{0}{uid}\u{0}{reason}\u{0}{component}\u{0}{message}")
+}
+
 /// Records an event about `involved`.
 pub(crate) fn record(
     state: &mut State,
@@ -44,16 +48,18 @@ pub(crate) fn record(
         .to_owned();
     let uid = meta_str(involved, "uid").to_owned();
     let now = state.now_text();
+    // Repeats are found through an index (scanning a namespace's events for each new one is
+    // quadratic in a big rollout); a stale entry (the event was deleted) just misses.
+    let key = index_key(&namespace, &uid, reason, message, component);
     let existing = state
-        .store
-        .list(&events.key(), Some(&namespace))
-        .find(|e| {
+        .event_index
+        .get(&key)
+        .and_then(|name| state.store.get(&events.key(), &namespace, name))
+        .filter(|e| {
             e["involvedObject"]["uid"].as_str() == Some(&uid)
                 && e["reason"].as_str() == Some(reason)
                 && e["message"].as_str() == Some(message)
-                && e["source"]["component"].as_str() == Some(component)
-        })
-        .cloned();
+        });
     match existing {
         Some(event) => {
             let mut updated = (*event).clone();
@@ -87,8 +93,12 @@ pub(crate) fn record(
                 "reportingInstance": source["host"].as_str().unwrap_or(""),
             });
             let opts = WriteOpts::controller(component);
-            if let Err(err) = state.create(&events, &namespace, event, &opts) {
-                tracing::debug!(error = %err.message, "event not recorded");
+            match state.create(&events, &namespace, event, &opts) {
+                Ok(written) => {
+                    let name = meta_str(&written.object, "name").to_owned();
+                    state.event_index.insert(key, name);
+                }
+                Err(err) => tracing::debug!(error = %err.message, "event not recorded"),
             }
         }
     }
@@ -108,6 +118,13 @@ pub(crate) fn prune(state: &mut State, wake: &mut Wake) -> bool {
         let Some(last) = last else { continue };
         let expires = last.saturating_add(TTL).unwrap_or(last);
         if expires <= now {
+            state.event_index.remove(&index_key(
+                meta_str(&event, "namespace"),
+                event["involvedObject"]["uid"].as_str().unwrap_or(""),
+                event["reason"].as_str().unwrap_or(""),
+                event["message"].as_str().unwrap_or(""),
+                event["source"]["component"].as_str().unwrap_or(""),
+            ));
             changed |= state.controller_delete(&events, &event, None);
         } else {
             oldest = Some(oldest.map_or(expires, |o: jiff::Timestamp| o.min(expires)));
