@@ -144,6 +144,17 @@ cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be re
 state file; 10 another simulator holds the state file; 1 cannot listen."
     )]
     Sim(SimArgs),
+    /// Images on any registry, no Docker daemon: push from an OCI layout or a `docker save`
+    /// archive, copy and promote by digest, tag, resolve, list, inspect.
+    #[command(subcommand)]
+    Image(crate::commands::image::ImageCommand),
+    /// Build an image with buildah, podman or docker buildx into an OCI layout, then push it.
+    #[command(
+        after_help = "Exit codes: 0 built (and pushed); 3 invalid input (no Dockerfile, a malformed \
+reference, an immutable tag would move); 11 registry authentication failed; 1 no builder is \
+installed, the build failed, or the registry could not be reached."
+    )]
+    Build(crate::commands::build::BuildArgs),
 }
 
 /// `ferry sim`.

@@ -67,6 +67,10 @@ pub struct EnvConfig {
     /// and who may deploy (ferry-auth owns it).
     #[serde(default)]
     pub auth: Option<ferry_auth::config::AuthConfig>,
+    /// `[env.NAME.registry]`: where its images live (provider, host, prefix, immutable);
+    /// ferry-registry owns it.
+    #[serde(default)]
+    pub registry: Option<ferry_registry::RegistryConfig>,
 }
 
 /// One step of a key path in the config document: a table key or an array index.

@@ -269,14 +269,15 @@ impl ClientBuilder {
     }
 }
 
-/// The HTTP client ferry uses by default: rustls, HTTP/1.1 and HTTP/2, connect and read
-/// timeouts, redirects followed (blob downloads are redirected to storage; reqwest drops the
-/// `Authorization` header when a redirect leaves the host).
+/// The HTTP client ferry uses by default: rustls, HTTP/1.1 and HTTP/2, a connect timeout and
+/// TCP keep-alive, redirects followed (blob downloads are redirected to storage; reqwest drops
+/// the `Authorization` header when a redirect leaves the host). No read timeout: a large
+/// upload on a slow link reads nothing for minutes, legitimately.
 pub fn default_http_client(user_agent: &str) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(user_agent)
         .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(120))
+        .tcp_keepalive(Duration::from_secs(30))
         .pool_idle_timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| Error::Connect {

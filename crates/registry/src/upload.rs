@@ -207,7 +207,15 @@ pub(crate) async fn upload_blob(
                 session = client.start_upload(dest).await?.0;
                 offset = 0;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // The commit may have happened with its answer lost (a retried PUT then finds
+                // the session gone): what counts is whether the blob is there.
+                if client.head_blob(dest, &desc.digest).await.ok().flatten() == Some(size) {
+                    tracing::debug!(blob = %desc.digest.short(), "commit answer lost, blob present");
+                    return Ok(sent_total);
+                }
+                return Err(e);
+            }
         }
     }
 }

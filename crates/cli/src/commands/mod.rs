@@ -10,11 +10,13 @@ use crate::cli::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
 
 pub mod auth;
+pub mod build;
 pub mod cost;
 pub mod deploy;
 pub mod diff;
 pub mod dns;
 pub mod history;
+pub mod image;
 pub mod kubeconfig;
 pub mod rollback;
 pub mod sim;
@@ -55,6 +57,8 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
         Command::Status(args) => status::run(&args, &env).await,
         Command::Dns(cmd) => dns::run(&cmd, &env).await,
         Command::Sim(args) => sim::run(&args, &env).await,
+        Command::Image(cmd) => image::run(&cmd, &env).await,
+        Command::Build(args) => build::run(&args, &env).await,
     }
 }
 

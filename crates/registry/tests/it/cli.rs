@@ -321,6 +321,36 @@ fn environment_registry_placement_and_immutable_policy() {
         a.digest.to_string()
     );
 
+    // Promotion inside the environment's registry: bare names on both sides.
+    let out = ferry(
+        &[
+            "image",
+            "copy",
+            "web:v1",
+            "web:v1.2.3",
+            "--tag",
+            "prod-latest",
+            "--env",
+            "prod",
+            "--config",
+            &cfg,
+            "-o",
+            "json",
+        ],
+        None,
+        &[],
+    );
+    let report = json(&out);
+    assert_eq!(report["digest"], a.digest.to_string());
+    assert_eq!(
+        report["blobs"]["present"], 3,
+        "same repository: every blob is already there"
+    );
+    assert_eq!(
+        skopeo_digest(&noauth(), &format!("{prefix}/web:prod-latest"), None),
+        a.digest.to_string()
+    );
+
     // A config mistake is located.
     std::fs::write(
         &config,
