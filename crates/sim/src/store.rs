@@ -44,7 +44,7 @@ pub(crate) struct Change {
 }
 
 /// Where an object lives, for the uid index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ObjRef {
     pub(crate) gr: GroupResource,
     pub(crate) namespace: String,
@@ -65,6 +65,9 @@ pub(crate) struct Store {
     rv: u64,
     tables: HashMap<GroupResource, Table>,
     uids: HashMap<String, ObjRef>,
+    /// Objects by the uids of their owners (every owner reference), for controllers and the
+    /// garbage collector.
+    children: HashMap<String, std::collections::HashSet<ObjRef>>,
     history_limit: usize,
 }
 
@@ -84,6 +87,7 @@ impl Store {
             rv: 0,
             tables: HashMap::new(),
             uids: HashMap::new(),
+            children: HashMap::new(),
             history_limit,
         }
     }
@@ -113,6 +117,12 @@ impl Store {
                     },
                 );
             }
+            let at = ObjRef {
+                gr: gr.clone(),
+                namespace: key.0.clone(),
+                name: key.1.clone(),
+            };
+            store.link(&object, &at);
             let table = store.tables.entry(gr).or_default();
             table.compacted = rv;
             table.objects.insert(key, Arc::new(object));
@@ -193,6 +203,42 @@ impl Store {
         self.uids.get(uid)
     }
 
+    fn owner_uids(object: &Value) -> Vec<String> {
+        object["metadata"]["ownerReferences"]
+            .as_array()
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r["uid"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn unlink(&mut self, object: &Value, at: &ObjRef) {
+        for owner in Self::owner_uids(object) {
+            if let Some(set) = self.children.get_mut(&owner) {
+                set.remove(at);
+                if set.is_empty() {
+                    self.children.remove(&owner);
+                }
+            }
+        }
+    }
+
+    fn link(&mut self, object: &Value, at: &ObjRef) {
+        for owner in Self::owner_uids(object) {
+            self.children.entry(owner).or_default().insert(at.clone());
+        }
+    }
+
+    /// Objects that name `owner_uid` in an owner reference.
+    pub(crate) fn children_of(&self, owner_uid: &str) -> Vec<ObjRef> {
+        self.children
+            .get(owner_uid)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn next_rv(&mut self) -> u64 {
         self.rv += 1;
         self.rv
@@ -219,9 +265,20 @@ impl Store {
                 },
             );
         }
+        let at = ObjRef {
+            gr: gr.clone(),
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+        };
         let limit = self.history_limit;
         let table = self.tables.entry(gr.clone()).or_default();
         let previous = table.objects.insert(key, Arc::clone(&object));
+        if let Some(previous) = &previous {
+            let previous = Arc::clone(previous);
+            self.unlink(&previous, &at);
+        }
+        self.link(&object, &at);
+        let table = self.tables.entry(gr.clone()).or_default();
         let kind = if previous.is_some() {
             ChangeKind::Modified
         } else {
@@ -261,6 +318,13 @@ impl Store {
         let previous = table.objects.remove(&key)?;
         let uid = meta_str(&previous, "uid").to_owned();
         self.uids.remove(&uid);
+        let at = ObjRef {
+            gr: gr.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.unlink(&previous, &at);
+        let table = self.tables.get_mut(gr)?;
         let mut last = (*previous).clone();
         last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let last = Arc::new(last);

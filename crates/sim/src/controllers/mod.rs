@@ -223,12 +223,18 @@ pub(crate) fn controlled_by(object: &Value, owner_uid: &str) -> bool {
 /// The objects of type `rt` in `namespace` that `owner` controls.
 pub(crate) fn owned(state: &State, rt: &ResourceType, namespace: &str, owner: &Value) -> Vec<Obj> {
     let uid = meta_str(owner, "uid");
-    state
+    let key = rt.key();
+    let mut children: Vec<Obj> = state
         .store
-        .list(&rt.key(), Some(namespace))
+        .children_of(uid)
+        .into_iter()
+        .filter(|at| at.gr == key && at.namespace == namespace)
+        .filter_map(|at| state.store.get(&at.gr, &at.namespace, &at.name))
         .filter(|o| controlled_by(o, uid))
-        .cloned()
-        .collect()
+        .collect();
+    // the order a list would give
+    children.sort_by(|a, b| meta_str(a, "name").cmp(meta_str(b, "name")));
+    children
 }
 
 pub(crate) fn i64_at(value: &Value, pointer: &str) -> i64 {

@@ -399,8 +399,10 @@ pub(crate) async fn controller_loop(shared: Arc<Shared>) {
         };
         tokio::select! {
             () = shared.kick.notified() => {
-                // let a burst of writes settle before the next pass
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                // Let a burst of writes land before the next pass: a pass holds the state lock,
+                // and passes back to back would starve the API (real controllers lag their
+                // informers by about this much too).
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             () = tokio::time::sleep(sleep) => {}
             () = stopped(&mut shutdown) => return,
