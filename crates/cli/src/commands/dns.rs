@@ -19,8 +19,8 @@ use std::time::Duration;
 use ferry_dns::config::{ConfigIssue, DnsConfig, PathSeg, ProviderKind, ResolvedDns};
 use ferry_dns::verify::{Expectation, VerifyReport, verify};
 use ferry_dns::{
-    Clock, DnsError, InMemoryProvider, NameServer, Ownership, Plan, PlanRequest,
-    RecordSet, SharedDnsProvider, Target,
+    Clock, DnsError, InMemoryProvider, NameServer, Ownership, Plan, PlanRequest, RecordSet,
+    SharedDnsProvider, Target,
 };
 use secrecy::SecretString;
 
@@ -44,6 +44,12 @@ struct DnsEnv {
     name: String,
     raw: DnsConfig,
     dns: ResolvedDns,
+    /// `[env.NAME.auth]`: the cloud credentials Route53 and Azure DNS are called with.
+    #[cfg_attr(
+        not(any(feature = "route53", feature = "azure-dns")),
+        expect(dead_code, reason = "only the cloud providers use the credentials")
+    )]
+    auth: ferry_auth::config::AuthConfig,
 }
 
 fn invalid(e: impl Into<miette::Report>) -> Failure {
@@ -85,6 +91,7 @@ fn load_env(cfg: &LoadedConfig, name: &str) -> Result<DnsEnv, Failure> {
         name: name.to_owned(),
         raw,
         dns,
+        auth: env_cfg.auth.clone().unwrap_or_default(),
     })
 }
 
@@ -119,7 +126,12 @@ fn dns_failure(e: DnsError) -> Failure {
     Failure::new(exit, miette::Report::from_err(e))
 }
 
-fn secret_from(env: &Environment, var: &str, what: &str, help: &str) -> Result<SecretString, Failure> {
+fn secret_from(
+    env: &Environment,
+    var: &str,
+    what: &str,
+    help: &str,
+) -> Result<SecretString, Failure> {
     env.get(var)
         .map(|v| SecretString::from(v.to_owned()))
         .ok_or_else(|| {
@@ -142,11 +154,19 @@ async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider
                 .server
                 .as_deref()
                 .and_then(|s| ferry_dns::config::parse_socket_addr(s, 53))
-                .ok_or_else(|| invalid(miette::miette!("[env.{}.dns.rfc2136] server is missing", e.name)))?;
+                .ok_or_else(|| {
+                    invalid(miette::miette!(
+                        "[env.{}.dns.rfc2136] server is missing",
+                        e.name
+                    ))
+                })?;
             let key = match &r.key_name {
                 None => None,
                 Some(name) => {
-                    let var = r.key_secret_env.clone().unwrap_or_else(|| "FERRY_TSIG_SECRET".into());
+                    let var = r
+                        .key_secret_env
+                        .clone()
+                        .unwrap_or_else(|| "FERRY_TSIG_SECRET".into());
                     let secret = secret_from(
                         env,
                         &var,
@@ -163,17 +183,142 @@ async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider
                 }
             };
             let mut p = Rfc2136Provider::new(zone, server, key, Clock::new(now));
-            if let Some(t) = r.timeout.as_deref().and_then(ferry_dns::config::parse_duration) {
+            if let Some(t) = r
+                .timeout
+                .as_deref()
+                .and_then(ferry_dns::config::parse_duration)
+            {
                 p = p.with_timeout(t);
             }
             Ok(Arc::new(p))
         }
-        ProviderKind::Cloudflare | ProviderKind::Route53 | ProviderKind::Azure => Err(invalid(
-            miette::miette!(
-                "the {} provider is not built into this ferry",
-                e.dns.provider.as_str()
+        #[cfg(feature = "cloudflare")]
+        ProviderKind::Cloudflare => {
+            use ferry_dns::cloudflare::CloudflareProvider;
+            let c = e.raw.cloudflare.clone().unwrap_or_default();
+            let var = c
+                .token_env
+                .clone()
+                .unwrap_or_else(|| "CLOUDFLARE_API_TOKEN".into());
+            let token = secret_from(
+                env,
+                &var,
+                "the Cloudflare API token",
+                &format!(
+                    "set {var} to an API token with Zone:Read and DNS:Edit on {} (as a CI secret)",
+                    e.dns.zone
+                ),
+            )?;
+            let mut p = CloudflareProvider::new(zone, token)
+                .with_zone_id(c.zone_id.clone())
+                .with_batch(c.batch.unwrap_or(true));
+            if let Some(url) = &c.api_url {
+                p = p.with_api_url(url).map_err(dns_failure)?;
+            }
+            if let Some(comment) = &c.comment {
+                p = p.with_comment((!comment.is_empty()).then(|| comment.clone()));
+            }
+            Ok(Arc::new(p))
+        }
+        #[cfg(feature = "route53")]
+        ProviderKind::Route53 => {
+            use ferry_dns::route53::Route53Provider;
+            let r = e.raw.route53.clone().unwrap_or_default();
+            let ctx = crate::commands::auth::context(env);
+            // Route53 is global; the region only picks the API endpoint's signing region.
+            let region = r.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
+            let aws = e.auth.aws(&ctx, Some(&region)).map_err(auth_failure)?;
+            let aws = match &r.endpoint_url {
+                Some(url) => aws.with_endpoint_url(Some(url.clone())),
+                None => aws,
+            };
+            let p = Route53Provider::new(zone, &aws.sdk_config())
+                .with_hosted_zone_id(r.hosted_zone_id.clone())
+                .with_evaluate_target_health(r.evaluate_target_health.unwrap_or(false))
+                .with_prefer_cname(r.prefer_cname.unwrap_or(false));
+            Ok(Arc::new(p))
+        }
+        #[cfg(feature = "azure-dns")]
+        ProviderKind::Azure => {
+            use ferry_dns::azure::{AccessTokenSource, AzureDnsProvider, StaticToken};
+            let a = e.raw.azure.clone().unwrap_or_default();
+            let tokens: Arc<dyn AccessTokenSource> = match &a.token_env {
+                Some(var) => Arc::new(StaticToken(secret_from(
+                    env,
+                    var,
+                    "the Azure access token",
+                    &format!(
+                        "set {var} to an ARM access token, or remove token_env to use [env.NAME.auth.azure]"
+                    ),
+                )?)),
+                None => {
+                    let ctx = crate::commands::auth::context(env);
+                    let credential = e.auth.azure(&ctx).map_err(auth_failure)?;
+                    Arc::new(AzureTokens(Arc::new(credential)))
+                }
+            };
+            let mut p = AzureDnsProvider::new(
+                zone,
+                a.subscription_id.clone().unwrap_or_default(),
+                a.resource_group.clone().unwrap_or_default(),
+                tokens,
+            );
+            if let Some(url) = &a.api_url {
+                p = p.with_api_url(url).map_err(dns_failure)?;
+            }
+            Ok(Arc::new(p))
+        }
+        #[cfg(not(all(feature = "cloudflare", feature = "route53", feature = "azure-dns")))]
+        other => Err(invalid(miette::miette!(
+            help = format!(
+                "build ferry with its default features (or `--features {}`)",
+                if other == ProviderKind::Azure {
+                    "azure-dns"
+                } else {
+                    other.as_str()
+                }
             ),
-        )),
+            "this ferry was built without the {} DNS provider",
+            other.as_str(),
+        ))),
+    }
+}
+
+/// ferry-auth's error as a failure with its exit code.
+#[cfg(any(feature = "route53", feature = "azure-dns"))]
+fn auth_failure(e: ferry_auth::AuthError) -> Failure {
+    Failure::new(
+        crate::commands::auth::exit_for(e.kind()),
+        miette::Report::from_err(e),
+    )
+}
+
+/// ferry-auth's Azure AD credential as ferry-dns's token source.
+#[cfg(feature = "azure-dns")]
+#[derive(Debug)]
+struct AzureTokens(Arc<dyn ferry_auth::azure::AzureTokenCredential>);
+
+#[cfg(feature = "azure-dns")]
+#[async_trait::async_trait]
+impl ferry_dns::azure::AccessTokenSource for AzureTokens {
+    async fn token(&self, scope: &str) -> Result<SecretString, DnsError> {
+        self.0.token(scope).await.map(|t| t.token).map_err(|e| {
+            let kind = e.kind();
+            let detail = e.to_string();
+            if matches!(kind, ferry_auth::ErrorKind::NotConfigured) {
+                DnsError::NotConfigured {
+                    what: "an Azure credential".into(),
+                    help: detail,
+                }
+            } else {
+                DnsError::Unauthorized {
+                    provider: "azure",
+                    zone: String::new(),
+                    action: "get a token for",
+                    detail,
+                }
+            }
+        })
     }
 }
 
@@ -192,7 +337,8 @@ fn desired(e: &DnsEnv, target: &Target, p: &SharedDnsProvider) -> Result<Vec<Rec
 }
 
 fn ownership(app: &str, e: &DnsEnv) -> Result<Ownership, Failure> {
-    let mut own = Ownership::new(e.dns.owner.clone(), format!("ferry/{app}/{}", e.name)).map_err(dns_failure)?;
+    let mut own = Ownership::new(e.dns.owner.clone(), format!("ferry/{app}/{}", e.name))
+        .map_err(dns_failure)?;
     own.naming = e.dns.naming.clone();
     Ok(own)
 }
@@ -228,11 +374,7 @@ fn out_err(err: std::io::Error) -> Failure {
     super::io_failure(err)
 }
 
-fn print_plan(
-    out: &mut impl std::io::Write,
-    header: &str,
-    plan: &Plan,
-) -> Result<(), Failure> {
+fn print_plan(out: &mut impl std::io::Write, header: &str, plan: &Plan) -> Result<(), Failure> {
     writeln!(out, "{header}").map_err(out_err)?;
     for c in plan.changes.iter() {
         writeln!(out, "  {c}").map_err(out_err)?;
@@ -244,11 +386,24 @@ fn print_plan(
         writeln!(out, "  adopt {k} (--adopt)").map_err(out_err)?;
     }
     for s in &plan.skipped {
-        writeln!(out, "  kept: {} {}: {}", s.change.verb(), s.change.key(), s.reason).map_err(out_err)?;
+        writeln!(
+            out,
+            "  kept: {} {}: {}",
+            s.change.verb(),
+            s.change.key(),
+            s.reason
+        )
+        .map_err(out_err)?;
     }
     for c in &plan.conflicts {
-        writeln!(out, "  conflict: {} [{}]: {}", c.existing.key(), c.existing.describe_values(), c.reason)
-            .map_err(out_err)?;
+        writeln!(
+            out,
+            "  conflict: {} [{}]: {}",
+            c.existing.key(),
+            c.existing.describe_values(),
+            c.reason
+        )
+        .map_err(out_err)?;
     }
     let n = plan.changes.len();
     writeln!(
@@ -286,11 +441,21 @@ fn conflicts_failure(plan: &Plan) -> Failure {
         help = "records ferry did not create are never overwritten; pass --adopt to take them over",
         "{} record{} in the way; nothing was changed",
         plan.conflicts.len(),
-        if plan.conflicts.len() == 1 { " is" } else { "s are" }
+        if plan.conflicts.len() == 1 {
+            " is"
+        } else {
+            "s are"
+        }
     ))
 }
 
-fn json_plan(app: &str, e: &DnsEnv, p: &SharedDnsProvider, target: &Target, plan: &Plan) -> serde_json::Value {
+fn json_plan(
+    app: &str,
+    e: &DnsEnv,
+    p: &SharedDnsProvider,
+    target: &Target,
+    plan: &Plan,
+) -> serde_json::Value {
     serde_json::json!({
         "app": app,
         "env": e.name,
@@ -319,7 +484,11 @@ async fn plan_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
     if args.env.json() {
         writeln!(out, "{}", json_plan(&app, &e, &p, &target, &planned.plan)).map_err(out_err)?;
     } else {
-        print_plan(&mut out, &header("plan", &app, &e, &p, &target), &planned.plan)?;
+        print_plan(
+            &mut out,
+            &header("plan", &app, &e, &p, &target),
+            &planned.plan,
+        )?;
     }
     if !planned.plan.conflicts.is_empty() {
         return Err(conflicts_failure(&planned.plan));
@@ -410,8 +579,17 @@ async fn apply_and_verify(
     if !planned.plan.is_empty() {
         p.apply(&planned.plan.changes).await.map_err(dns_failure)?;
         if !json {
-            writeln!(out, "applied {} change{}", planned.plan.changes.len(), if planned.plan.changes.len() == 1 { "" } else { "s" })
-                .map_err(out_err)?;
+            writeln!(
+                out,
+                "applied {} change{}",
+                planned.plan.changes.len(),
+                if planned.plan.changes.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            )
+            .map_err(out_err)?;
         }
     }
     let report = if args.no_verify || !e.dns.verify_enabled {
@@ -455,24 +633,41 @@ async fn run_verify(
         options.timeout = t;
     }
     let expectations = Expectation::from_records(desired);
-    verify(&servers, &expectations, &options).await.map_err(dns_failure)
+    verify(&servers, &expectations, &options)
+        .await
+        .map_err(dns_failure)
 }
 
 fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), Failure> {
     writeln!(
         out,
         "verify: authoritative servers {} after {:.1}s ({} checks)",
-        if r.converged { "answer the target" } else { "do NOT answer the target yet" },
+        if r.converged {
+            "answer the target"
+        } else {
+            "do NOT answer the target yet"
+        },
         r.elapsed_ms as f64 / 1000.0,
         r.queries
     )
     .map_err(out_err)?;
     for c in &r.authoritative {
-        writeln!(out, "  {} {} @{}: {}", if c.matches { "ok  " } else { "FAIL" }, c.name, c.server, c.answer)
-            .map_err(out_err)?;
+        writeln!(
+            out,
+            "  {} {} @{}: {}",
+            if c.matches { "ok  " } else { "FAIL" },
+            c.name,
+            c.server,
+            c.answer
+        )
+        .map_err(out_err)?;
     }
     if !r.public.is_empty() {
-        writeln!(out, "public resolvers (caches may keep the old answer until its TTL ends):").map_err(out_err)?;
+        writeln!(
+            out,
+            "public resolvers (caches may keep the old answer until its TTL ends):"
+        )
+        .map_err(out_err)?;
         for c in &r.public {
             let state = if c.matches {
                 "ok  "
@@ -501,5 +696,9 @@ async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
     } else {
         print_verify(&mut out, &report)?;
     }
-    Ok(if report.converged { Exit::Success } else { Exit::Timeout })
+    Ok(if report.converged {
+        Exit::Success
+    } else {
+        Exit::Timeout
+    })
 }
