@@ -437,3 +437,61 @@ async fn route53_apply_writes_alias_records_and_converges() {
         .count();
     assert_eq!(aliases, 2);
 }
+
+/// `ferry dns` on Cloudflare (the fake API), with the token from CLOUDFLARE_API_TOKEN: proxied
+/// records, and the token never printed, even at trace level.
+#[cfg(feature = "cloudflare")]
+#[tokio::test]
+async fn cloudflare_apply_with_proxied_records_never_prints_the_token() {
+    let (server, _fake) = crate::cloudflare::fake().await;
+    let dir = std::env::temp_dir().join(crate::unique("ferry-dns-cf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ferry.toml"),
+        format!(
+            "[app]\nname = \"shop\"\n[env.prod.dns]\nprovider = \"cloudflare\"\nzone = \"example.com\"\n\
+             records = [\"@\", \"app\"]\nproxied = true\ntarget = \"203.0.113.10\"\n\
+             [env.prod.dns.cloudflare]\napi_url = \"{}/client/v4\"\n[env.prod.dns.verify]\nenabled = false\n",
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let ferry = |args: &[&str]| {
+        let out = Command::new(ferry_bin())
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("ferry.toml"))
+            .env("CLOUDFLARE_API_TOKEN", crate::cloudflare::TOKEN)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let all = text(&out);
+        assert!(
+            !all.contains(crate::cloudflare::TOKEN),
+            "the token was printed: {all}"
+        );
+        out
+    };
+    let out = ferry(&["-vvv", "dns", "apply", "--env", "prod"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("example.com A ttl=1 proxied 203.0.113.10"),
+        "{stdout}"
+    );
+    let out = ferry(&["dns", "plan", "--env", "prod"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // A token the API refuses: exit 11, with the permission to grant.
+    let out = Command::new(ferry_bin())
+        .args(["dns", "plan", "--env", "prod", "--config"])
+        .arg(dir.join("ferry.toml"))
+        .env("CLOUDFLARE_API_TOKEN", "not-the-token")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 11, "{}", text(&out));
+    assert!(
+        text(&out).contains("DNS:Edit") && !text(&out).contains("not-the-token"),
+        "{}",
+        text(&out)
+    );
+}

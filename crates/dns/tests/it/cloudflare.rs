@@ -17,7 +17,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::conformance::{Expect, run};
 
-const TOKEN: &str = "cf-test-token-3f9a";
+pub(crate) const TOKEN: &str = "cf-test-token-3f9a";
 const ZONE_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ struct State {
 
 /// A fake Cloudflare API with state.
 #[derive(Clone, Default)]
-struct FakeCloudflare(Arc<Mutex<State>>);
+pub(crate) struct FakeCloudflare(Arc<Mutex<State>>);
 
 fn envelope(result: Value) -> Value {
     json!({"success": true, "errors": [], "messages": [], "result": result})
@@ -307,7 +307,7 @@ impl Respond for FakeCloudflare {
     }
 }
 
-async fn fake() -> (MockServer, FakeCloudflare) {
+pub(crate) async fn fake() -> (MockServer, FakeCloudflare) {
     let server = MockServer::start().await;
     let fake = FakeCloudflare::default();
     Mock::given(any())
