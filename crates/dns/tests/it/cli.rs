@@ -495,3 +495,57 @@ async fn cloudflare_apply_with_proxied_records_never_prints_the_token() {
         text(&out)
     );
 }
+
+/// The zone apex (its own zone, `ferry-apex.test`): an A record beside the zone's SOA and NS,
+/// the ownership value in the old format at the apex itself (no `a-` name fits inside the
+/// zone), converging on every run whatever an earlier run left.
+#[test]
+fn the_zone_apex_gets_an_address_and_an_ownership_value_beside_soa_and_ns() {
+    let apex = server("FERRY_TEST_KNOT_APEX_ZONE");
+    let dir = std::env::temp_dir().join(crate::unique("ferry-dns-apex"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Another address on every run, so each run has something to change.
+    let octet = 100 + std::process::id() % 100;
+    let ip = format!("192.0.2.{octet}");
+    std::fs::write(
+        dir.join("ferry.toml"),
+        format!(
+            "[app]\nname = \"apex-test\"\n[env.prod.dns]\nprovider = \"rfc2136\"\nzone = \"{apex}\"\nrecords = [\"@\"]\n\
+             target = \"{ip}\"\nttl = 60\n[env.prod.dns.rfc2136]\nserver = \"{}\"\nkey_name = \"{}\"\n\
+             [env.prod.dns.verify]\ntimeout = \"10s\"\ninterval = \"200ms\"\nresolvers = []\n",
+            server("FERRY_TEST_KNOT"),
+            server("FERRY_TEST_KNOT_TSIG_KEY"),
+        ),
+    )
+    .unwrap();
+    let ferry = |args: &[&str]| {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("ferry.toml"))
+            .env("FERRY_TSIG_SECRET", server("FERRY_TEST_KNOT_TSIG_SECRET"))
+            .output()
+            .unwrap()
+    };
+    let out = ferry(&["dns", "apply", "--env", "prod"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(dig(&apex, "A"), [ip.as_str()]);
+    let txt = dig(&apex, "TXT");
+    assert!(
+        txt.iter()
+            .any(|t| t.contains("external-dns/owner=apex-test")),
+        "the claim sits at the apex: {txt:?}"
+    );
+    assert_eq!(dig(&apex, "SOA").len(), 1, "the SOA is untouched");
+    assert_eq!(dig(&apex, "NS"), [format!("ns1.{apex}.")]);
+    let again = ferry(&["dns", "plan", "--env", "prod"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    // A hostname cannot go at the apex on an RFC 2136 server: refused before anything changes.
+    let out = ferry(&["dns", "plan", "--env", "prod", "--target", "lb.example.net"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(
+        text(&out).contains("zone apex, where a CNAME cannot live"),
+        "{}",
+        text(&out)
+    );
+}
