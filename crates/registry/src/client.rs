@@ -1,7 +1,7 @@
 //! The registry client: the OCI distribution API over reqwest, with authentication (Basic and
 //! the Bearer token realm with a per-scope token cache), retries and digest checks.
 //!
-//! Every request goes through [`Client::execute`]: it attaches the right `Authorization` for
+//! Every request goes through one place (`Client::execute`): it attaches the right `Authorization` for
 //! the request's scopes (learned from the registry's first `WWW-Authenticate` challenge, then
 //! sent up front), answers one 401 by (re)authenticating, and retries transport failures and
 //! 408/429/5xx with backoff, honouring `Retry-After`. Requests with streamed bodies (blob

@@ -3,7 +3,7 @@
 //!
 //! # How the pieces fit
 //!
-//! - [`reference`]: [`ImageRef`], [`Digest`] and [`Tag`], parsed strictly with Docker's
+//! - [`reference`](mod@reference): [`ImageRef`], [`Digest`] and [`Tag`], parsed strictly with Docker's
 //!   normalisation (`nginx` is `docker.io/library/nginx`).
 //! - [`auth`]: the [`RegistryAuth`] trait says *which credential* to present to a registry
 //!   (anonymous, user and password, an identity token); implementations read Docker's
@@ -22,7 +22,7 @@
 //!   uploads that resume after a dropped connection, digest checks on every byte, manifests
 //!   written only after every blob is confirmed, tags last. [`tag_image`] adds tags by digest;
 //!   immutable mode refuses to move a tag.
-//! - [`inspect`]: [`resolve`] (tag → digest) and [`inspect()`].
+//! - [`inspect`](mod@inspect): [`resolve`] (tag → digest) and [`inspect()`](fn@inspect).
 //! - [`config`]: the `[env.NAME.registry]` section of `ferry.toml`.
 //!
 //! # Why not oci-client for the wire
