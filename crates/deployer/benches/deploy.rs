@@ -65,7 +65,14 @@ fn run_kubectl(kubeconfig: &Path, args: &[&str]) {
     );
 }
 
-fn kubectl_deploy(kubeconfig: &Path, dir: &Path, ns: &str, deployments: usize) -> Duration {
+/// `kubectl apply --server-side` then `kubectl rollout status` per Deployment: the time of the
+/// apply alone and of both.
+fn kubectl_deploy(
+    kubeconfig: &Path,
+    dir: &Path,
+    ns: &str,
+    deployments: usize,
+) -> (Duration, Duration) {
     let started = Instant::now();
     let file = dir.join("objects.yaml");
     run_kubectl(
@@ -79,6 +86,7 @@ fn kubectl_deploy(kubeconfig: &Path, dir: &Path, ns: &str, deployments: usize) -
             file.to_str().unwrap(),
         ],
     );
+    let applied = started.elapsed();
     for i in 0..deployments {
         run_kubectl(
             kubeconfig,
@@ -92,7 +100,7 @@ fn kubectl_deploy(kubeconfig: &Path, dir: &Path, ns: &str, deployments: usize) -
             ],
         );
     }
-    started.elapsed()
+    (applied, started.elapsed())
 }
 
 fn settings(ns: &str) -> Settings {
@@ -176,8 +184,12 @@ fn main() {
             machine()
         );
         println!(
-            "{:<28} {:>12} {:>12} {:>14}",
-            "case", "ferry", "kubectl", "ferry writes"
+            "{:<22} {:>10} {:>15} {:>17} {:>8} {:>8}",
+            "case", "ferry", "kubectl apply", "kubectl + rollout", "writes", "writes"
+        );
+        println!(
+            "{:<22} {:>10} {:>15} {:>17} {:>8} {:>8}",
+            "", "", "", "status", "(ferry)", "(kubectl)"
         );
         for n in [50usize, 500, 2000] {
             let fdir = tmp.path().join(format!("ferry-{n}"));
@@ -189,42 +201,32 @@ fn main() {
             manifests(&fdir, &fns, n);
             let deployments = manifests(&kdir, &kns, n);
 
-            let w0 = sim.metrics().total_writes();
-            let (ferry_time, outcome) = ferry_deploy(&client, &fdir, &fns).await;
-            assert!(matches!(outcome, Outcome::Deployed { .. }), "{outcome:?}");
-            let ferry_writes = sim.metrics().total_writes() - w0;
-            let dir = kdir.clone();
-            let kc = kubeconfig.clone();
-            let kns2 = kns.clone();
-            let kubectl_time =
-                tokio::task::spawn_blocking(move || kubectl_deploy(&kc, &dir, &kns2, deployments))
-                    .await
-                    .unwrap();
-            println!(
-                "{:<28} {:>10.2}s {:>10.2}s {:>14}",
-                format!("deploy {n} objects"),
-                ferry_time.as_secs_f64(),
-                kubectl_time.as_secs_f64(),
-                ferry_writes
-            );
-            if n == 500 {
+            let cases: &[&str] = if n == 500 {
+                &["deploy", "no-op redeploy"]
+            } else {
+                &["deploy"]
+            };
+            for case in cases {
                 let w0 = sim.metrics().total_writes();
-                let (ferry_time, _) = ferry_deploy(&client, &fdir, &fns).await;
+                let (ferry_time, outcome) = ferry_deploy(&client, &fdir, &fns).await;
+                assert!(matches!(outcome, Outcome::Deployed { .. }), "{outcome:?}");
                 let ferry_writes = sim.metrics().total_writes() - w0;
-                let dir = kdir.clone();
-                let kc = kubeconfig.clone();
-                let kns2 = kns.clone();
-                let kubectl_time = tokio::task::spawn_blocking(move || {
+                let (dir, kc, kns2) = (kdir.clone(), kubeconfig.clone(), kns.clone());
+                let w0 = sim.metrics().total_writes();
+                let (apply, total) = tokio::task::spawn_blocking(move || {
                     kubectl_deploy(&kc, &dir, &kns2, deployments)
                 })
                 .await
                 .unwrap();
+                let kubectl_writes = sim.metrics().total_writes() - w0;
                 println!(
-                    "{:<28} {:>10.2}s {:>10.2}s {:>14}",
-                    "no-op redeploy 500",
+                    "{:<22} {:>9.2}s {:>14.2}s {:>16.2}s {:>8} {:>8}",
+                    format!("{case} {n}"),
                     ferry_time.as_secs_f64(),
-                    kubectl_time.as_secs_f64(),
-                    ferry_writes
+                    apply.as_secs_f64(),
+                    total.as_secs_f64(),
+                    ferry_writes,
+                    kubectl_writes
                 );
             }
         }
