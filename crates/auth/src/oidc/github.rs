@@ -19,7 +19,8 @@ const TOKEN_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 /// this source is not configured.
 #[derive(Clone)]
 pub struct GitHubActions {
-    endpoint: Option<(url::Url, SecretString)>,
+    /// `None`: not configured; `Some(Err)`: configured with a URL that does not parse.
+    endpoint: Option<Result<(url::Url, SecretString), String>>,
     http: reqwest::Client,
     retry: RetryPolicy,
 }
@@ -29,7 +30,10 @@ impl fmt::Debug for GitHubActions {
         f.debug_struct("GitHubActions")
             .field(
                 "request_url",
-                &self.endpoint.as_ref().map(|(u, _)| u.as_str()),
+                &self
+                    .endpoint
+                    .as_ref()
+                    .map(|e| e.as_ref().map(|(u, _)| u.as_str())),
             )
             .field("request_token", &"[redacted]")
             .finish()
@@ -41,9 +45,11 @@ impl GitHubActions {
     /// absent).
     pub fn from_env(env: &Env, http: reqwest::Client) -> Self {
         let endpoint = match (env.get(URL_VAR), env.get(TOKEN_VAR)) {
-            (Some(url), Some(token)) => url::Url::parse(url)
-                .ok()
-                .map(|u| (u, SecretString::from(token.to_owned()))),
+            (Some(url), Some(token)) => Some(
+                url::Url::parse(url)
+                    .map(|u| (u, SecretString::from(token.to_owned())))
+                    .map_err(|e| e.to_string()),
+            ),
             _ => None,
         };
         GitHubActions {
@@ -56,7 +62,7 @@ impl GitHubActions {
     /// A source for an explicit endpoint and request token (for embedding and tests).
     pub fn new(request_url: url::Url, request_token: SecretString, http: reqwest::Client) -> Self {
         GitHubActions {
-            endpoint: Some((request_url, request_token)),
+            endpoint: Some(Ok((request_url, request_token))),
             http,
             retry: RetryPolicy::default(),
         }
@@ -78,11 +84,23 @@ struct TokenResponse {
 #[async_trait::async_trait]
 impl OidcTokenSource for GitHubActions {
     async fn token(&self, audience: &str) -> Result<OidcToken, AuthError> {
-        let Some((base, request_token)) = &self.endpoint else {
-            return Err(AuthError::NotConfigured {
-                what: format!("GitHub Actions OIDC ({URL_VAR}, {TOKEN_VAR})"),
-                help: "give the GitHub Actions job `permissions: id-token: write`".to_owned(),
-            });
+        let (base, request_token) = match &self.endpoint {
+            None => {
+                return Err(AuthError::NotConfigured {
+                    what: format!("GitHub Actions OIDC ({URL_VAR}, {TOKEN_VAR})"),
+                    help: "give the GitHub Actions job `permissions: id-token: write`".to_owned(),
+                });
+            }
+            Some(Err(why)) => {
+                return Err(AuthError::InvalidConfig {
+                    key: URL_VAR.to_owned(),
+                    message: format!("it is not a URL ({why})"),
+                    help: format!(
+                        "GitHub sets {URL_VAR} itself: do not override it in the workflow"
+                    ),
+                });
+            }
+            Some(Ok(endpoint)) => endpoint,
         };
         // The URL holds no secret (the request token travels in a header), but its query is
         // long: messages show it up to the path.
@@ -139,5 +157,23 @@ impl OidcTokenSource for GitHubActions {
 
     fn describe(&self) -> String {
         "GitHub Actions OIDC".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_mangled_request_url_is_an_error_not_a_silent_fallback() {
+        let env = Env::from_pairs([(URL_VAR, "not a url"), (TOKEN_VAR, "ghs_x")]);
+        let err = GitHubActions::from_env(&env, reqwest::Client::new())
+            .token("aud")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::InvalidConfig { .. }), "{err:?}");
+        assert!(err.to_string().contains(URL_VAR), "{err}");
+        let unset = GitHubActions::from_env(&Env::default(), reqwest::Client::new());
+        assert!(unset.token("aud").await.unwrap_err().is_not_configured());
     }
 }

@@ -341,7 +341,10 @@ async fn whoami(args: &WhoamiArgs, env: &Environment) -> CmdResult {
             let scope = match env_cfg.and_then(|e| e.cluster.as_ref()) {
                 Some(ClusterConfig::Aks(aks)) if aks.arm_endpoint.is_some() => format!(
                     "{}/.default",
-                    aks.arm_endpoint.as_deref().unwrap_or_default().trim_end_matches('/')
+                    aks.arm_endpoint
+                        .as_deref()
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
                 ),
                 _ => ARM_SCOPE.to_owned(),
             };
@@ -711,4 +714,39 @@ pub(crate) fn aks_provider(
             .http(ctx.http.clone())
             .user_agent(user_agent),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_errors_map_to_documented_exit_codes() {
+        assert_eq!(exit_for(ErrorKind::Denied), Exit::AuthFailed);
+        assert_eq!(exit_for(ErrorKind::NotConfigured), Exit::AuthFailed);
+        assert_eq!(exit_for(ErrorKind::InvalidConfig), Exit::InvalidInput);
+        assert_eq!(exit_for(ErrorKind::Unavailable), Exit::Failure);
+    }
+
+    #[test]
+    fn the_deepest_auth_error_in_a_chain_decides_the_exit_and_help() {
+        // What an EKS provider returns when the OIDC token expired.
+        let inner = AuthError::ExpiredToken {
+            origin: "token file t".into(),
+            expired_at: "2026-11-23T00:00:00Z".into(),
+            help: "get a fresh token".into(),
+        };
+        let wrapped = ferry_deployer::cluster::ClusterError::Provider {
+            what: "cannot look up eks cluster x in eu-west-1".into(),
+            source: Box::new(inner),
+        };
+        let failure = chain_failure(wrapped, Exit::Failure);
+        assert_eq!(failure.exit, Exit::AuthFailed);
+        let report: &dyn miette::Diagnostic = failure.report.as_ref();
+        let help = report.help().map(|h| h.to_string());
+        assert_eq!(help.as_deref(), Some("get a fresh token"));
+
+        let plain = chain_failure(std::io::Error::other("disk full"), Exit::Failure);
+        assert_eq!(plain.exit, Exit::Failure);
+    }
 }
