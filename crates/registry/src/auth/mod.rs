@@ -329,6 +329,58 @@ mod tests {
         assert!(shown.contains("user"));
     }
 
+    /// The conformance suite every `RegistryAuth` passes: a registry it does not serve is
+    /// `NotConfigured` (so chains move on), and its `Debug` never shows a secret.
+    async fn conformance(auth: &dyn RegistryAuth, secret: &str) {
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains(secret), "Debug shows the secret: {shown}");
+        let err = auth.credential("unrelated.example:5000").await.unwrap_err();
+        assert!(err.is_not_configured(), "{auth:?}: {err}");
+        assert!(!err.to_string().contains(secret));
+        auth.invalidate("unrelated.example:5000");
+    }
+
+    #[tokio::test]
+    async fn every_source_passes_the_conformance_suite() {
+        let secret = "conformance-secret-value";
+        conformance(
+            &BasicAuth::new("a.example", "u", SecretString::from(secret)),
+            secret,
+        )
+        .await;
+        conformance(&DockerHubAuth::new("u", SecretString::from(secret)), secret).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            format!(r#"{{"auths": {{"a.example": {{"username": "u", "password": "{secret}"}}}}}}"#),
+        )
+        .unwrap();
+        let docker = DockerConfigAuth::load(&config, Default::default()).unwrap();
+        conformance(&docker, secret).await;
+        conformance(&AuthChain::first_try(docker), secret).await;
+        #[cfg(feature = "ecr")]
+        {
+            let conf = aws_sdk_ecr::Config::builder()
+                .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+                .region(aws_sdk_ecr::config::Region::new("us-east-1"))
+                .build();
+            let clock = Arc::new(crate::clock::FixedClock(std::time::UNIX_EPOCH));
+            let ecr = ecr::EcrAuth::new(aws_sdk_ecr::Client::from_conf(conf), clock);
+            conformance(&ecr, secret).await;
+        }
+        #[cfg(feature = "acr")]
+        {
+            let aad = Arc::new(acr::StaticAadToken(SecretString::from(secret)));
+            conformance(&acr::AcrAuth::new(reqwest::Client::new(), aad), secret).await;
+        }
+        // Anonymous serves every registry.
+        assert!(matches!(
+            Anonymous.credential("unrelated.example").await.unwrap(),
+            Credential::Anonymous
+        ));
+    }
+
     #[test]
     fn docker_hub_aliases_collapse() {
         for alias in [
