@@ -12,9 +12,9 @@ use crate::exit::{CmdResult, Exit, Failure};
 
 fn failure(err: SimError) -> Failure {
     let exit = match &err {
-        SimError::ConfigInvalid { .. } | SimError::ConfigRead { .. } | SimError::StateFormat { .. } => {
-            Exit::InvalidInput
-        }
+        SimError::ConfigInvalid { .. }
+        | SimError::ConfigRead { .. }
+        | SimError::StateFormat { .. } => Exit::InvalidInput,
         SimError::StateLocked { .. } => Exit::LockBusy,
         _ => Exit::Failure,
     };
@@ -38,7 +38,10 @@ pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
 pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
     let _ = env;
     let config = config(args)?;
-    let mut builder = Sim::builder().config(config).listen(args.listen).tls(args.tls);
+    let mut builder = Sim::builder()
+        .config(config)
+        .listen(args.listen)
+        .tls(args.tls);
     if let Some(state) = &args.state {
         builder = builder.state_file(state);
     }
@@ -50,7 +53,12 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ferry-sim: Kubernetes API at {}", sim.url()).map_err(io_failure)?;
         match &args.kubeconfig_out {
-            Some(path) => writeln!(out, "kubeconfig: {} (export KUBECONFIG={})", path.display(), path.display()),
+            Some(path) => writeln!(
+                out,
+                "kubeconfig: {} (export KUBECONFIG={})",
+                path.display(),
+                path.display()
+            ),
             None => writeln!(out, "kubeconfig: not written (use --kubeconfig-out FILE)"),
         }
         .map_err(io_failure)?;
@@ -69,7 +77,10 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
 async fn wait_for_signal() -> Result<(), Failure> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| {
-        Failure::new(Exit::Failure, miette::miette!("cannot listen for SIGTERM: {e}"))
+        Failure::new(
+            Exit::Failure,
+            miette::miette!("cannot listen for SIGTERM: {e}"),
+        )
     })?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result.map_err(|e| {

@@ -14,10 +14,16 @@ fn kubectl() -> PathBuf {
     std::env::split_paths(&path)
         .map(|dir| dir.join("kubectl"))
         .find(|candidate| candidate.is_file())
-        .expect("no kubectl: set FERRY_TEST_KUBECTL (scripts/servers.sh start) or put kubectl on PATH")
+        .expect(
+            "no kubectl: set FERRY_TEST_KUBECTL (scripts/servers.sh start) or put kubectl on PATH",
+        )
 }
 
 /// Starts `ferry sim` and waits until it says it serves; returns the child and its first lines.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is handed to the caller, which stops and waits for it"
+)]
 fn start(args: &[&str]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("sim")
@@ -30,7 +36,11 @@ fn start(args: &[&str]) -> (Child, Vec<String>) {
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     loop {
         let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "ferry sim exited early: {lines:?}");
+        if reader.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("ferry sim exited early ({status:?}): {lines:?}");
+        }
         let done = line.starts_with("running until");
         lines.push(line.trim_end().to_owned());
         if done {
@@ -46,15 +56,27 @@ fn kubectl_get_ns(kubeconfig: &Path, home: &Path) -> String {
         .env("HOME", home)
         .output()
         .unwrap();
-    assert!(out.status.success(), "kubectl get ns: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl get ns: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn stop(child: &mut Child) {
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "ferry sim did not exit cleanly on SIGTERM");
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "ferry sim did not exit cleanly on SIGTERM"
+    );
 }
 
 #[test]
@@ -70,27 +92,49 @@ fn ferry_sim_serves_kubectl_and_saves_state() {
         "--speed",
         "10",
     ]);
-    assert!(lines[0].starts_with("ferry-sim: Kubernetes API at http://127.0.0.1:"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("ferry-sim: Kubernetes API at http://127.0.0.1:"),
+        "{lines:?}"
+    );
     assert!(lines[1].contains(kubeconfig.to_str().unwrap()), "{lines:?}");
     let namespaces = kubectl_get_ns(&kubeconfig, dir.path());
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert!(namespaces.lines().any(|l| l.starts_with(ns) && l.contains("Active")), "{namespaces}");
+        assert!(
+            namespaces
+                .lines()
+                .any(|l| l.starts_with(ns) && l.contains("Active")),
+            "{namespaces}"
+        );
     }
     use std::os::unix::fs::PermissionsExt as _;
-    assert_eq!(std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // a second simulator on the same state file is refused with the lock exit code
     let second = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["sim", "--state", state.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(second.status.code(), Some(10), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(
+        second.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another simulator"));
 
     stop(&mut child);
     let saved = std::fs::read_to_string(&state).unwrap();
-    assert!(saved.contains("\"kube-system\""), "the state file lacks the cluster");
-    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(
+        saved.contains("\"kube-system\""),
+        "the state file lacks the cluster"
+    );
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -99,7 +143,11 @@ fn ferry_sim_serves_tls_with_its_ca_in_the_kubeconfig() {
     let kubeconfig = dir.path().join("kubeconfig");
     let (mut child, lines) = start(&["--tls", "--kubeconfig-out", kubeconfig.to_str().unwrap()]);
     assert!(lines[0].contains("https://127.0.0.1:"), "{lines:?}");
-    assert!(std::fs::read_to_string(&kubeconfig).unwrap().contains("certificate-authority-data"));
+    assert!(
+        std::fs::read_to_string(&kubeconfig)
+            .unwrap()
+            .contains("certificate-authority-data")
+    );
     assert!(kubectl_get_ns(&kubeconfig, dir.path()).contains("default"));
     stop(&mut child);
 }
@@ -115,5 +163,8 @@ fn ferry_sim_rejects_a_bad_config_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("imagez") && stderr.contains("SIM.toml"), "{stderr}");
+    assert!(
+        stderr.contains("imagez") && stderr.contains("SIM.toml"),
+        "{stderr}"
+    );
 }
