@@ -21,6 +21,8 @@ struct Fake {
     cut_first_patch_at: Option<usize>,
     /// (Content-Range start, body length) of every PATCH.
     patches: Vec<(u64, usize)>,
+    /// Announce this `OCI-Chunk-Min-Length` when an upload starts.
+    min_chunk: Option<u64>,
 }
 
 #[derive(Clone, Default)]
@@ -99,7 +101,12 @@ impl Respond for FakeRegistry {
             fake.next_id += 1;
             let id = format!("u{}", fake.next_id);
             fake.uploads.insert(id.clone(), Vec::new());
-            ResponseTemplate::new(202).insert_header("location", format!("{path}{id}"))
+            let mut answer =
+                ResponseTemplate::new(202).insert_header("location", format!("{path}{id}"));
+            if let Some(min) = fake.min_chunk {
+                answer = answer.insert_header("oci-chunk-min-length", min.to_string());
+            }
+            answer
         } else if let Some((_, digest)) = path.split_once("/blobs/") {
             match fake.blobs.get(digest) {
                 Some(b) => {
@@ -183,4 +190,51 @@ async fn a_broken_patch_resumes_where_the_registry_got_to() {
         .collect();
     assert_eq!(layer_patches.len(), 2, "{:?}", fake.patches);
     assert_eq!(*layer_patches[1], (1_000_000, layer.1.len() - 1_000_000));
+}
+
+#[tokio::test]
+async fn a_registry_that_announces_chunk_sizes_gets_chunks() {
+    let server = MockServer::start().await;
+    let fake = FakeRegistry::default();
+    fake.0.lock().unwrap().min_chunk = Some(1024 * 1024);
+    Mock::given(wiremock::matchers::any())
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path(), 1, 9_000_000);
+    let client = anonymous_client();
+    let source = SourceSpec::parse(&layout.source("latest"))
+        .unwrap()
+        .open(&client)
+        .await
+        .unwrap();
+    let dest = ImageRef::parse(&format!("{}/app:v1", server.address())).unwrap();
+    let report = copy_image(
+        &client,
+        source.as_ref(),
+        &dest,
+        &[],
+        &CopyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.digest, layout.digest);
+    let fake = fake.0.lock().unwrap();
+    let layer = &layout.blobs[0];
+    assert_eq!(fake.blobs.get(&layer.0.to_string()).unwrap(), &layer.1);
+    // 8 MiB chunks (at least the announced minimum), each at the offset the last one ended.
+    let chunk = 8 * 1024 * 1024;
+    let expected: Vec<(u64, usize)> = (0..layer.1.len())
+        .step_by(chunk)
+        .map(|start| (start as u64, chunk.min(layer.1.len() - start)))
+        .collect();
+    let layer_patches: Vec<(u64, usize)> = fake
+        .patches
+        .iter()
+        .copied()
+        .filter(|(_, len)| *len > 10_000)
+        .collect();
+    assert_eq!(layer_patches, expected);
 }
