@@ -56,6 +56,17 @@ impl Respond for FakeRegistry {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     fake.patches.push((start, req.body.len()));
+                    // The length is announced up front, not chunked transfer encoding.
+                    let announced = req
+                        .headers
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<usize>().ok());
+                    assert_eq!(
+                        announced,
+                        Some(req.body.len()),
+                        "PATCH without an exact Content-Length"
+                    );
                     let have = fake.uploads.get(&id).map_or(0, Vec::len) as u64;
                     if start != have {
                         return ResponseTemplate::new(416);
