@@ -544,7 +544,15 @@ fn labels_valid(labels: &Value, field: &str, c: &mut Check) {
     }
 }
 
-fn pod_spec(spec: &Value, field: &str, restart_policies: &[&str], c: &mut Check) {
+/// `claim_volumes` are the names of a StatefulSet's `volumeClaimTemplates`: its pods' containers
+/// may mount them, since the controller adds a volume for each claim to every pod it creates.
+fn pod_spec(
+    spec: &Value,
+    field: &str,
+    restart_policies: &[&str],
+    claim_volumes: &[&str],
+    c: &mut Check,
+) {
     let mut names = Vec::new();
     let volumes: Vec<&str> = spec["volumes"]
         .as_array()
@@ -657,7 +665,7 @@ fn pod_spec(spec: &Value, field: &str, restart_policies: &[&str], c: &mut Check)
                 .enumerate()
             {
                 let volume = mount["name"].as_str().unwrap_or("");
-                if !volumes.contains(&volume) {
+                if !volumes.contains(&volume) && !claim_volumes.contains(&volume) {
                     c.push(FieldError {
                         field: format!("{at}.volumeMounts[{m}].name"),
                         kind: crate::status::FieldErrorKind::Invalid(json!(volume)),
@@ -750,10 +758,20 @@ fn workload(object: &Value, restart_policies: &[&str], c: &mut Check) {
         "spec.template.metadata.labels",
         c,
     );
+    let claim_volumes: Vec<&str> = spec["volumeClaimTemplates"]
+        .as_array()
+        .map(|claims| {
+            claims
+                .iter()
+                .filter_map(|claim| claim["metadata"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
     pod_spec(
         &spec["template"]["spec"],
         "spec.template.spec",
         restart_policies,
+        &claim_volumes,
         c,
     );
 }
@@ -1087,6 +1105,7 @@ pub(crate) fn validate(rt: &ResourceType, object: &Value) -> Result<(), ApiError
                 &object["spec"]["template"]["spec"],
                 "spec.template.spec",
                 &["OnFailure", "Never"],
+                &[],
                 &mut c,
             );
         }
@@ -1103,6 +1122,7 @@ pub(crate) fn validate(rt: &ResourceType, object: &Value) -> Result<(), ApiError
                 &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
                 "spec.jobTemplate.spec.template.spec",
                 &["OnFailure", "Never"],
+                &[],
                 &mut c,
             );
         }
@@ -1110,6 +1130,7 @@ pub(crate) fn validate(rt: &ResourceType, object: &Value) -> Result<(), ApiError
             &object["spec"],
             "spec",
             &["Always", "OnFailure", "Never"],
+            &[],
             &mut c,
         ),
         Some(Builtin::Service) => service(object, &mut c),
@@ -1290,6 +1311,32 @@ mod tests {
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
             }
         })
+    }
+
+    #[test]
+    fn statefulset_containers_may_mount_their_claim_templates() {
+        let rt = Registry::builtin()
+            .lookup("apps", "v1", "statefulsets")
+            .unwrap();
+        let mut sts = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{
+                    "name": "db", "image": "postgres",
+                    "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}]
+                }]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]
+            }
+        });
+        validate(&rt, &sts).unwrap();
+        // A mount naming neither a volume nor a claim template is still refused.
+        sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] =
+            json!("cache");
+        let err = validate(&rt, &sts).unwrap_err();
+        assert_eq!(err.code, 422);
+        assert!(err.message.contains("volume not found"), "{}", err.message);
     }
 
     #[test]
