@@ -111,8 +111,6 @@ async fn seed_004_deploys_then_redeploys_without_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ferry-sim refuses a StatefulSet whose volumeMounts name a volumeClaimTemplate \
-            (crates/sim/src/validate.rs pod_spec); un-ignore when the simulator accepts it"]
 async fn seed_000_deploys_then_redeploys_without_writes() {
     deploy_then_redeploy(
         "cloudtolocalllm",
