@@ -159,8 +159,6 @@ async fn seed_004_cloudage_deploys_to_the_embedded_simulator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ferry-sim refuses a StatefulSet whose volumeMounts name a volumeClaimTemplate \
-            (crates/sim/src/validate.rs pod_spec); un-ignore when the simulator accepts it"]
 async fn seed_000_cloudtolocalllm_deploys_to_the_embedded_simulator() {
     example_deploys_to_the_embedded_simulator("cloudtolocalllm", "Service cloudtolocalllm/edge")
         .await;
@@ -645,4 +643,43 @@ async fn a_busy_lock_fails_fast_with_no_wait_or_is_waited_for_visibly() {
         stderr(&out)
     );
     assert!(holder.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deploys_on_the_embedded_simulator_share_one_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/cloudage"), dir.path());
+    let cfg = dir.path().join("ferry.toml").display().to_string();
+    let cluster = Cluster::start(1.0).await; // only runs the binary; the example uses provider = "sim"
+    let first_args = [
+        "deploy", "--config", &cfg, "--env", "local", "--tag", "aaaa111",
+    ];
+    let first = cluster.ferry(&first_args);
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        cluster
+            .ferry(&[
+                "deploy", "--config", &cfg, "--env", "local", "--tag", "bbbb222",
+            ])
+            .await
+    };
+    let (a, b) = tokio::join!(first, second);
+    assert_eq!(code(&a), 0, "{}\n{}", stdout(&a), stderr(&a));
+    assert_eq!(code(&b), 0, "{}\n{}", stdout(&b), stderr(&b));
+    // One cluster: the second deploy saw the first's release (and its lock), not a cluster of
+    // its own on the same state file.
+    let out = cluster
+        .ferry(&[
+            "history", "--config", &cfg, "--env", "local", "--output", "json",
+        ])
+        .await;
+    let h = history(&out);
+    let tags: Vec<&str> = h.iter().map(|r| r["tag"].as_str().unwrap()).collect();
+    assert_eq!(h.len(), 2, "{h:#?}");
+    assert!(
+        tags.contains(&"aaaa111") && tags.contains(&"bbbb222"),
+        "{tags:?}"
+    );
+    assert_eq!(h[0]["status"], "deployed");
+    assert_eq!(h[1]["status"], "superseded");
 }

@@ -11,8 +11,10 @@
 //! the same way.
 //!
 //! The process hosting the simulator keeps serving when its own command is done while other
-//! processes still use the cluster (requests from another client within the last
-//! [`LINGER_IDLE`]), up to [`LINGER_MAX`], then persists the state and stops.
+//! processes still use the cluster — one of them holds a live ferry deploy lock (a Lease whose
+//! resourceVersion moved within its duration: a killed holder does not count), or made a
+//! request in the last [`LINGER_IDLE`] — up to [`LINGER_MAX`], then persists the state and
+//! stops.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +24,9 @@ use tokio::sync::Mutex;
 
 use super::{ClusterError, ClusterProvider, SimOptions, client_from_config};
 
-/// How long the host waits after the last request of another client before stopping.
-pub(crate) const LINGER_IDLE: Duration = Duration::from_secs(15);
+/// How long the host waits after the last request of another client (holding no deploy
+/// lock) before stopping.
+pub(crate) const LINGER_IDLE: Duration = Duration::from_secs(2);
 /// The longest the host keeps serving other clients after its own command ended.
 pub(crate) const LINGER_MAX: Duration = Duration::from_secs(1800);
 
@@ -186,8 +189,8 @@ impl ClusterProvider for SimProvider {
         let Running::Hosted(handle) = running else {
             return Ok(());
         };
-        // Keep serving while other processes use this cluster: linger until no request from
-        // another client has arrived for LINGER_IDLE.
+        // Keep serving while other processes use this cluster: while one of them holds a live
+        // ferry deploy lock, or has made a request in the last LINGER_IDLE.
         let own = self.options.user_agent.clone().unwrap_or_default();
         let others = |h: &ferry_sim::SimHandle| {
             h.request_log()
@@ -201,13 +204,23 @@ impl ClusterProvider for SimProvider {
         let mut seen = others(&handle);
         let mut last_activity = tokio::time::Instant::now();
         if seen > 0 {
-            while started.elapsed() < LINGER_MAX && last_activity.elapsed() < LINGER_IDLE {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            let yaml = handle.kubeconfig_yaml();
+            let client = self.client_for(&yaml).await.ok();
+            let mut leases = LiveLeases::default();
+            while started.elapsed() < LINGER_MAX {
                 let now_seen = others(&handle);
                 if now_seen > seen {
                     seen = now_seen;
                     last_activity = tokio::time::Instant::now();
                 }
+                let locked = match &client {
+                    Some(c) => leases.any_alive(c).await,
+                    None => false,
+                };
+                if !locked && last_activity.elapsed() >= LINGER_IDLE {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
         let _ = std::fs::remove_file(Self::kubeconfig_path(&self.options.state));
@@ -215,5 +228,50 @@ impl ClusterProvider for SimProvider {
             .shutdown()
             .await
             .map_err(sim_err("cannot stop the simulated cluster"))
+    }
+}
+
+/// The ferry deploy-lock Leases seen, to tell live holders (who renew, so the resourceVersion
+/// moves every third of the lease's duration) from dead ones, without reading a wall clock.
+#[derive(Default)]
+struct LiveLeases {
+    seen: std::collections::BTreeMap<(String, String), (String, tokio::time::Instant)>,
+}
+
+impl LiveLeases {
+    async fn any_alive(&mut self, client: &kube::Client) -> bool {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let api: kube::Api<Lease> = kube::Api::all(client.clone());
+        let params = kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=ferry");
+        let Ok(list) = api.list(&params).await else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        let mut alive = false;
+        for lease in list.items {
+            let key = (
+                lease.metadata.namespace.clone().unwrap_or_default(),
+                lease.metadata.name.clone().unwrap_or_default(),
+            );
+            let rv = lease.metadata.resource_version.clone().unwrap_or_default();
+            let ttl = lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.lease_duration_seconds)
+                .map_or(Duration::from_secs(30), |s| {
+                    Duration::from_secs(u64::try_from(s).unwrap_or(30))
+                });
+            let since = match self.seen.get(&key) {
+                Some((old, at)) if *old == rv => *at,
+                _ => {
+                    self.seen.insert(key, (rv, now));
+                    now
+                }
+            };
+            if now.duration_since(since) <= ttl {
+                alive = true;
+            }
+        }
+        alive
     }
 }
