@@ -66,6 +66,6 @@ t4=$(date +%s%N)
 rm -rf "$dir"
 
 echo "names: $n (knot $FERRY_TEST_KNOT, $(nproc) cores)"
-printf '%-58s %8s ms\n' "ferry dns apply (AXFR, plan, 1 UPDATE with ${n} A + ${n} TXT, verify):" "$(ms "$t0" "$t1")"
+printf '%-58s %8s ms\n' "ferry dns apply (AXFR, plan, UPDATE(s) with ${n} A + ${n} TXT, verify):" "$(ms "$t0" "$t1")"
 printf '%-58s %8s ms\n' "ferry dns apply again (AXFR, plan: nothing to do, verify):" "$(ms "$t1" "$t2")"
 printf '%-58s %8s ms\n' "nsupdate (1 UPDATE with ${n} A) + dig until each answers:" "$(ms "$t3" "$t4")"

@@ -43,11 +43,15 @@ pub enum Expected {
         /// The target.
         target: DnsName,
     },
-    /// A Route53 alias: some addresses (those of the target, which ferry cannot know).
+    /// The addresses of another name, which ferry cannot know: a Route53 alias, or a CNAME at
+    /// a Cloudflare zone apex (flattened). Any address answer matches.
     Alias {
         /// The alias target.
         target: DnsName,
     },
+    /// A record behind Cloudflare's proxy: the answer is Cloudflare's own addresses, never the
+    /// target's. Any address answer matches.
+    Proxied,
 }
 
 /// One name and what it should answer.
@@ -60,15 +64,24 @@ pub struct Expectation {
 }
 
 impl Expectation {
-    /// What the desired record sets should make each name answer.
-    pub fn from_records(desired: &[RecordSet]) -> Vec<Expectation> {
+    /// What the desired record sets of `zone` should make each name answer.
+    pub fn from_records(desired: &[RecordSet], zone: &DnsName) -> Vec<Expectation> {
         let mut by_name: BTreeMap<&DnsName, Expected> = BTreeMap::new();
         for set in desired {
             let entry = || Expected::Addresses {
                 v4: BTreeSet::new(),
                 v6: BTreeSet::new(),
             };
+            if set.proxied == Some(true) {
+                by_name.insert(&set.name, Expected::Proxied);
+                continue;
+            }
             match (&set.record_type, &set.alias) {
+                (RecordType::Cname, None) if set.name == *zone => {
+                    if let Some(t) = set.values.first().and_then(|v| DnsName::parse(v).ok()) {
+                        by_name.insert(&set.name, Expected::Alias { target: t });
+                    }
+                }
                 (_, Some(alias)) => {
                     by_name.insert(
                         &set.name,
@@ -184,7 +197,7 @@ impl Answer {
             ) => v4 == a4 && v6 == a6,
             (Expected::Cname { target }, Answer::Cname { target: t })
             | (Expected::Cname { target }, Answer::Addresses { cname: Some(t), .. }) => target == t,
-            (Expected::Alias { .. }, Answer::Addresses { v4, v6, .. }) => {
+            (Expected::Alias { .. } | Expected::Proxied, Answer::Addresses { v4, v6, .. }) => {
                 !(v4.is_empty() && v6.is_empty())
             }
             _ => false,
@@ -468,4 +481,64 @@ async fn query(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> DnsName {
+        DnsName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn expectations_follow_what_the_provider_will_answer() {
+        let zone = name("example.com");
+        let sets = vec![
+            RecordSet::new(name("a.example.com"), RecordType::A, 60, ["192.0.2.1"]).unwrap(),
+            RecordSet::new(name("a.example.com"), RecordType::Aaaa, 60, ["2001:db8::1"]).unwrap(),
+            RecordSet::new(
+                name("c.example.com"),
+                RecordType::Cname,
+                60,
+                ["lb.example.net"],
+            )
+            .unwrap(),
+            RecordSet::new(
+                name("example.com"),
+                RecordType::Cname,
+                60,
+                ["lb.example.net"],
+            )
+            .unwrap(),
+            RecordSet::new(name("p.example.com"), RecordType::A, 1, ["192.0.2.1"])
+                .unwrap()
+                .with_proxied(Some(true)),
+        ];
+        let e = Expectation::from_records(&sets, &zone);
+        let by = |n: &str| {
+            e.iter()
+                .find(|x| x.name.as_str() == n)
+                .unwrap()
+                .expected
+                .clone()
+        };
+        assert!(
+            matches!(by("a.example.com"), Expected::Addresses { v4, v6 } if v4.len() == 1 && v6.len() == 1)
+        );
+        assert!(matches!(by("c.example.com"), Expected::Cname { .. }));
+        assert!(
+            matches!(by("example.com"), Expected::Alias { .. }),
+            "a flattened apex CNAME answers addresses"
+        );
+        assert_eq!(by("p.example.com"), Expected::Proxied);
+        let edge = Answer::Addresses {
+            v4: ["104.16.1.1".parse().unwrap()].into(),
+            v6: BTreeSet::new(),
+            cname: None,
+        };
+        assert!(edge.matches(&Expected::Proxied));
+        assert!(!edge.matches(&by("a.example.com")));
+        assert!(!Answer::NxDomain.matches(&Expected::Proxied));
+    }
 }

@@ -632,7 +632,7 @@ async fn run_verify(
     if let Some(t) = timeout {
         options.timeout = t;
     }
-    let expectations = Expectation::from_records(desired);
+    let expectations = Expectation::from_records(desired, &e.dns.zone);
     verify(&servers, &expectations, &options)
         .await
         .map_err(dns_failure)

@@ -225,7 +225,7 @@ async fn verify_waits_for_the_authoritative_answer_and_reports_unreachable_resol
         RecordSet::new(a.clone(), RecordType::Aaaa, 60, ["2001:db8::7"]).unwrap(),
         RecordSet::new(c.clone(), RecordType::Cname, 60, ["lb.example.net"]).unwrap(),
     ];
-    let expectations = Expectation::from_records(&want);
+    let expectations = Expectation::from_records(&want, &DnsName::parse(&zone()).unwrap());
     let options = VerifyOptions {
         timeout: Duration::from_millis(600),
         interval: Duration::from_millis(200),
