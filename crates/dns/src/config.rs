@@ -119,6 +119,10 @@ pub struct DnsConfig {
     /// A fixed target (IP addresses or a hostname), instead of the deploy's load balancer.
     #[serde(default)]
     pub target: Option<String>,
+    /// Which LoadBalancer Service or Ingress of the release to point at (`namespace/name`, or
+    /// `name` in the deploy namespace), when it has several.
+    #[serde(default)]
+    pub load_balancer: Option<String>,
     /// external-dns's `--txt-prefix`.
     #[serde(default)]
     pub txt_prefix: String,
@@ -410,6 +414,23 @@ impl DnsConfig {
                 }
             },
         };
+        if let Some(lb) = &self.load_balancer {
+            let parts: Vec<&str> = lb.split('/').collect();
+            let label = |p: &str| {
+                !p.is_empty()
+                    && p.len() <= 253
+                    && p.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'
+                    })
+            };
+            if parts.len() > 2 || !parts.iter().all(|p| label(p)) {
+                issues.push(issue(
+                    path(&["load_balancer"]),
+                    format!("`{lb}` is not `namespace/name` or `name` of a Service or Ingress"),
+                    Some("write it like \"ingress-nginx/ingress-nginx-controller\""),
+                ));
+            }
+        }
         // Provider sections: the chosen provider's may be needed; the others are mistakes.
         let sections = [
             (ProviderKind::Cloudflare, self.cloudflare.is_some()),

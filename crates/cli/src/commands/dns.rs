@@ -95,23 +95,172 @@ fn load_env(cfg: &LoadedConfig, name: &str) -> Result<DnsEnv, Failure> {
     })
 }
 
-/// The target: the flag, else the config.
-fn target_for(cfg: &LoadedConfig, e: &DnsEnv, flag: Option<&str>) -> Result<Target, Failure> {
+/// The target: the flag, else the config, else the load balancer of the environment's current
+/// release in its cluster.
+async fn target_for(
+    cfg: &LoadedConfig,
+    e: &DnsEnv,
+    flag: Option<&str>,
+    config_path: &std::path::Path,
+    env: &Environment,
+) -> Result<Target, Failure> {
     if let Some(t) = flag {
         return t
             .parse::<Target>()
             .map_err(|err| invalid(miette::miette!("--target: {err}")));
     }
-    e.dns.target.clone().ok_or_else(|| {
-        invalid(cfg.error_at(
+    if let Some(t) = &e.dns.target {
+        return Ok(t.clone());
+    }
+    let has_cluster = cfg
+        .config
+        .env
+        .get(&e.name)
+        .is_some_and(|c| c.cluster.is_some());
+    if !has_cluster {
+        return Err(invalid(cfg.error_at(
             &dns_path(&e.name, &[]),
-            format!("no target for environment `{}`: ferry does not know what to point the names at", e.name),
+            format!(
+                "no target for environment `{}`: it has no target and no [env.{}.cluster] to read its load balancer from",
+                e.name, e.name
+            ),
             Some(format!(
-                "pass --target with the load balancer's IP address(es) or hostname (e.g. from `kubectl get svc`), or set target in [env.{}.dns]",
+                "pass --target with the load balancer's IP address(es) or hostname, set target in [env.{}.dns], or add the cluster ferry deploys to",
                 e.name
             )),
-        ))
-    })
+        )));
+    }
+    let (key, target) = load_balancer_target(e, config_path, env).await?;
+    tracing::info!(object = %key, %target, "target from the load balancer");
+    Ok(target)
+}
+
+/// The address of the LoadBalancer Service or Ingress in the environment's current release:
+/// the one named by `[env.NAME.dns] load_balancer`, else the only one with an address.
+async fn load_balancer_target(
+    e: &DnsEnv,
+    config_path: &std::path::Path,
+    env: &Environment,
+) -> Result<(String, Target), Failure> {
+    use crate::commands::deploy::{clock, cluster_failure, deploy_failure, env_context};
+    use ferry_deployer::engine::Engine;
+    use kube::api::{Api, ApiResource, DynamicObject};
+
+    let args = crate::cli::EnvArgs {
+        config: crate::cli::ConfigArg {
+            config: config_path.to_owned(),
+        },
+        env: e.name.clone(),
+        output: crate::cli::DeployOutput::Text,
+    };
+    let ctx = env_context(&args, env)?;
+    let result = async {
+        let client = ctx.provider.client().await.map_err(cluster_failure)?;
+        let engine = Engine::new(
+            client.clone(),
+            ctx.settings.clone(),
+            clock(),
+            Arc::new(ferry_deployer::events::Discard),
+        );
+        let Some((release, objects)) = engine.status().await.map_err(deploy_failure)? else {
+            return Err(invalid(miette::miette!(
+                help = format!("deploy first (`ferry deploy --env {}`), or pass --target", e.name),
+                "environment `{}` has no release in its cluster, so no load balancer to point at",
+                e.name
+            )));
+        };
+        let wanted = e.raw.load_balancer.as_deref();
+        let mut found: Vec<(String, Vec<ferry_dns::LoadBalancerIngress>)> = Vec::new();
+        for (key, _) in objects {
+            let resource = match (key.group.as_str(), key.kind.as_str()) {
+                ("", "Service") => ApiResource {
+                    group: String::new(),
+                    version: "v1".into(),
+                    api_version: "v1".into(),
+                    kind: "Service".into(),
+                    plural: "services".into(),
+                },
+                ("networking.k8s.io", "Ingress") => ApiResource {
+                    group: "networking.k8s.io".into(),
+                    version: "v1".into(),
+                    api_version: "networking.k8s.io/v1".into(),
+                    kind: "Ingress".into(),
+                    plural: "ingresses".into(),
+                },
+                _ => continue,
+            };
+            let namespace = key
+                .namespace
+                .clone()
+                .unwrap_or_else(|| ctx.settings.namespace.clone());
+            let label = format!("{} {namespace}/{}", key.kind, key.name);
+            if let Some(w) = wanted {
+                let (wns, wname) = w.split_once('/').unwrap_or((namespace.as_str(), w));
+                if wns != namespace || wname != key.name {
+                    continue;
+                }
+            }
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+            let object = api.get_opt(&key.name).await.map_err(|err| {
+                Failure::new(
+                    Exit::Failure,
+                    miette::miette!("cannot read {label} from the cluster: {err}"),
+                )
+            })?;
+            let Some(object) = object else { continue };
+            if key.kind == "Service"
+                && object.data.pointer("/spec/type").and_then(|t| t.as_str()) != Some("LoadBalancer")
+            {
+                continue;
+            }
+            let ingress: Vec<ferry_dns::LoadBalancerIngress> = object
+                .data
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(|v| v.as_array())
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|i| ferry_dns::LoadBalancerIngress {
+                            ip: i.get("ip").and_then(|v| v.as_str()).map(str::to_owned),
+                            hostname: i.get("hostname").and_then(|v| v.as_str()).map(str::to_owned),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.push((label, ingress));
+        }
+        let describe = |list: &[(String, Vec<ferry_dns::LoadBalancerIngress>)]| {
+            list.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>().join(", ")
+        };
+        match found.as_slice() {
+            [] => Err(invalid(miette::miette!(
+                help = "add a LoadBalancer Service or an Ingress to the manifests, name one with [env.NAME.dns] load_balancer, or pass --target",
+                "release v{} of `{}` has no LoadBalancer Service or Ingress{}",
+                release.revision,
+                e.name,
+                wanted.map(|w| format!(" named `{w}`")).unwrap_or_default()
+            ))),
+            [(label, ingress)] => match Target::from_load_balancer(ingress) {
+                Ok(t) => Ok((label.clone(), t)),
+                Err(err) => Err(Failure::new(
+                    Exit::Failure,
+                    miette::miette!("{label}: {err}"),
+                )),
+            },
+            several => Err(invalid(miette::miette!(
+                help = "name the one the DNS names should point at: [env.NAME.dns] load_balancer = \"namespace/name\"",
+                "release v{} of `{}` has several load balancers ({})",
+                release.revision,
+                e.name,
+                describe(several)
+            ))),
+        }
+    }
+    .await;
+    if let Err(err) = ctx.provider.close().await {
+        tracing::warn!(error = %err, "closing the cluster provider failed");
+    }
+    result
 }
 
 /// The exit code of a ferry-dns error.
@@ -476,7 +625,14 @@ async fn plan_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
     let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
     let app = cfg.config.app.name.clone();
     let e = load_env(&cfg, &args.env.env)?;
-    let target = target_for(&cfg, &e, args.target.as_deref())?;
+    let target = target_for(
+        &cfg,
+        &e,
+        args.target.as_deref(),
+        &args.env.config.config,
+        env,
+    )
+    .await?;
     let p = provider_for(&e, env).await?;
     let own = ownership(&app, &e)?;
     let planned = make_plan(&p, &e, &own, &target, args.adopt).await?;
@@ -504,7 +660,14 @@ async fn apply_cmd(args: &DnsApplyArgs, env: &Environment) -> CmdResult {
     let cfg = crate::commands::cost::load_config(&args.common.env.config.config)?;
     let app = cfg.config.app.name.clone();
     let e = load_env(&cfg, &args.common.env.env)?;
-    let target = target_for(&cfg, &e, args.common.target.as_deref())?;
+    let target = target_for(
+        &cfg,
+        &e,
+        args.common.target.as_deref(),
+        &args.common.env.config.config,
+        env,
+    )
+    .await?;
     let p = provider_for(&e, env).await?;
     let own = ownership(&app, &e)?;
     apply_and_verify(&app, &e, &p, &own, &target, args, "apply").await
@@ -530,7 +693,14 @@ async fn switch_cmd(args: &DnsSwitchArgs, env: &Environment) -> CmdResult {
             Some("give both environments the same [env.NAME.dns] provider and zone".into()),
         )));
     }
-    let target = target_for(&cfg, &to, args.apply.common.target.as_deref())?;
+    let target = target_for(
+        &cfg,
+        &to,
+        args.apply.common.target.as_deref(),
+        &args.apply.common.env.config.config,
+        env,
+    )
+    .await?;
     let p = provider_for(&to, env).await?;
     let mut own = ownership(&app, &to)?;
     if from.dns.owner != to.dns.owner {
@@ -685,7 +855,14 @@ fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), F
 async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
     let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
     let e = load_env(&cfg, &args.env.env)?;
-    let target = target_for(&cfg, &e, args.target.as_deref())?;
+    let target = target_for(
+        &cfg,
+        &e,
+        args.target.as_deref(),
+        &args.env.config.config,
+        env,
+    )
+    .await?;
     let p = provider_for(&e, env).await?;
     let desired = desired(&e, &target, &p)?;
     let report = run_verify(&e, &p, &desired, None).await?;

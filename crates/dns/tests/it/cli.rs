@@ -549,3 +549,65 @@ fn the_zone_apex_gets_an_address_and_an_ownership_value_beside_soa_and_ns() {
         text(&out)
     );
 }
+
+/// The whole flow of seed property 6: deploy to the simulated cluster, then `ferry dns apply`
+/// with no target reads the LoadBalancer Service's address from the release and points the
+/// names at it; dig answers it.
+#[test]
+fn with_no_target_the_names_point_at_the_load_balancer_of_the_deployed_release() {
+    let fixture = ferry_testkit::workspace_root().join("crates/dns/tests/fixtures/lb-app");
+    let base = crate::unique("lb");
+    let dir = std::env::temp_dir().join(format!("ferry-dns-{base}"));
+    std::fs::create_dir_all(dir.join("k8s")).unwrap();
+    std::fs::copy(fixture.join("k8s/app.yaml"), dir.join("k8s/app.yaml")).unwrap();
+    let zone = server("FERRY_TEST_KNOT_ZONE");
+    let name = format!("{base}.{zone}");
+    let cfg = std::fs::read_to_string(fixture.join("ferry.toml.in"))
+        .unwrap()
+        .replace("@ZONE@", &zone)
+        .replace("@NAME@", &name)
+        .replace("@SERVER@", &server("FERRY_TEST_KNOT"))
+        .replace("@KEY@", &server("FERRY_TEST_KNOT_TSIG_KEY"));
+    std::fs::write(dir.join("ferry.toml"), cfg).unwrap();
+    let ferry = |args: &[&str]| {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("ferry.toml"))
+            .env("FERRY_TSIG_SECRET", server("FERRY_TEST_KNOT_TSIG_SECRET"))
+            .env("NO_COLOR", "1")
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    // Before any deploy there is no load balancer to point at.
+    let out = ferry(&["dns", "plan", "--env", "local"]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("deploy first"), "{}", text(&out));
+
+    let out = ferry(&["deploy", "--env", "local"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let status = ferry(&["status", "--env", "local", "--output", "json"]);
+    assert_eq!(code(&status), 0, "{}", text(&status));
+
+    let out = ferry(&["dns", "apply", "--env", "local"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let target = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split("target ").nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        target.ends_with(".elb.us-east-1.amazonaws.com"),
+        "the simulated NLB's hostname: {stdout}"
+    );
+    assert_eq!(dig(&name, "CNAME"), [format!("{target}.")]);
+    assert_eq!(dig(&format!("www.{name}"), "CNAME"), [format!("{target}.")]);
+    assert!(
+        text(&out).contains("authoritative servers answer the target"),
+        "{}",
+        text(&out)
+    );
+}
