@@ -120,6 +120,16 @@ listed with file:line:column)."
 healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     )]
     Rollback(RollbackArgs),
+    /// Identity: which OIDC token and cloud identity ferry uses, cluster tokens for kubectl,
+    /// and the trust policy that lets exactly this repository deploy.
+    Auth(AuthArgs),
+    /// Write a kubeconfig for an environment's EKS or AKS cluster that uses ferry as its
+    /// credential plugin (mode 0600; no token in the file).
+    #[command(
+        after_help = "Exit codes: 0 written; 3 invalid input (no such environment, not an eks/aks \
+cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be reached."
+    )]
+    Kubeconfig(KubeconfigArgs),
     /// List an environment's releases with their status and tags.
     History(EnvArgs),
     /// Show the current release of an environment and the health of its objects.
@@ -127,6 +137,48 @@ healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     /// Point the environment's DNS names at its load balancer, and check that they resolve.
     #[command(subcommand)]
     Dns(DnsCommand),
+    /// Run the simulated Kubernetes cluster (ferry-sim) until Ctrl-C or SIGTERM, and write a
+    /// kubeconfig for it.
+    #[command(
+        after_help = "Exit codes: 0 stopped by a signal (state saved); 3 invalid SIM.toml or \
+state file; 10 another simulator holds the state file; 1 cannot listen."
+    )]
+    Sim(SimArgs),
+    /// Images on any registry, no Docker daemon: push from an OCI layout or a `docker save`
+    /// archive, copy and promote by digest, tag, resolve, list, inspect.
+    #[command(subcommand)]
+    Image(crate::commands::image::ImageCommand),
+    /// Build an image with buildah, podman or docker buildx into an OCI layout, then push it.
+    #[command(
+        after_help = "Exit codes: 0 built (and pushed); 3 invalid input (no Dockerfile, a malformed \
+reference, an immutable tag would move); 11 registry authentication failed; 1 no builder is \
+installed, the build failed, or the registry could not be reached."
+    )]
+    Build(crate::commands::build::BuildArgs),
+}
+
+/// `ferry sim`.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Write a kubeconfig for the simulator to this file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Keep the cluster in this state file: loaded if it exists, saved as it changes and on
+    /// exit. One simulator at a time may use it.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Virtual clock speed: 1 is real time, 60 a virtual minute per second (overrides SIM.toml).
+    #[arg(long, value_name = "X")]
+    pub speed: Option<f64>,
+    /// The simulator config: image rules, faults, delays (see the README's Simulator section).
+    #[arg(long, value_name = "SIM.toml")]
+    pub config: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA (the kubeconfig carries it).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// `ferry dns` subcommands.
@@ -378,4 +430,111 @@ fn parse_budget(text: &str) -> Result<ferry_cost::Decimal, String> {
 
 fn parse_increase(text: &str) -> Result<ferry_cost::MaxIncrease, String> {
     ferry_cost::MaxIncrease::parse(text).map_err(|e| e.to_string())
+}
+
+/// `ferry auth`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AuthCommand,
+}
+
+const AUTH_EXIT_HELP: &str = "Exit codes: 0 success; 3 invalid input (config); 11 \
+authentication failed (no, expired, malformed or refused token; refused credentials; \
+throttled); 1 a service could not be reached.";
+
+/// `ferry auth` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthCommand {
+    /// Show which identity ferry would use: the OIDC token's source, claims and expiry, and
+    /// with --env the AWS principal or Azure AD app it becomes. Never prints a token.
+    #[command(after_help = AUTH_EXIT_HELP)]
+    Whoami(WhoamiArgs),
+    /// Print a kubectl ExecCredential (client.authentication.k8s.io/v1) with a fresh bearer
+    /// token for the environment's EKS or AKS cluster: the exec plugin `ferry kubeconfig` sets
+    /// up. The token goes to stdout, for kubectl only.
+    #[command(after_help = AUTH_EXIT_HELP)]
+    Token(AuthEnvArgs),
+    /// Print the AWS IAM role trust policy and the Azure federated credential that allow
+    /// exactly this repository and branch (or GitHub environment), from [env.NAME.auth.github].
+    #[command(after_help = AUTH_EXIT_HELP)]
+    TrustPolicy(AuthEnvArgs),
+    /// Check whether the current OIDC token's claims pass that trust policy (issuer, audience,
+    /// subject, expiry). Without --env: every environment with [auth.github]; passes when the
+    /// token could deploy to at least one.
+    #[command(
+        after_help = "Exit codes: 0 the token passes; 11 it does not (or there is no token); 3 \
+invalid input."
+    )]
+    Check(CheckArgs),
+}
+
+/// Output formats of `ferry auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthOutput {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `ferry auth whoami`.
+#[derive(Debug, Clone, Args)]
+pub struct WhoamiArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Also show the cloud identity of this environment (`[env.NAME.auth]`).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: Option<String>,
+    /// The audience to request the OIDC token for (default: the cloud's, else GitHub's).
+    #[arg(long, value_name = "AUD")]
+    pub audience: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuthOutput::Text)]
+    pub output: AuthOutput,
+}
+
+/// `ferry auth token` and `ferry auth trust-policy`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthEnvArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment (`[env.NAME]` in ferry.toml).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: String,
+    /// Output format (trust-policy only; a token is always an ExecCredential).
+    #[arg(long, short = 'o', value_enum, default_value_t = AuthOutput::Text)]
+    pub output: AuthOutput,
+}
+
+/// `ferry auth check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment whose policy to check against (default: every one with
+    /// [auth.github]).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuthOutput::Text)]
+    pub output: AuthOutput,
+}
+
+/// `ferry kubeconfig`.
+#[derive(Debug, Clone, Args)]
+pub struct KubeconfigArgs {
+    /// Where ferry.toml is.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The environment (`[env.NAME]` in ferry.toml).
+    #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
+    pub env: String,
+    /// Write here (mode 0600, replaced atomically) instead of printing to stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
