@@ -219,7 +219,8 @@ pub struct DnsArgs {
     pub env: EnvArgs,
     /// What the names point at: the load balancer's IP address(es) (`192.0.2.10`,
     /// `192.0.2.10,2001:db8::10`) or hostname (`lb-1.elb.us-east-1.amazonaws.com`).
-    /// Default: [env.NAME.dns] target.
+    /// Default: [env.NAME.dns] target, else the LoadBalancer Service or Ingress of the
+    /// environment's current release in its cluster.
     #[arg(long, value_name = "IP[,IP]|HOSTNAME")]
     pub target: Option<String>,
     /// Take over records at the configured names that ferry did not create (or another owner

@@ -10,7 +10,9 @@
 //! - `switch --env A --to B` points the names at B's target, taking over A's records even when
 //!   the two environments use different owner ids (seed 001's rollback between AKS and EKS).
 //!
-//! The target is `--target`, else `[env.NAME.dns] target`.
+//! The target is `--target`, else `[env.NAME.dns] target`, else the address of the
+//! LoadBalancer Service or Ingress in the environment's current release, read from its cluster
+//! through ferry-deployer (`[env.NAME.dns] load_balancer` names one when there are several).
 
 use std::io::Write as _;
 use std::sync::Arc;
