@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(&args.global, &env);
+    init_error_reports(&args.global, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,6 +60,20 @@ pub fn main() -> ExitCode {
             failure.exit.into()
         }
     }
+}
+
+/// Error reports are never wrapped: a `file:line:column` location or a long path stays on one line,
+/// where editors, CI log viewers and `grep` can find it.
+fn init_error_reports(global: &cli::GlobalArgs, env: &ambient::Environment) {
+    let color = global.color.enabled_for_stderr(env);
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .wrap_lines(false)
+                .color(color)
+                .build(),
+        )
+    }));
 }
 
 fn init_tracing(global: &cli::GlobalArgs, env: &ambient::Environment) {
