@@ -225,6 +225,11 @@ async fn trust_policy_is_seed_000s_with_string_equals_and_check_passes_for_main(
         "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     );
 
+    // Without --env: every environment with [auth.github] (here, one).
+    let all = w.run(&["auth", "check"]);
+    assert_eq!(all.code, 0, "{}\n{}", all.stdout, all.stderr);
+    assert!(all.stdout.contains("PASS prod (aws)"), "{}", all.stdout);
+
     let ok = w.run(&["auth", "check", "--env", "prod"]);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("PASS prod"), "{}", ok.stdout);

@@ -332,9 +332,26 @@ async fn ferry_deploy_works_end_to_end_through_the_aks_provider() {
         who.stdout
     );
 
+    // The Azure side of the trust relationship: the federated credential for this environment.
+    let tp = ferry(
+        w.dir.path(),
+        &["auth", "trust-policy", "--env", "prod", "-o", "json"],
+        &[],
+    );
+    assert_eq!(tp.code, 0, "{}", tp.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&tp.stdout).unwrap();
+    let cred = &doc["azure"]["federated_credential"];
+    assert_eq!(cred["subject"], "repo:octo/shop:environment:production");
+    assert_eq!(
+        cred["issuer"],
+        "https://token.actions.githubusercontent.com"
+    );
+    assert_eq!(cred["audiences"][0], "api://AzureADTokenExchange");
+    assert_eq!(doc["azure"]["client_id"], CLIENT);
+
     let secrets = w.secrets();
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    assert_no_secrets(&secrets, &[&deploy.all(), &outputs, &who.all()]);
+    assert_no_secrets(&secrets, &[&deploy.all(), &outputs, &who.all(), &tp.all()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
