@@ -149,7 +149,9 @@ impl RegistryDigests {
         }
         let mut builder = ferry_registry::Client::builder()
             .auth(Arc::new(chain))
-            .clock(Arc::new(ferry_registry::clock::FnClock(crate::ambient::now)))
+            .clock(Arc::new(ferry_registry::clock::FnClock(
+                crate::ambient::now,
+            )))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
         for host in insecure {
             builder = builder.plain_http(host);

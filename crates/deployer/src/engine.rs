@@ -840,8 +840,11 @@ impl Engine {
             // If another deploy ran meanwhile, the plan is stale: make it again.
             let mut prepared = prepared;
             let planned = if waited || store.list().await? != history {
-                let manifests: Vec<Manifest> =
-                    prepared.targets.iter().map(|t| t.manifest.clone()).collect();
+                let manifests: Vec<Manifest> = prepared
+                    .targets
+                    .iter()
+                    .map(|t| t.manifest.clone())
+                    .collect();
                 prepared.new_namespaces = self.missing_namespaces(&manifests).await?;
                 None
             } else {
@@ -865,7 +868,10 @@ impl Engine {
         Ok(outcome)
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the parts of one release, passed once")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one release, passed once"
+    )]
     async fn deploy_locked(
         &self,
         prepared: &Prepared,
@@ -893,7 +899,10 @@ impl Engine {
         let planned = match planned {
             Some(p) => p,
             None => {
-                self.stage("plan", "server-side dry-run (again: another deploy ran meanwhile)");
+                self.stage(
+                    "plan",
+                    "server-side dry-run (again: another deploy ran meanwhile)",
+                );
                 self.plan(prepared, self.settings.force_conflicts).await?
             }
         };

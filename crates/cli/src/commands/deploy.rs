@@ -199,7 +199,9 @@ pub(crate) async fn release_input(
     let mut manifests = ferry_deployer::render::render(&path).map_err(|e| {
         // One unwrapped line: the file name stays whole.
         let _ = writeln!(anstream::stderr().lock(), "error: {e}");
-        invalid(miette::miette!("cannot render the manifests; nothing was changed"))
+        invalid(miette::miette!(
+            "cannot render the manifests; nothing was changed"
+        ))
     })?;
     let (pins, warnings) = match tag {
         Some(t) => images::resolve(images_cfg, t, resolver).await,
@@ -242,7 +244,11 @@ pub(crate) fn digest_resolver(
 ) -> Option<crate::providers::RegistryDigests> {
     use ferry_deployer::events::{DeployEvent, EventSink as _};
     let on_sim = matches!(
-        ctx.cfg.config.env.get(&ctx.env_name).and_then(|e| e.cluster.as_ref()),
+        ctx.cfg
+            .config
+            .env
+            .get(&ctx.env_name)
+            .and_then(|e| e.cluster.as_ref()),
         Some(ferry_deployer::cluster::ClusterConfig::Sim(_))
     );
     if !ctx.deploy.resolve_digests.unwrap_or(!on_sim) || ctx.cfg.config.app.images.is_empty() {
@@ -252,7 +258,9 @@ pub(crate) fn digest_resolver(
         Ok(r) => Some(r),
         Err(e) => {
             progress.emit(DeployEvent::Warning {
-                message: format!("cannot reach registries to resolve digests ({e}); deploying by tag"),
+                message: format!(
+                    "cannot reach registries to resolve digests ({e}); deploying by tag"
+                ),
             });
             None
         }

@@ -36,7 +36,9 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
     }
     let manifest_problems = crate::commands::deploy::check_manifests(&cfg, &names);
     if !manifest_problems.is_empty() {
-        return Err(crate::commands::deploy::manifests_failure(&manifest_problems));
+        return Err(crate::commands::deploy::manifests_failure(
+            &manifest_problems,
+        ));
     }
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -176,7 +176,10 @@ impl AksProvider {
             })?;
         let unusable = |why: String| AuthError::Service {
             service: "Azure Resource Manager",
-            message: format!("the kubeconfig of AKS cluster `{}` is unusable: {why}", c.cluster),
+            message: format!(
+                "the kubeconfig of AKS cluster `{}` is unusable: {why}",
+                c.cluster
+            ),
             source: None,
         };
         let first = results
@@ -219,7 +222,9 @@ impl AksProvider {
         };
         let message = err.error.message;
         match code.as_str() {
-            "ResourceNotFound" | "ResourceGroupNotFound" | "SubscriptionNotFound"
+            "ResourceNotFound"
+            | "ResourceGroupNotFound"
+            | "SubscriptionNotFound"
             | "InvalidSubscriptionId" => AuthError::NotFound {
                 what: format!(
                     "AKS cluster `{}` in resource group `{}` of subscription {}",

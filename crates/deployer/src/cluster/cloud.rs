@@ -68,23 +68,23 @@ pub(crate) async fn bearer_client(
         what: format!("cannot describe {describe} to the Kubernetes client"),
         source: Box::new(e),
     })?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|source| ClusterError::Kubeconfig {
-            path: describe.to_owned(),
-            source,
-        })?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|source| ClusterError::Kubeconfig {
+                path: describe.to_owned(),
+                source,
+            })?;
     if let Some(ua) = user_agent
         && let Ok(value) = http::HeaderValue::from_str(ua)
     {
         config.headers.push((http::header::USER_AGENT, value));
     }
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|source| {
-        ClusterError::Client {
+    let builder =
+        kube::client::ClientBuilder::try_from(config).map_err(|source| ClusterError::Client {
             cluster: describe.to_owned(),
             source,
-        }
-    })?;
+        })?;
     Ok(builder.with_layer(&BearerAuthLayer::new(tokens)).build())
 }
 
