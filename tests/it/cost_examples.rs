@@ -375,11 +375,17 @@ fn unpriced_values_fail_unless_allowed_and_are_never_zero() {
             "instance_type = \"t3.colossal\"",
             1,
         );
+    // The error points at the value: its line in the file, column 17 (after `instance_type = `).
+    let line_no = text
+        .lines()
+        .position(|l| l.contains("t3.colossal"))
+        .unwrap()
+        + 1;
     std::fs::write(&config, text).unwrap();
     let out = ferry(["cost", "--config", config.to_str().unwrap(), "--env", "dev"]);
     assert_eq!(code(&out), 3);
     assert!(
-        stderr(&out).contains("ferry.toml:18:17"),
+        stderr(&out).contains(&format!("ferry.toml:{line_no}:17")),
         "{}",
         stderr(&out)
     );

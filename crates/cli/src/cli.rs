@@ -78,16 +78,18 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
-/// ferry's commands.
+/// ferry's commands, listed in `ferry --help` in the order of the flow: ship, then look after.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(display_order = 14)]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// List ferry's exit codes and what each means.
+    #[command(display_order = 15)]
     ExitCodes,
     /// Estimate an environment's monthly cloud cost and gate it on its budget.
     #[command(
@@ -97,31 +99,38 @@ gate it on the budget in [env.NAME.budget] or the flags.",
         after_long_help = COST_EXIT_HELP,
         after_help = COST_EXIT_HELP
     )]
+    #[command(display_order = 9)]
     Cost(CostArgs),
-    /// Check ferry.toml: syntax, keys and types, and that the cost catalog knows every value.
+    /// Check ferry.toml (syntax, keys, types, values the cost catalog knows) and each
+    /// environment's manifests, offline.
     #[command(
         after_help = "Exit codes: 0 the file is valid; 3 it is not (every problem is \
 listed with file:line:column)."
     )]
+    #[command(display_order = 10)]
     Validate(ValidateArgs),
     /// Deploy the app to an environment: render, validate, plan, lock, apply in order, wait
     /// for health, roll back automatically on failure, prune.
     #[command(after_help = DEPLOY_EXIT_HELP)]
+    #[command(display_order = 1)]
     Deploy(DeployArgs),
     /// Show what `ferry deploy` would change (server-side dry-run): create, update (with a
     /// diff), unchanged, prune. Secret values are never shown.
     #[command(
         after_help = "Exit codes: 0 nothing would change; 6 something would; 3 invalid input."
     )]
+    #[command(display_order = 2)]
     Diff(DiffArgs),
     /// Restore an earlier release (default: the one before the current one).
     #[command(
         after_help = "Exit codes: 0 restored and healthy; 8 the restored release is not \
 healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     )]
+    #[command(display_order = 3)]
     Rollback(RollbackArgs),
     /// Identity: which OIDC token and cloud identity ferry uses, cluster tokens for kubectl,
     /// and the trust policy that lets exactly this repository deploy.
+    #[command(display_order = 11)]
     Auth(AuthArgs),
     /// Write a kubeconfig for an environment's EKS or AKS cluster that uses ferry as its
     /// credential plugin (mode 0600; no token in the file).
@@ -129,13 +138,17 @@ healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
         after_help = "Exit codes: 0 written; 3 invalid input (no such environment, not an eks/aks \
 cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be reached."
     )]
+    #[command(display_order = 12)]
     Kubeconfig(KubeconfigArgs),
     /// List an environment's releases with their status and tags.
+    #[command(display_order = 4)]
     History(EnvArgs),
     /// Show the current release of an environment and the health of its objects.
+    #[command(display_order = 5)]
     Status(EnvArgs),
     /// Point the environment's DNS names at its load balancer, and check that they resolve.
     #[command(subcommand)]
+    #[command(display_order = 8)]
     Dns(DnsCommand),
     /// Run the simulated Kubernetes cluster (ferry-sim) until Ctrl-C or SIGTERM, and write a
     /// kubeconfig for it.
@@ -143,10 +156,12 @@ cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be re
         after_help = "Exit codes: 0 stopped by a signal (state saved); 3 invalid SIM.toml or \
 state file; 10 another simulator holds the state file; 1 cannot listen."
     )]
+    #[command(display_order = 13)]
     Sim(SimArgs),
     /// Images on any registry, no Docker daemon: push from an OCI layout or a `docker save`
     /// archive, copy and promote by digest, tag, resolve, list, inspect.
     #[command(subcommand)]
+    #[command(display_order = 7)]
     Image(crate::commands::image::ImageCommand),
     /// Build an image with buildah, podman or docker buildx into an OCI layout, then push it.
     #[command(
@@ -154,6 +169,7 @@ state file; 10 another simulator holds the state file; 1 cannot listen."
 reference, an immutable tag would move); 11 registry authentication failed; 1 no builder is \
 installed, the build failed, or the registry could not be reached."
     )]
+    #[command(display_order = 6)]
     Build(crate::commands::build::BuildArgs),
 }
 

@@ -74,7 +74,8 @@ pub(crate) fn generate() -> Result<Pki, SimError> {
 }
 
 pub(crate) fn acceptor(pki: &Pki) -> Result<tokio_rustls::TlsAcceptor, SimError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // ring, not aws-lc-rs: the simulator (and the deploy engine that embeds it) needs no aws-* crate.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?
