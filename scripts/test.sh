@@ -12,6 +12,8 @@ set -a
 . target/test-servers/env
 set +a
 
+# The portability rule: the deploy engine builds with no cloud SDK.
+scripts/check-deps.sh
 # Tests outside ferry-cli run the real binary (ferry_testkit::ferry_bin).
 cargo build -p ferry-cli --all-features
 cargo nextest run --workspace --all-features --no-fail-fast
