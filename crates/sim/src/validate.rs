@@ -1265,7 +1265,9 @@ pub(crate) fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> Re
                 if let Some(map) = spec.as_object_mut() {
                     map.remove("resources");
                     map.remove("volumeAttributesClassName");
-                    if old["spec"]["volumeName"].is_string() {
+                    // As the real API server: volumeName may be set once, by the binder,
+                    // while it is empty; after that it is as immutable as the rest.
+                    if old["spec"]["volumeName"].as_str().is_none_or(str::is_empty) {
                         map.remove("volumeName");
                     }
                 }
@@ -1311,6 +1313,27 @@ mod tests {
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
             }
         })
+    }
+
+    #[test]
+    fn a_claims_volume_name_is_set_once_by_the_binder() {
+        let rt = Registry::builtin()
+            .lookup("", "v1", "persistentvolumeclaims")
+            .unwrap();
+        let pending = json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+        });
+        let mut bound = pending.clone();
+        bound["spec"]["volumeName"] = json!("pvc-1");
+        validate_update(&rt, &pending, &bound).unwrap();
+        let mut moved = bound.clone();
+        moved["spec"]["volumeName"] = json!("pvc-2");
+        assert_eq!(validate_update(&rt, &bound, &moved).unwrap_err().code, 422);
+        let mut grown = bound.clone();
+        grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        validate_update(&rt, &bound, &grown).unwrap();
     }
 
     #[test]
