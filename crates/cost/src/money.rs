@@ -44,9 +44,12 @@ pub fn parse_amount(text: &str, expected: &'static str) -> Result<Decimal, CostE
     Ok(value)
 }
 
-/// Rounds to cents (half away from zero), for display.
+/// Rounds to cents (half away from zero), for display, always with two decimals: `73` becomes
+/// `73.00`, so a rounded amount reads the same in JSON as on an invoice.
 pub fn round_cents(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut cents = value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    cents.rescale(2);
+    cents
 }
 
 /// `1234.5` -> `1,234.50`.
@@ -213,6 +216,13 @@ mod tests {
         assert_eq!(display_price(d("0.1")), "0.10");
         assert_eq!(display_quantity(d("1460")), "1,460");
         assert_eq!(display_quantity(days_per_month()), "30.4167");
+    }
+
+    #[test]
+    fn cents_always_have_two_decimals() {
+        assert_eq!(round_cents(d("73")).to_string(), "73.00");
+        assert_eq!(round_cents(d("60.736")).to_string(), "60.74");
+        assert_eq!(round_cents(d("0.005")).to_string(), "0.01");
     }
 
     #[test]
