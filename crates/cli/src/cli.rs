@@ -411,7 +411,7 @@ pub struct CostArgs {
     #[arg(long, short = 'e', value_name = "NAME|all", default_value = "all")]
     pub env: String,
     /// Output format.
-    #[arg(long, short = 'f', visible_alias = "output", value_enum, default_value_t = CostFormat::Table)]
+    #[arg(long, short = 'f', visible_alias = "output", visible_short_alias = 'o', value_enum, default_value_t = CostFormat::Table)]
     pub format: CostFormat,
     /// Monthly budget in USD (`300`, `$299.99`); overrides [env.NAME.budget] monthly_usd.
     #[arg(long, value_name = "USD", value_parser = parse_budget)]
