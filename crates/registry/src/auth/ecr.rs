@@ -5,6 +5,12 @@
 //! web-identity credentials in CI), so this module holds no credential logic of its own. The
 //! login is cached per registry until five minutes before it expires. An `expiresAt` already in
 //! the past (moto answers 2015) is used once and not cached, rather than refused.
+//!
+//! The `GetAuthorizationToken` call runs with tracing switched off: at trace level the SDK's
+//! orchestrator logs every response body and the decoded output, and ECR's model does not mark
+//! the authorization token as sensitive, so the SDK would print the registry password (base64
+//! `AWS:<password>`) to any subscriber listening at trace. Its failures still come back as
+//! errors, with the SDK's error as the source.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,6 +20,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use base64::Engine as _;
 use secrecy::SecretString;
+use tracing::instrument::WithSubscriber as _;
+use tracing::subscriber::NoSubscriber;
 
 use super::{AuthError, Credential, RegistryAuth, canonical_registry};
 use crate::clock::SharedClock;
@@ -96,9 +104,15 @@ impl EcrAuth {
                             .region(aws_sdk_ecr::config::Region::new(region.clone())),
                     )
                     .send()
+                    .with_subscriber(NoSubscriber::default())
                     .await
             }
-            None => request.send().await,
+            None => {
+                request
+                    .send()
+                    .with_subscriber(NoSubscriber::default())
+                    .await
+            }
         }
         .map_err(|e| fail("GetAuthorizationToken failed".into(), Some(Box::new(e))))?;
         let data = output.authorization_data().first().ok_or_else(|| {

@@ -1,4 +1,5 @@
-//! Docker config logins against the real registries: identity tokens and credential helpers.
+//! Logins against the real registries: Docker config identity tokens and credential helpers, and
+//! ECR logins (from moto) that never reach a log line.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,4 +100,57 @@ async fn docker_config_credential_helper_logs_in() {
         .build()
         .unwrap();
     push_with(&client, &registry).await;
+}
+
+/// Log lines written by a test's subscriber.
+#[cfg(feature = "ecr")]
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "ecr")]
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// At trace level the AWS SDK logs response bodies, and ECR's model does not mark the
+/// authorization token sensitive: the login must still never reach a log line.
+#[cfg(feature = "ecr")]
+#[tokio::test]
+async fn ecr_logins_never_reach_the_logs_even_at_trace_level() {
+    use base64::Engine as _;
+    use ferry_registry::auth::{Credential, RegistryAuth as _};
+    use secrecy::ExposeSecret as _;
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_ECR");
+    let password = "123456789012-auth-token";
+    match ecr_auth(&registry).credential(&registry).await.unwrap() {
+        Credential::Basic {
+            username,
+            password: got,
+        } => assert_eq!((username.as_str(), got.expose_secret()), ("AWS", password)),
+        other => panic!("expected a user name and password, got {other:?}"),
+    }
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("ECR login obtained"),
+        "the subscriber saw the login: {logged}"
+    );
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    assert!(
+        !logged.contains(&token) && !logged.contains(password),
+        "the ECR login leaked into the logs:\n{logged}"
+    );
 }

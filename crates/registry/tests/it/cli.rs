@@ -516,8 +516,12 @@ fn ecr_login_from_the_environments_aws_credentials() {
         &env,
     );
     let all = text(&out);
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode("AWS:123456789012-auth-token");
     assert!(
-        !all.contains("ferry-aws-secret-value") && !all.contains("123456789012-auth-token"),
+        !all.contains("ferry-aws-secret-value")
+            && !all.contains("123456789012-auth-token")
+            && !all.contains(&token),
         "{all}"
     );
     let report = json(&out);

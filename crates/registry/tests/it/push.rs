@@ -146,37 +146,9 @@ async fn push_with_bearer_token_realm_uses_one_token() {
 #[cfg(feature = "ecr")]
 #[tokio::test]
 async fn push_through_an_ecr_login_from_moto() {
-    use std::sync::Arc;
-
-    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
-    use ferry_registry::auth::ecr::EcrAuth;
     use ferry_registry::auth::{Anonymous, AuthChain};
     let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_ECR");
-    let moto = ferry_testkit::server("FERRY_TEST_MOTO");
-    let conf = aws_sdk_ecr::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto)
-        .credentials_provider(Credentials::new(
-            "AKIDFERRYTEST",
-            "ferry-test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    let ecr = EcrAuth::new(
-        aws_sdk_ecr::Client::from_conf(conf),
-        Arc::new(ferry_registry::clock::FixedClock(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
-        )),
-    )
-    .with_host(&registry);
-    let client = Client::builder()
-        .auth(Arc::new(AuthChain::first_try(ecr).or_else(Anonymous)))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let client = client_with(AuthChain::first_try(ecr_auth(&registry)).or_else(Anonymous));
     // skopeo logs in with what moto hands out, decoded independently here.
     push_and_verify(&client, &registry, Some(("AWS", "123456789012-auth-token"))).await;
 }

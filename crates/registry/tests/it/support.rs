@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_registry::auth::{Anonymous, AuthChain, BasicAuth};
+use ferry_registry::auth::{Anonymous, AuthChain, BasicAuth, RegistryAuth};
 use ferry_registry::manifest::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR_GZIP, OCI_MANIFEST};
 use ferry_registry::{Client, Digest, ImageRef, RetryPolicy};
 use secrecy::SecretString;
@@ -61,6 +61,41 @@ pub(crate) fn client_for(registries: &[&str]) -> Client {
         .retry(fast_retry())
         .build()
         .unwrap()
+}
+
+/// A client with `auth` and the tests' fast retries.
+pub(crate) fn client_with(auth: impl RegistryAuth + 'static) -> Client {
+    Client::builder()
+        .auth(Arc::new(auth))
+        .retry(fast_retry())
+        .build()
+        .unwrap()
+}
+
+/// ECR logins from moto's `GetAuthorizationToken` (which answers `AWS:123456789012-auth-token`)
+/// for the registry at `registry`.
+#[cfg(feature = "ecr")]
+pub(crate) fn ecr_auth(registry: &str) -> ferry_registry::auth::ecr::EcrAuth {
+    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(ferry_testkit::server("FERRY_TEST_MOTO"))
+        .credentials_provider(Credentials::new(
+            "AKIDFERRYTEST",
+            "ferry-test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    ferry_registry::auth::ecr::EcrAuth::new(
+        aws_sdk_ecr::Client::from_conf(conf),
+        Arc::new(ferry_registry::clock::FixedClock(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+        )),
+    )
+    .with_host(registry)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different per seed.
