@@ -84,7 +84,7 @@ fn cloudtolocalllm_dev_acceptance_figures() {
         money(&line(dev, "EKS control plane")["monthly"]),
         d("73.00")
     );
-    assert_eq!(line(dev, "EKS control plane")["monthly_rounded"], "73");
+    assert_eq!(line(dev, "EKS control plane")["monthly_rounded"], "73.00");
     let nodes = line(dev, "t3.medium");
     assert_eq!(money(&nodes["monthly"]), d("60.736"));
     assert_eq!(money(&nodes["monthly_rounded"]), d("60.74"));

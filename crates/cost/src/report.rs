@@ -51,6 +51,30 @@ impl Serialize for Money {
     }
 }
 
+/// A USD amount rounded to cents, serialised with exactly two decimals (`"73.00"`), for the
+/// `_rounded` fields a person or a pull-request comment reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cents(pub Decimal);
+
+impl Cents {
+    /// Rounds an exact amount to cents.
+    pub fn of(amount: Decimal) -> Self {
+        Cents(round_cents(amount))
+    }
+}
+
+impl Serialize for Cents {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:.2}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Cents {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Money::deserialize(d).map(|m| Cents(m.0))
+    }
+}
+
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -111,7 +135,7 @@ pub struct EnvReport {
     /// Sum of every priced line.
     pub total_monthly: Money,
     /// The same, rounded to cents.
-    pub total_monthly_rounded: Money,
+    pub total_monthly_rounded: Cents,
     /// The resources and their lines.
     pub resources: Vec<ResourceReport>,
     /// The budget check, when a budget is set.
@@ -135,7 +159,7 @@ pub struct ResourceReport {
     /// Sum of its priced lines.
     pub monthly: Money,
     /// The same, rounded to cents.
-    pub monthly_rounded: Money,
+    pub monthly_rounded: Cents,
     /// Its lines.
     pub lines: Vec<LineReport>,
 }
@@ -161,7 +185,7 @@ pub struct LineReport {
     /// `unit_price × quantity`.
     pub monthly: Option<Money>,
     /// The same, rounded to cents.
-    pub monthly_rounded: Option<Money>,
+    pub monthly_rounded: Option<Cents>,
     /// The catalog row's note.
     pub note: Option<String>,
     /// The catalog row's source URL.
@@ -322,7 +346,7 @@ impl EnvReport {
                 kind: r.kind.to_owned(),
                 key_path: path_string(&r.key_path),
                 monthly: Money(r.monthly()),
-                monthly_rounded: Money(round_cents(r.monthly())),
+                monthly_rounded: Cents::of(r.monthly()),
                 lines: r
                     .lines
                     .iter()
@@ -353,7 +377,7 @@ impl EnvReport {
                             priced: monthly.is_some(),
                             unit_price: unit_price.map(Money),
                             monthly: monthly.map(Money),
-                            monthly_rounded: monthly.map(|m| Money(round_cents(m))),
+                            monthly_rounded: monthly.map(Cents::of),
                             note,
                             source,
                             unpriced_reason: reason,
@@ -412,7 +436,7 @@ impl EnvReport {
             complete: estimate.is_complete(),
             unpriced_lines: estimate.unpriced_count(),
             total_monthly: Money(total),
-            total_monthly_rounded: Money(round_cents(total)),
+            total_monthly_rounded: Cents::of(total),
             resources,
             budget,
             comparison,
