@@ -27,7 +27,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
@@ -41,6 +40,7 @@ use crate::error::DnsError;
 use crate::name::DnsName;
 use crate::provider::{Capabilities, DnsProvider, NameServer};
 use crate::record::{AliasTarget, RecordSet, RecordType, split_txt};
+use crate::rest;
 use crate::retry::{AttemptError, RetryPolicy};
 
 const PROVIDER: &str = "azure";
@@ -129,12 +129,7 @@ impl AzureDnsProvider {
             resource_group: resource_group.into(),
             tokens,
             base: Url::parse(DEFAULT_API_URL).expect("the default API URL is valid"),
-            http: reqwest::Client::builder()
-                .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http: rest::default_client(),
             retry: RetryPolicy::default(),
             name_servers: Arc::default(),
         }
@@ -215,38 +210,24 @@ impl AzureDnsProvider {
                     if let Some(b) = body {
                         req = req.json(b);
                     }
-                    let resp = req.send().await.map_err(|e| {
-                        AttemptError::Transient(DnsError::transport(PROVIDER, operation, e))
-                    })?;
-                    self.answer(operation, resp).await
+                    let (status, text) = rest::send(PROVIDER, operation, req).await?;
+                    self.answer(operation, status, &text)
                 }
             })
             .await
     }
 
-    async fn answer(
+    /// Reads ARM's answer: its `error.code` and `error.message` say what went wrong.
+    fn answer(
         &self,
         operation: &str,
-        resp: reqwest::Response,
+        status: StatusCode,
+        text: &str,
     ) -> Result<(StatusCode, Value), AttemptError> {
-        let status = resp.status();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            let after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Err(AttemptError::RateLimited(after));
-        }
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| AttemptError::Transient(DnsError::transport(PROVIDER, operation, e)))?;
         let body: Value = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or(Value::Null)
+            serde_json::from_str(text).unwrap_or(Value::Null)
         };
         if status.is_success() {
             return Ok((status, body));
@@ -279,11 +260,7 @@ impl AzureDnsProvider {
                 AttemptError::Fatal(DnsError::Unauthorized {
                     provider: PROVIDER,
                     zone,
-                    action: if operation.starts_with("list") || operation.starts_with("read") {
-                        "read"
-                    } else {
-                        "edit"
-                    },
+                    action: rest::action(operation),
                     detail: format!(
                         "{detail}; the identity needs the \"DNS Zone Contributor\" role on the zone (or its resource group)"
                     ),
@@ -494,73 +471,65 @@ impl AzureDnsProvider {
         json!({"properties": props})
     }
 
+    /// The precondition that makes `change` refuse to overwrite someone else's change:
+    /// `If-None-Match: *` for a create, `If-Match` with the ETag read for an update or delete,
+    /// after checking the set as read holds what the plan expected.
+    fn precondition(
+        change: &Change,
+        live: &BTreeMap<crate::record::RecordKey, Listed>,
+    ) -> Result<Vec<(&'static str, String)>, DnsError> {
+        let changed = |detail: String| DnsError::ZoneChanged {
+            provider: PROVIDER,
+            detail,
+        };
+        let expected = match change {
+            Change::Create { record } => {
+                if live.contains_key(&record.key()) {
+                    return Err(changed(format!("{} already exists", record.key())));
+                }
+                return Ok(vec![("If-None-Match", "*".into())]);
+            }
+            Change::Update { old, .. } => old,
+            Change::Delete { record } => record,
+        };
+        match live.get(&expected.key()) {
+            Some(l) if l.set.values == expected.values && l.set.alias == expected.alias => {
+                let if_match = l.etag.clone().map(|etag| ("If-Match", etag));
+                Ok(if_match.into_iter().collect())
+            }
+            Some(l) => Err(changed(format!(
+                "{} holds {}, not {}",
+                expected.key(),
+                l.set.describe_values(),
+                expected.describe_values()
+            ))),
+            None => Err(changed(format!("{} no longer exists", expected.key()))),
+        }
+    }
+
     async fn apply_one(
         &self,
         change: &Change,
-        live: &BTreeMap<crate::record::RecordKey, Listed>,
+        precondition: &[(&'static str, String)],
     ) -> Result<(), DnsError> {
-        let check = |set: &RecordSet| -> Result<Option<String>, DnsError> {
-            match live.get(&set.key()) {
-                Some(l) if l.set.values == set.values && l.set.alias == set.alias => {
-                    Ok(l.etag.clone())
-                }
-                Some(l) => Err(DnsError::ZoneChanged {
-                    provider: PROVIDER,
-                    detail: format!(
-                        "{} holds {}, not {}",
-                        set.key(),
-                        l.set.describe_values(),
-                        set.describe_values()
-                    ),
-                }),
-                None => Err(DnsError::ZoneChanged {
-                    provider: PROVIDER,
-                    detail: format!("{} no longer exists", set.key()),
-                }),
-            }
+        let (operation, method, set, body) = match change {
+            Change::Create { record } => (
+                "create a record set",
+                Method::PUT,
+                record,
+                Some(Self::body(record)),
+            ),
+            Change::Update { new, .. } => (
+                "update a record set",
+                Method::PUT,
+                new,
+                Some(Self::body(new)),
+            ),
+            Change::Delete { record } => ("delete a record set", Method::DELETE, record, None),
         };
-        let if_match =
-            |etag: Option<String>| etag.map(|e| vec![("If-Match", e)]).unwrap_or_default();
-        match change {
-            Change::Create { record } => {
-                if live.contains_key(&record.key()) {
-                    return Err(DnsError::ZoneChanged {
-                        provider: PROVIDER,
-                        detail: format!("{} already exists", record.key()),
-                    });
-                }
-                self.call(
-                    "create a record set",
-                    Method::PUT,
-                    self.set_url(record)?,
-                    Some(&Self::body(record)),
-                    &[("If-None-Match", "*".into())],
-                )
-                .await?;
-            }
-            Change::Update { old, new } => {
-                let etag = check(old)?;
-                self.call(
-                    "update a record set",
-                    Method::PUT,
-                    self.set_url(new)?,
-                    Some(&Self::body(new)),
-                    &if_match(etag),
-                )
-                .await?;
-            }
-            Change::Delete { record } => {
-                let etag = check(record)?;
-                self.call(
-                    "delete a record set",
-                    Method::DELETE,
-                    self.set_url(record)?,
-                    None,
-                    &if_match(etag),
-                )
-                .await?;
-            }
-        }
+        let url = self.set_url(set)?;
+        self.call(operation, method, url, body.as_ref(), precondition)
+            .await?;
         Ok(())
     }
 }
@@ -601,47 +570,15 @@ impl DnsProvider for AzureDnsProvider {
             .collect();
         // Check every change against the zone before the first write: a stale plan changes
         // nothing.
-        for change in changes {
-            let key = match change {
-                Change::Create { record } => {
-                    if live.contains_key(&record.key()) {
-                        return Err(DnsError::ZoneChanged {
-                            provider: PROVIDER,
-                            detail: format!("{} already exists", record.key()),
-                        });
-                    }
-                    continue;
-                }
-                Change::Update { old, .. } => old,
-                Change::Delete { record } => record,
-            };
-            match live.get(&key.key()) {
-                Some(l) if l.set.values == key.values && l.set.alias == key.alias => {}
-                _ => {
-                    return Err(DnsError::ZoneChanged {
-                        provider: PROVIDER,
-                        detail: format!("{} is not as it was read", key.key()),
-                    });
-                }
-            }
-        }
+        let preconditions = changes
+            .iter()
+            .map(|change| Self::precondition(change, &live))
+            .collect::<Result<Vec<_>, _>>()?;
         let total = changes.len();
-        let mut live = live;
-        for (i, change) in changes.iter().enumerate() {
-            if let Err(e) = self.apply_one(change, &live).await {
-                if i == 0 {
-                    return Err(e);
-                }
-                return Err(DnsError::PartiallyApplied {
-                    provider: PROVIDER,
-                    applied: i,
-                    total,
-                    failed_change: change.to_string(),
-                    source: Box::new(e),
-                });
-            }
-            // A set written or deleted by an earlier change in this run has no old ETag any more.
-            live.remove(&change.key());
+        for (i, (change, precondition)) in changes.iter().zip(&preconditions).enumerate() {
+            self.apply_one(change, precondition)
+                .await
+                .map_err(|e| e.after_applied(PROVIDER, i, total, change))?;
         }
         Ok(())
     }

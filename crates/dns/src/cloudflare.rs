@@ -27,7 +27,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
@@ -42,6 +41,7 @@ use crate::error::DnsError;
 use crate::name::DnsName;
 use crate::provider::{Capabilities, DnsProvider, NameServer};
 use crate::record::{RecordSet, RecordType, quote_txt, unquote_txt};
+use crate::rest;
 use crate::retry::{AttemptError, RetryPolicy};
 
 const PROVIDER: &str = "cloudflare";
@@ -179,12 +179,7 @@ impl CloudflareProvider {
             zone,
             token,
             base: Url::parse(&format!("{DEFAULT_API_URL}/")).expect("the default API URL is valid"),
-            http: reqwest::Client::builder()
-                .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(10))
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http: rest::default_client(),
             retry: RetryPolicy::default(),
             batch: true,
             comment: Some("managed by ferry".into()),
@@ -273,35 +268,21 @@ impl CloudflareProvider {
                     if let Some(b) = body {
                         req = req.json(b);
                     }
-                    let resp = req.send().await.map_err(|e| {
-                        AttemptError::Transient(DnsError::transport(PROVIDER, operation, e))
-                    })?;
-                    self.envelope(operation, resp).await
+                    let (status, text) = rest::send(PROVIDER, operation, req).await?;
+                    self.envelope(operation, status, &text)
                 }
             })
             .await
     }
 
-    async fn envelope(
+    /// Reads Cloudflare's envelope: its `errors` say what went wrong.
+    fn envelope(
         &self,
         operation: &str,
-        resp: reqwest::Response,
+        status: StatusCode,
+        text: &str,
     ) -> Result<Envelope, AttemptError> {
-        let status = resp.status();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            let after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Err(AttemptError::RateLimited(after));
-        }
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| AttemptError::Transient(DnsError::transport(PROVIDER, operation, e)))?;
-        let env: Option<Envelope> = serde_json::from_str(&text).ok();
+        let env: Option<Envelope> = serde_json::from_str(text).ok();
         let messages = env
             .as_ref()
             .map(|e| {
@@ -330,11 +311,7 @@ impl CloudflareProvider {
             return Err(AttemptError::Fatal(DnsError::Unauthorized {
                 provider: PROVIDER,
                 zone: self.zone.to_string(),
-                action: if operation.starts_with("list") || operation.starts_with("find") {
-                    "read"
-                } else {
-                    "edit"
-                },
+                action: rest::action(operation),
                 detail: format!(
                     "{messages}; the API token needs Zone:Read and DNS:Edit permissions on this zone"
                 ),
@@ -628,18 +605,7 @@ impl CloudflareProvider {
                 Ok(())
             }
             .await;
-            if let Err(e) = result {
-                if i == 0 {
-                    return Err(e);
-                }
-                return Err(DnsError::PartiallyApplied {
-                    provider: PROVIDER,
-                    applied: i,
-                    total,
-                    failed_change: changes.changes()[i].to_string(),
-                    source: Box::new(e),
-                });
-            }
+            result.map_err(|e| e.after_applied(PROVIDER, i, total, &changes.changes()[i]))?;
         }
         Ok(())
     }

@@ -176,6 +176,29 @@ impl DnsError {
         )
     }
 
+    /// How the failure of a change leaves a provider that applies changes one after another:
+    /// as it is when nothing was applied yet, else as [`DnsError::PartiallyApplied`], `applied`
+    /// changes of `total` in.
+    #[cfg(any(feature = "cloudflare", feature = "azure", feature = "rfc2136"))]
+    pub(crate) fn after_applied(
+        self,
+        provider: &'static str,
+        applied: usize,
+        total: usize,
+        failed_change: &crate::change::Change,
+    ) -> Self {
+        if applied == 0 {
+            return self;
+        }
+        DnsError::PartiallyApplied {
+            provider,
+            applied,
+            total,
+            failed_change: failed_change.to_string(),
+            source: Box::new(self),
+        }
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         DnsError::Invalid(message.into())
     }

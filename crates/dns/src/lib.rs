@@ -94,6 +94,8 @@ pub mod ownership;
 pub mod plan;
 pub mod provider;
 pub mod record;
+#[cfg(any(feature = "cloudflare", feature = "azure"))]
+mod rest;
 pub mod retry;
 #[cfg(feature = "rfc2136")]
 pub mod rfc2136;

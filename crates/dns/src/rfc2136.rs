@@ -697,19 +697,8 @@ impl DnsProvider for Rfc2136Provider {
                 }
             }
             .await;
-            match result {
-                Ok(()) => applied += part.len(),
-                Err(e) if applied == 0 => return Err(e),
-                Err(e) => {
-                    return Err(DnsError::PartiallyApplied {
-                        provider: PROVIDER,
-                        applied,
-                        total,
-                        failed_change: part.changes()[0].to_string(),
-                        source: Box::new(e),
-                    });
-                }
-            }
+            result.map_err(|e| e.after_applied(PROVIDER, applied, total, &part.changes()[0]))?;
+            applied += part.len();
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ pub(crate) fn unique(prefix: &str) -> String {
 }
 
 /// The wall clock, for providers that sign with it.
+#[cfg(feature = "rfc2136")]
 pub(crate) fn wall_clock() -> ferry_dns::Clock {
     ferry_dns::Clock::new(|| {
         #[expect(
