@@ -289,13 +289,49 @@ pub fn default_http_client(user_agent: &str) -> Result<reqwest::Client> {
 
 /// One request, replayable (its body is in memory).
 pub(crate) struct Request<'a> {
-    pub(crate) method: Method,
-    pub(crate) url: Url,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Bytes>,
-    pub(crate) registry: &'a str,
-    pub(crate) scopes: &'a [Scope],
-    pub(crate) operation: &'a str,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    registry: &'a str,
+    scopes: &'a [Scope],
+    operation: &'a str,
+}
+
+impl<'a> Request<'a> {
+    /// `method url` on `image`'s registry, authorised for `scopes`; no extra header, no body.
+    fn new(
+        method: Method,
+        url: Url,
+        image: &'a ImageRef,
+        scopes: &'a [Scope],
+        operation: &'a str,
+    ) -> Self {
+        Request {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            registry: image.registry(),
+            scopes,
+            operation,
+        }
+    }
+
+    fn header(mut self, name: http::header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// An empty body, announced (`POST` and `PUT` without one are refused by some registries).
+    fn empty_body(self) -> Self {
+        self.header(CONTENT_LENGTH, HeaderValue::from_static("0"))
+    }
+
+    fn body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self
+    }
 }
 
 #[derive(Deserialize)]
@@ -592,6 +628,20 @@ impl Client {
         }
     }
 
+    /// The token realm's `GET ?scope=...&service=...` (Basic or anonymous).
+    fn token_get(
+        &self,
+        realm: Url,
+        scopes: &[String],
+        service: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut query: Vec<(&str, &str)> = scopes.iter().map(|s| ("scope", s.as_str())).collect();
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        self.inner.http.get(realm).query(&query)
+    }
+
     async fn fetch_token(
         &self,
         registry: &str,
@@ -628,30 +678,10 @@ impl Client {
                 }
                 self.inner.http.post(realm_url).form(&form)
             }
-            Credential::Basic { username, password } => {
-                let mut query: Vec<(&str, &str)> = scope_strings
-                    .iter()
-                    .map(|s| ("scope", s.as_str()))
-                    .collect();
-                if let Some(s) = service {
-                    query.push(("service", s));
-                }
-                self.inner
-                    .http
-                    .get(realm_url)
-                    .query(&query)
-                    .basic_auth(username, Some(password.expose_secret()))
-            }
-            Credential::Anonymous => {
-                let mut query: Vec<(&str, &str)> = scope_strings
-                    .iter()
-                    .map(|s| ("scope", s.as_str()))
-                    .collect();
-                if let Some(s) = service {
-                    query.push(("service", s));
-                }
-                self.inner.http.get(realm_url).query(&query)
-            }
+            Credential::Basic { username, password } => self
+                .token_get(realm_url, &scope_strings, service)
+                .basic_auth(username, Some(password.expose_secret())),
+            Credential::Anonymous => self.token_get(realm_url, &scope_strings, service),
         };
         self.inner
             .stats
@@ -749,82 +779,83 @@ impl Client {
         }
     }
 
+    /// The response when its status is a success; else the error it stands for.
+    async fn success(
+        &self,
+        response: reqwest::Response,
+        image: &ImageRef,
+        operation: &str,
+    ) -> Result<reqwest::Response> {
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.error_from(response, image.registry(), operation).await)
+        }
+    }
+
     /// Checks that the registry answers and that the credentials work, and caches a token for
     /// `image`'s repository (with push access when `push`), so the requests that follow carry
     /// it from the start. Wrong credentials fail here, before anything is read or written.
     pub async fn login(&self, image: &ImageRef, push: bool) -> Result<()> {
         let operation = format!("log in to {}", image.registry());
-        let url = self.base_url(image)?;
         let scopes = [if push {
             Scope::push(image.repository())
         } else {
             Scope::pull(image.repository())
         }];
-        let response = self
-            .execute(Request {
-                method: Method::GET,
-                url,
-                headers: HeaderMap::new(),
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(self
-                .error_from(response, image.registry(), &operation)
-                .await)
-        }
+        let request = Request::new(
+            Method::GET,
+            self.base_url(image)?,
+            image,
+            &scopes,
+            &operation,
+        );
+        let response = self.execute(request).await?;
+        self.success(response, image, &operation).await.map(drop)
     }
 
     // ----- manifests -----
+
+    /// `method` on `image`'s manifest (by its digest, else its tag), accepting every manifest
+    /// type ferry reads.
+    async fn manifest_request(
+        &self,
+        method: Method,
+        image: &ImageRef,
+        operation: &str,
+    ) -> Result<reqwest::Response> {
+        let url = self.url(image, &format!("manifests/{}", image.reference()))?;
+        let scopes = [Scope::pull(image.repository())];
+        let request = Request::new(method, url, image, &scopes, operation)
+            .header(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        self.execute(request).await
+    }
 
     /// The digest, media type and size of a manifest, without downloading it; `None` when it
     /// does not exist.
     pub async fn head_manifest(&self, image: &ImageRef) -> Result<Option<Descriptor>> {
         let operation = format!("HEAD manifest {image}");
-        let url = self.url(image, &format!("manifests/{}", image.reference()))?;
-        let scopes = [Scope::pull(image.repository())];
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let response = self
-            .execute(Request {
-                method: Method::HEAD,
-                url,
-                headers,
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
+            .manifest_request(Method::HEAD, image, &operation)
             .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let digest = response
-                    .headers()
-                    .get("docker-content-digest")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| Digest::parse(v).ok());
-                let media_type = content_type(response.headers());
-                let size = header_u64(response.headers(), CONTENT_LENGTH);
-                match (digest, media_type, size) {
-                    (Some(digest), Some(media_type), Some(size)) => Ok(Some(Descriptor {
-                        media_type,
-                        digest,
-                        size,
-                        platform: None,
-                    })),
-                    // Registries that omit the digest on HEAD: fetch and hash.
-                    _ => self.get_manifest(image).await.map(|m| Some(m.descriptor())),
-                }
-            }
-            _ => Err(self
-                .error_from(response, image.registry(), &operation)
-                .await),
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = self.success(response, image, &operation).await?;
+        let headers = response.headers();
+        match (
+            content_digest(headers),
+            content_type(headers),
+            header_u64(headers, CONTENT_LENGTH),
+        ) {
+            (Some(digest), Some(media_type), Some(size)) => Ok(Some(Descriptor {
+                media_type,
+                digest,
+                size,
+                platform: None,
+            })),
+            // Registries that omit the digest on HEAD: fetch and hash.
+            _ => self.get_manifest(image).await.map(|m| Some(m.descriptor())),
         }
     }
 
@@ -833,20 +864,8 @@ impl Client {
     pub async fn get_manifest(&self, image: &ImageRef) -> Result<Manifest> {
         let what = image.to_string();
         let operation = format!("GET manifest {image}");
-        let url = self.url(image, &format!("manifests/{}", image.reference()))?;
-        let scopes = [Scope::pull(image.repository())];
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let response = self
-            .execute(Request {
-                method: Method::GET,
-                url,
-                headers,
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
+            .manifest_request(Method::GET, image, &operation)
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(Error::NotFound {
@@ -854,11 +873,7 @@ impl Client {
                 what: format!("manifest {}", image.familiar()),
             });
         }
-        if !response.status().is_success() {
-            return Err(self
-                .error_from(response, image.registry(), &operation)
-                .await);
-        }
+        let response = self.success(response, image, &operation).await?;
         let max = self.inner.max_manifest_bytes;
         if let Some(len) = header_u64(response.headers(), CONTENT_LENGTH)
             && len > max
@@ -869,11 +884,7 @@ impl Client {
                 max,
             });
         }
-        let announced = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Digest::parse(v).ok());
+        let announced = content_digest(response.headers());
         let hint = content_type(response.headers());
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
@@ -920,37 +931,18 @@ impl Client {
         let operation = format!("PUT manifest {}:{reference}", image.repo_only());
         let url = self.url(image, &format!("manifests/{reference}"))?;
         let scopes = [Scope::push(image.repository())];
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_str(&manifest.media_type).map_err(|_| {
-                Error::UnsupportedMediaType {
-                    what: "manifest".to_owned(),
-                    media_type: manifest.media_type.clone(),
-                }
-            })?,
-        );
-        let response = self
-            .execute(Request {
-                method: Method::PUT,
-                url,
-                headers,
-                body: Some(manifest.bytes.clone()),
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .error_from(response, image.registry(), &operation)
-                .await);
-        }
-        if let Some(returned) = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Digest::parse(v).ok())
+        let content_type = HeaderValue::from_str(&manifest.media_type).map_err(|_| {
+            Error::UnsupportedMediaType {
+                what: "manifest".to_owned(),
+                media_type: manifest.media_type.clone(),
+            }
+        })?;
+        let request = Request::new(Method::PUT, url, image, &scopes, &operation)
+            .header(CONTENT_TYPE, content_type)
+            .body(manifest.bytes.clone());
+        let response = self.execute(request).await?;
+        let response = self.success(response, image, &operation).await?;
+        if let Some(returned) = content_digest(response.headers())
             && returned.algorithm() == manifest.digest.algorithm()
             && returned != manifest.digest
         {
@@ -971,28 +963,15 @@ impl Client {
         url.query_pairs_mut().append_pair("n", "1000");
         let mut tags = Vec::new();
         for _page in 0..10_000 {
-            let response = self
-                .execute(Request {
-                    method: Method::GET,
-                    url: url.clone(),
-                    headers: HeaderMap::new(),
-                    body: None,
-                    registry: image.registry(),
-                    scopes: &scopes,
-                    operation: &operation,
-                })
-                .await?;
+            let request = Request::new(Method::GET, url.clone(), image, &scopes, &operation);
+            let response = self.execute(request).await?;
             if response.status() == StatusCode::NOT_FOUND {
                 return Err(Error::NotFound {
                     registry: image.registry().to_owned(),
                     what: format!("repository {}", image.repo_only().familiar()),
                 });
             }
-            if !response.status().is_success() {
-                return Err(self
-                    .error_from(response, image.registry(), &operation)
-                    .await);
-            }
+            let response = self.success(response, image, &operation).await?;
             let next = response
                 .headers()
                 .get(LINK)
@@ -1027,26 +1006,15 @@ impl Client {
         let operation = format!("HEAD blob {} in {}", digest.short(), image.repo_only());
         let url = self.url(image, &format!("blobs/{digest}"))?;
         let scopes = [Scope::pull(image.repository())];
-        let response = self
-            .execute(Request {
-                method: Method::HEAD,
-                url,
-                headers: HeaderMap::new(),
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(
-                header_u64(response.headers(), CONTENT_LENGTH).unwrap_or(0),
-            )),
-            _ => Err(self
-                .error_from(response, image.registry(), &operation)
-                .await),
+        let request = Request::new(Method::HEAD, url, image, &scopes, &operation);
+        let response = self.execute(request).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
         }
+        let response = self.success(response, image, &operation).await?;
+        Ok(Some(
+            header_u64(response.headers(), CONTENT_LENGTH).unwrap_or(0),
+        ))
     }
 
     /// Streams a blob from `offset` (a `Range` request; registries that ignore ranges are
@@ -1060,38 +1028,24 @@ impl Client {
         let operation = format!("GET blob {} from {}", digest.short(), image.repo_only());
         let url = self.url(image, &format!("blobs/{digest}"))?;
         let scopes = [Scope::pull(image.repository())];
-        let mut headers = HeaderMap::new();
+        let mut request = Request::new(Method::GET, url, image, &scopes, &operation);
         if offset > 0 {
-            headers.insert(
+            request = request.header(
                 http::header::RANGE,
                 HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"),
             );
         }
-        let response = self
-            .execute(Request {
-                method: Method::GET,
-                url,
-                headers,
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
+        let response = self.execute(request).await?;
+        if response.status() == StatusCode::NOT_FOUND {
             return Err(Error::NotFound {
                 registry: image.registry().to_owned(),
                 what: format!("blob {digest} in {}", image.repo_only().familiar()),
             });
         }
-        if !status.is_success() {
-            return Err(self
-                .error_from(response, image.registry(), &operation)
-                .await);
-        }
+        let response = self.success(response, image, &operation).await?;
+        let partial = response.status() == StatusCode::PARTIAL_CONTENT;
         let stream = response.bytes_stream().map_err(std::io::Error::other);
-        if offset > 0 && status != StatusCode::PARTIAL_CONTENT {
+        if offset > 0 && !partial {
             return Ok(skip_bytes(Box::pin(stream), offset));
         }
         Ok(Box::pin(stream))
@@ -1118,17 +1072,9 @@ impl Client {
             Scope::push(target.repository()),
             Scope::pull(from.repository()),
         ]);
-        let response = self
-            .execute(Request {
-                method: Method::POST,
-                url: url.clone(),
-                headers: content_length_zero(),
-                body: None,
-                registry: target.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
+        let request =
+            Request::new(Method::POST, url.clone(), target, &scopes, &operation).empty_body();
+        let response = self.execute(request).await?;
         match response.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::Upload(location(
@@ -1148,17 +1094,9 @@ impl Client {
         let operation = format!("start blob upload to {}", image.repo_only());
         let url = self.url(image, "blobs/uploads/")?;
         let scopes = [Scope::push(image.repository())];
-        let response = self
-            .execute(Request {
-                method: Method::POST,
-                url: url.clone(),
-                headers: content_length_zero(),
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
+        let request =
+            Request::new(Method::POST, url.clone(), image, &scopes, &operation).empty_body();
+        let response = self.execute(request).await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(self
                 .error_from(response, image.registry(), &operation)
@@ -1180,17 +1118,8 @@ impl Client {
     ) -> Result<Option<(u64, Url)>> {
         let operation = format!("upload status in {}", image.repo_only());
         let scopes = [Scope::push(image.repository())];
-        let response = self
-            .execute(Request {
-                method: Method::GET,
-                url: session.clone(),
-                headers: HeaderMap::new(),
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
+        let request = Request::new(Method::GET, session.clone(), image, &scopes, &operation);
+        let response = self.execute(request).await?;
         if !response.status().is_success() {
             return Ok(None);
         }
@@ -1270,27 +1199,10 @@ impl Client {
         let mut url = session.clone();
         url.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
-        let response = self
-            .execute(Request {
-                method: Method::PUT,
-                url,
-                headers: content_length_zero(),
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: &operation,
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .error_from(response, image.registry(), &operation)
-                .await);
-        }
-        if let Some(returned) = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Digest::parse(v).ok())
+        let request = Request::new(Method::PUT, url, image, &scopes, &operation).empty_body();
+        let response = self.execute(request).await?;
+        let response = self.success(response, image, &operation).await?;
+        if let Some(returned) = content_digest(response.headers())
             && returned != *digest
         {
             return Err(Error::DigestMismatch {
@@ -1305,27 +1217,18 @@ impl Client {
     /// Abandons an upload session (best effort: registries also expire them).
     pub(crate) async fn cancel_upload(&self, image: &ImageRef, session: &Url) {
         let scopes = [Scope::push(image.repository())];
-        let result = self
-            .execute(Request {
-                method: Method::DELETE,
-                url: session.clone(),
-                headers: HeaderMap::new(),
-                body: None,
-                registry: image.registry(),
-                scopes: &scopes,
-                operation: "cancel upload",
-            })
-            .await;
+        let request = Request::new(
+            Method::DELETE,
+            session.clone(),
+            image,
+            &scopes,
+            "cancel upload",
+        );
+        let result = self.execute(request).await;
         if let Err(e) = result {
             tracing::debug!(error = %e, "cancelling an upload session failed");
         }
     }
-}
-
-fn content_length_zero() -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-    h
 }
 
 fn basic_header(username: &str, password: &SecretString) -> HeaderValue {
@@ -1347,6 +1250,12 @@ fn bearer_header(token: &str) -> Result<HeaderValue> {
     })?;
     h.set_sensitive(true);
     Ok(h)
+}
+
+/// The `Docker-Content-Digest` a registry announced, when it is a digest.
+fn content_digest(headers: &HeaderMap) -> Option<Digest> {
+    let value = headers.get("docker-content-digest")?.to_str().ok()?;
+    Digest::parse(value).ok()
 }
 
 fn header_u64(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<u64> {
