@@ -1082,15 +1082,26 @@ impl State {
         object: Value,
         manager: &str,
     ) -> Option<Obj> {
+        self.controller_try_create(rt, object, manager).ok()
+    }
+
+    /// A controller creates an object; the API's error when it was rejected (logged), for the
+    /// controllers that report it in an event.
+    pub(crate) fn controller_try_create(
+        &mut self,
+        rt: &Arc<ResourceType>,
+        object: Value,
+        manager: &str,
+    ) -> Result<Obj, ApiError> {
         let namespace = meta_str(&object, "namespace").to_owned();
         match self.create(rt, &namespace, object, &WriteOpts::controller(manager)) {
             Ok(written) => {
                 *self.controller_writes.entry(rt.qualified()).or_default() += 1;
-                Some(written.object)
+                Ok(written.object)
             }
             Err(err) => {
                 tracing::debug!(resource = %rt.qualified(), error = %err.message, "controller create rejected");
-                None
+                Err(err)
             }
         }
     }

@@ -6,7 +6,10 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::cron::Schedule;
-use super::{CONTROLLER_MANAGER, Wake, condition_true, controller_ref, is_deleting, list, owned};
+use super::{
+    CONTROLLER_MANAGER, Wake, condition_true, controller_ref, is_deleting, list, owned,
+    write_status,
+};
 use crate::clock::{format_time, parse_time};
 use crate::resources::Builtin;
 use crate::state::State;
@@ -178,15 +181,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         } else {
             status["active"] = Value::Array(active_refs);
         }
-        if status != cj["status"] {
-            let Some(current) = state.store.get(&cronjobs.key(), &namespace, &name) else {
-                continue;
-            };
-            let mut updated = (*current).clone();
-            updated["status"] = status;
-            changed |=
-                state.controller_update(&cronjobs, &current, updated, CONTROLLER_MANAGER, true);
-        }
+        changed |= write_status(state, &cronjobs, &namespace, &name, status);
     }
     changed
 }

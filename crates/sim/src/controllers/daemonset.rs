@@ -3,10 +3,14 @@
 
 use serde_json::json;
 
-use super::statefulset::{ensure_revision, prune_revisions};
+use super::pods::fits;
+use super::workload::{
+    REVISION_LABEL, count, create_pod, delete_pod, ensure_revision, live_pods, pod_revision,
+    prune_revisions, revision_hash,
+};
 use super::{
-    CONTROLLER_MANAGER, Wake, i64_at, is_deleting, list, owned, pod_available, pod_from_template,
-    pod_ready, scaled, set_count,
+    Wake, i64_at, is_deleting, list, pod_available, pod_from_template, pod_ready, scaled,
+    set_count, write_status,
 };
 use crate::resources::Builtin;
 use crate::state::State;
@@ -29,24 +33,13 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         let Some(revision) = ensure_revision(state, &ds, &revisions_rt, &template) else {
             continue;
         };
-        let hash = revision.rsplit('-').next().unwrap_or("").to_owned();
+        let hash = revision_hash(&revision).to_owned();
         let generation = ds["metadata"]["generation"].as_i64().unwrap_or(1);
-        let selector = template["spec"]["nodeSelector"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
         let eligible: Vec<&Obj> = nodes
             .iter()
-            .filter(|n| {
-                selector
-                    .iter()
-                    .all(|(k, v)| n["metadata"]["labels"][k.as_str()] == *v)
-            })
+            .filter(|n| fits(n, &template["spec"]))
             .collect();
-        let pods: Vec<Obj> = owned(state, &pods_rt, &namespace, &ds)
-            .into_iter()
-            .filter(|p| !is_deleting(p))
-            .collect();
+        let pods = live_pods(state, &pods_rt, &ds);
         for node in &eligible {
             let node_name = meta_str(node, "name");
             if pods
@@ -60,43 +53,22 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
                 &template,
                 None,
                 &[
-                    ("controller-revision-hash", hash.clone()),
+                    (REVISION_LABEL, hash.clone()),
                     ("pod-template-generation", generation.to_string()),
                 ],
             );
             pod["spec"]["nodeName"] = json!(node_name);
-            if let Some(created) = state.controller_create(&pods_rt, pod, CONTROLLER_MANAGER) {
-                changed = true;
-                state.event(
-                    &ds,
-                    false,
-                    "SuccessfulCreate",
-                    &format!("Created pod: {}", meta_str(&created, "name")),
-                    "daemonset-controller",
-                );
-            }
+            changed |= create_pod(state, &pods_rt, &ds, pod).is_some();
         }
         // pods on nodes no longer eligible
         for pod in &pods {
             let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
-            if !eligible.iter().any(|n| meta_str(n, "name") == node)
-                && state.controller_delete(&pods_rt, pod, None)
-            {
-                changed = true;
-                state.event(
-                    &ds,
-                    false,
-                    "SuccessfulDelete",
-                    &format!("Deleted pod: {}", meta_str(pod, "name")),
-                    "daemonset-controller",
-                );
+            if !eligible.iter().any(|n| meta_str(n, "name") == node) {
+                changed |= delete_pod(state, &pods_rt, &ds, pod);
             }
         }
         // rolling update within maxUnavailable
-        let pods: Vec<Obj> = owned(state, &pods_rt, &namespace, &ds)
-            .into_iter()
-            .filter(|p| !is_deleting(p))
-            .collect();
+        let pods = live_pods(state, &pods_rt, &ds);
         let desired = i64::try_from(eligible.len()).unwrap_or(0);
         let max_unavailable = scaled(
             &ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
@@ -104,60 +76,24 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             true,
         )
         .max(1);
-        let unavailable = i64::try_from(pods.iter().filter(|p| !pod_ready(p)).count()).unwrap_or(0)
+        let unavailable = count(&pods, |p| !pod_ready(p))
             + (desired - i64::try_from(pods.len()).unwrap_or(0)).max(0);
         if ds["spec"]["updateStrategy"]["type"] != "OnDelete" && unavailable < max_unavailable {
             let budget = usize::try_from(max_unavailable - unavailable).unwrap_or(0);
-            let stale: Vec<&Obj> = pods
-                .iter()
-                .filter(|p| {
-                    p["metadata"]["labels"]["controller-revision-hash"].as_str()
-                        != Some(hash.as_str())
-                })
-                .take(budget)
-                .collect();
-            for pod in stale {
-                if state.controller_delete(&pods_rt, pod, None) {
-                    changed = true;
-                    state.event(
-                        &ds,
-                        false,
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {}", meta_str(pod, "name")),
-                        "daemonset-controller",
-                    );
-                }
+            for pod in pods.iter().filter(|p| pod_revision(p) != hash).take(budget) {
+                changed |= delete_pod(state, &pods_rt, &ds, pod);
             }
         }
-        let pods: Vec<Obj> = owned(state, &pods_rt, &namespace, &ds)
-            .into_iter()
-            .filter(|p| !is_deleting(p))
-            .collect();
+        let pods = live_pods(state, &pods_rt, &ds);
         let now = state.now;
         let min_ready = i64_at(&ds, "/spec/minReadySeconds");
-        let current = i64::try_from(pods.len()).unwrap_or(0);
-        let ready = i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
-        let available = i64::try_from(
-            pods.iter()
-                .filter(|p| pod_available(p, min_ready, now, wake))
-                .count(),
-        )
-        .unwrap_or(0);
-        let updated = i64::try_from(
-            pods.iter()
-                .filter(|p| {
-                    p["metadata"]["labels"]["controller-revision-hash"].as_str()
-                        == Some(hash.as_str())
-                })
-                .count(),
-        )
-        .unwrap_or(0);
+        let available = count(&pods, |p| pod_available(p, min_ready, now, wake));
         let mut status = json!({
             "observedGeneration": generation,
             "desiredNumberScheduled": desired,
-            "currentNumberScheduled": current,
+            "currentNumberScheduled": pods.len(),
             "numberMisscheduled": 0,
-            "numberReady": ready,
+            "numberReady": count(&pods, |p| pod_ready(p)),
         });
         set_count(&mut status, "numberAvailable", available);
         set_count(
@@ -165,22 +101,13 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             "numberUnavailable",
             (desired - available).max(0),
         );
-        set_count(&mut status, "updatedNumberScheduled", updated);
-        changed |= prune_revisions(
-            state,
-            &ds,
-            &revisions_rt,
-            std::slice::from_ref(&revision),
-            ds["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10),
+        set_count(
+            &mut status,
+            "updatedNumberScheduled",
+            count(&pods, |p| pod_revision(p) == hash),
         );
-        let Some(latest) = state.store.get(&sets.key(), &namespace, &name) else {
-            continue;
-        };
-        if latest["status"] != status {
-            let mut new = (*latest).clone();
-            new["status"] = status;
-            changed |= state.controller_update(&sets, &latest, new, CONTROLLER_MANAGER, true);
-        }
+        changed |= prune_revisions(state, &ds, &revisions_rt, &[&revision]);
+        changed |= write_status(state, &sets, &namespace, &name, status);
     }
     changed
 }

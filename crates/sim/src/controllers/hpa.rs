@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{CONTROLLER_MANAGER, i64_at, is_deleting, list, set_condition};
+use super::{CONTROLLER_MANAGER, is_deleting, list, set_condition, write_status};
 use crate::resources::Builtin;
 use crate::state::State;
 use crate::store::meta_str;
@@ -121,18 +121,7 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
             map.remove("currentMetrics");
         }
         status["conditions"] = Value::Array(conditions);
-        if status != hpa["status"] {
-            let Some(current) = state
-                .store
-                .get(&hpas.key(), &namespace, meta_str(&hpa, "name"))
-            else {
-                continue;
-            };
-            let mut updated = (*current).clone();
-            updated["status"] = status;
-            changed |= state.controller_update(&hpas, &current, updated, CONTROLLER_MANAGER, true);
-        }
-        let _ = i64_at;
+        changed |= write_status(state, &hpas, &namespace, meta_str(&hpa, "name"), status);
     }
     changed
 }

@@ -6,18 +6,15 @@
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 
+use super::workload::{count, create_pod, delete_pod};
 use super::{
-    CONTROLLER_MANAGER, Wake, condition_true, i64_at, is_deleting, is_terminal, list, owned,
-    pod_from_template, pod_ready, set_condition,
+    Wake, condition_true, is_deleting, is_terminal, list, owned, pod_from_template, pod_ready,
+    set_condition, write_status,
 };
 use crate::clock::parse_time;
 use crate::resources::Builtin;
 use crate::state::State;
 use crate::store::meta_str;
-
-fn count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
     let jobs = state.builtin(Builtin::Job);
@@ -37,11 +34,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             .filter(|p| !is_terminal(p) && !is_deleting(p))
             .cloned()
             .collect();
-        let succeeded = count(
-            pods.iter()
-                .filter(|p| p["status"]["phase"] == "Succeeded")
-                .count(),
-        );
+        let succeeded = count(&pods, |p| p["status"]["phase"] == "Succeeded");
         let restarts: i64 = pods
             .iter()
             .flat_map(|p| {
@@ -52,11 +45,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             })
             .map(|c| c["restartCount"].as_i64().unwrap_or(0))
             .sum();
-        let failed = count(
-            pods.iter()
-                .filter(|p| p["status"]["phase"] == "Failed")
-                .count(),
-        ) + restarts;
+        let failed = count(&pods, |p| p["status"]["phase"] == "Failed") + restarts;
         let completions = job["spec"]["completions"].as_i64();
         let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
         let backoff_limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
@@ -108,7 +97,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         match &terminal {
             Some((kind, reason, message)) => {
                 for pod in &active {
-                    changed |= state.controller_delete(&pods_rt, pod, None);
+                    changed |= delete_pod(state, &pods_rt, &job, pod);
                 }
                 let interim = if *kind == "Complete" {
                     "SuccessCriteriaMet"
@@ -141,16 +130,10 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             None if !suspended => {
                 let remaining = completions.map_or(parallelism, |c| (c - succeeded).max(0));
                 let want = parallelism.min(remaining);
-                let have = count(active.len());
+                let have = i64::try_from(active.len()).unwrap_or(i64::MAX);
                 for _ in have..want {
                     let pod = pod_from_template(&job, &job["spec"]["template"], None, &[]);
-                    if let Some(created) =
-                        state.controller_create(&pods_rt, pod, CONTROLLER_MANAGER)
-                    {
-                        changed = true;
-                        let message = format!("Created pod: {}", meta_str(&created, "name"));
-                        state.event(&job, false, "SuccessfulCreate", &message, "job-controller");
-                    }
+                    changed |= create_pod(state, &pods_rt, &job, pod).is_some();
                 }
                 let active_now = owned(state, &pods_rt, &namespace, &job)
                     .into_iter()
@@ -170,30 +153,16 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         if failed > 0 {
             status["failed"] = json!(failed);
         }
-        let ready = count(
-            owned(state, &pods_rt, &namespace, &job)
-                .iter()
-                .filter(|p| !is_terminal(p) && pod_ready(p))
-                .count(),
-        );
+        let ready = count(&owned(state, &pods_rt, &namespace, &job), |p| {
+            !is_terminal(p) && pod_ready(p)
+        });
         status["ready"] = json!(ready);
         status["terminating"] = json!(0);
         status["uncountedTerminatedPods"] = json!({});
         if !conditions.is_empty() {
             status["conditions"] = Value::Array(conditions);
         }
-        if status != job["status"] {
-            let Some(current) = state
-                .store
-                .get(&jobs.key(), &namespace, meta_str(&job, "name"))
-            else {
-                continue;
-            };
-            let mut updated = (*current).clone();
-            updated["status"] = status;
-            changed |= state.controller_update(&jobs, &current, updated, CONTROLLER_MANAGER, true);
-        }
-        let _ = i64_at;
+        changed |= write_status(state, &jobs, &namespace, meta_str(&job, "name"), status);
     }
     changed
 }

@@ -30,6 +30,7 @@ mod replicaset;
 mod service;
 mod statefulset;
 mod storage;
+mod workload;
 
 /// The manager name controllers write with, as on a real cluster.
 pub(crate) const CONTROLLER_MANAGER: &str = "kube-controller-manager";
@@ -235,6 +236,26 @@ pub(crate) fn owned(state: &State, rt: &ResourceType, namespace: &str, owner: &V
     // the order a list would give
     children.sort_by(|a, b| meta_str(a, "name").cmp(meta_str(b, "name")));
     children
+}
+
+/// Writes `status` to the stored `namespace/name` of type `rt` when it differs (the
+/// controller's `UpdateStatus`). Returns whether anything changed.
+pub(crate) fn write_status(
+    state: &mut State,
+    rt: &std::sync::Arc<ResourceType>,
+    namespace: &str,
+    name: &str,
+    status: Value,
+) -> bool {
+    let Some(latest) = state.store.get(&rt.key(), namespace, name) else {
+        return false;
+    };
+    if latest["status"] == status {
+        return false;
+    }
+    let mut updated = (*latest).clone();
+    updated["status"] = status;
+    state.controller_update(rt, &latest, updated, CONTROLLER_MANAGER, true)
 }
 
 pub(crate) fn i64_at(value: &Value, pointer: &str) -> i64 {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{CONTROLLER_MANAGER, is_deleting, list, pod_ready, scaled, set_condition};
+use super::{is_deleting, list, pod_ready, scaled, set_condition, write_status};
 use crate::resources::Builtin;
 use crate::selector::LabelSelector;
 use crate::state::State;
@@ -58,11 +58,13 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
             "expectedPods": expected,
             "conditions": conditions,
         });
-        if status != pdb["status"] {
-            let mut updated = (*pdb).clone();
-            updated["status"] = status;
-            changed |= state.controller_update(&pdbs, &pdb, updated, CONTROLLER_MANAGER, true);
-        }
+        changed |= write_status(
+            state,
+            &pdbs,
+            meta_str(&pdb, "namespace"),
+            meta_str(&pdb, "name"),
+            status,
+        );
     }
     changed
 }

@@ -723,6 +723,16 @@ fn emit_transitions(state: &mut State, pod: &Value, old: &Value, new: &PodView) 
     }
 }
 
+/// Whether a pod with `pod_spec` may run on `node`: its `nodeSelector` matches the node's
+/// labels.
+pub(super) fn fits(node: &Value, pod_spec: &Value) -> bool {
+    pod_spec["nodeSelector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| node["metadata"]["labels"][k.as_str()] == *v)
+}
+
 pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
     let pods = state.builtin(Builtin::Pod);
     let nodes_rt = state.builtin(Builtin::Node);
@@ -756,24 +766,16 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             .unwrap_or("")
             .is_empty()
         {
-            let selector = current["spec"]["nodeSelector"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            let eligible: Vec<&Obj> = nodes
+            let Some(node) = nodes
                 .iter()
-                .filter(|n| {
-                    selector
-                        .iter()
-                        .all(|(k, v)| n["metadata"]["labels"][k.as_str()] == *v)
+                .filter(|n| fits(n, &current["spec"]))
+                .min_by_key(|n| {
+                    (
+                        per_node.get(meta_str(n, "name")).copied().unwrap_or(0),
+                        meta_str(n, "name").to_owned(),
+                    )
                 })
-                .collect();
-            let Some(node) = eligible.iter().min_by_key(|n| {
-                (
-                    per_node.get(meta_str(n, "name")).copied().unwrap_or(0),
-                    meta_str(n, "name").to_owned(),
-                )
-            }) else {
+            else {
                 let message = format!(
                     "0/{} nodes are available: {} node(s) didn't match Pod's node affinity/selector. preemption: 0/{} nodes are available: {} Preemption is not helpful for scheduling.",
                     nodes.len(),

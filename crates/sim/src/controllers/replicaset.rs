@@ -4,11 +4,12 @@
 
 use serde_json::{Value, json};
 
+use super::workload::{count as count_pods, create_pod, delete_pod, live_pods};
 use super::{
-    CONTROLLER_MANAGER, Wake, i64_at, is_deleting, is_terminal, list, owned, pod_available,
-    pod_from_template, pod_ready, set_count,
+    Wake, i64_at, is_deleting, is_terminal, list, pod_available, pod_from_template, pod_ready,
+    set_count, write_status,
 };
-use crate::resources::Builtin;
+use crate::resources::{Builtin, ResourceType};
 use crate::selector::LabelSelector;
 use crate::state::State;
 use crate::store::{Obj, meta_str};
@@ -43,6 +44,14 @@ fn deletion_rank(pod: &Value) -> (u8, u8, u8, i64, std::cmp::Reverse<String>) {
     )
 }
 
+/// The pods a ReplicaSet counts: live and not finished.
+fn active_pods(state: &State, pods: &ResourceType, rs: &Value) -> Vec<Obj> {
+    live_pods(state, pods, rs)
+        .into_iter()
+        .filter(|p| !is_terminal(p))
+        .collect()
+}
+
 pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
     let replica_sets = state.builtin(Builtin::ReplicaSet);
     let pods = state.builtin(Builtin::Pod);
@@ -53,53 +62,21 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         }
         let namespace = meta_str(&rs, "namespace").to_owned();
         let desired = i64_at(&rs, "/spec/replicas");
-        let mut active: Vec<Obj> = owned(state, &pods, &namespace, &rs)
-            .into_iter()
-            .filter(|p| !is_deleting(p) && !is_terminal(p))
-            .collect();
+        let mut active = active_pods(state, &pods, &rs);
         let count = i64::try_from(active.len()).unwrap_or(i64::MAX);
         if count < desired {
             for _ in count..desired {
                 let pod = pod_from_template(&rs, &rs["spec"]["template"], None, &[]);
-                match state.controller_create(&pods, pod, CONTROLLER_MANAGER) {
-                    Some(created) => {
-                        changed = true;
-                        let message = format!("Created pod: {}", meta_str(&created, "name"));
-                        state.event(
-                            &rs,
-                            false,
-                            "SuccessfulCreate",
-                            &message,
-                            "replicaset-controller",
-                        );
-                    }
-                    None => {
-                        state.event(
-                            &rs,
-                            true,
-                            "FailedCreate",
-                            "Error creating: the pod was rejected",
-                            "replicaset-controller",
-                        );
-                        break;
-                    }
+                if create_pod(state, &pods, &rs, pod).is_none() {
+                    break;
                 }
+                changed = true;
             }
         } else if count > desired {
             active.sort_by_key(|p| deletion_rank(p));
             let excess = usize::try_from(count - desired).unwrap_or(0);
             for pod in active.iter().take(excess) {
-                if state.controller_delete(&pods, pod, None) {
-                    changed = true;
-                    let message = format!("Deleted pod: {}", meta_str(pod, "name"));
-                    state.event(
-                        &rs,
-                        false,
-                        "SuccessfulDelete",
-                        &message,
-                        "replicaset-controller",
-                    );
-                }
+                changed |= delete_pod(state, &pods, &rs, pod);
             }
         }
         // status
@@ -109,44 +86,42 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
         else {
             continue;
         };
-        let active: Vec<Obj> = owned(state, &pods, &namespace, &current)
-            .into_iter()
-            .filter(|p| !is_deleting(p) && !is_terminal(p))
-            .collect();
+        let active = active_pods(state, &pods, &current);
         let min_ready = i64_at(&current, "/spec/minReadySeconds");
         let template_labels = LabelSelector::from_object(
             &json!({"matchLabels": current["spec"]["template"]["metadata"]["labels"]}),
         )
         .unwrap_or_else(|_| LabelSelector::nothing());
-        let replicas = i64::try_from(active.len()).unwrap_or(0);
-        let fully_labeled =
-            i64::try_from(active.iter().filter(|p| template_labels.matches(p)).count())
-                .unwrap_or(0);
-        let ready = i64::try_from(active.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
         let now = state.now;
-        let available = i64::try_from(
-            active
-                .iter()
-                .filter(|p| pod_available(p, min_ready, now, wake))
-                .count(),
-        )
-        .unwrap_or(0);
         let mut status = json!({
-            "replicas": replicas,
+            "replicas": active.len(),
             "observedGeneration": current["metadata"]["generation"],
         });
-        set_count(&mut status, "fullyLabeledReplicas", fully_labeled);
-        set_count(&mut status, "readyReplicas", ready);
-        set_count(&mut status, "availableReplicas", available);
+        set_count(
+            &mut status,
+            "fullyLabeledReplicas",
+            count_pods(&active, |p| template_labels.matches(p)),
+        );
+        set_count(
+            &mut status,
+            "readyReplicas",
+            count_pods(&active, |p| pod_ready(p)),
+        );
+        set_count(
+            &mut status,
+            "availableReplicas",
+            count_pods(&active, |p| pod_available(p, min_ready, now, wake)),
+        );
         if let Some(c) = current["status"].get("conditions") {
             status["conditions"] = c.clone();
         }
-        if current["status"] != status {
-            let mut updated = (*current).clone();
-            updated["status"] = status;
-            changed |=
-                state.controller_update(&replica_sets, &current, updated, CONTROLLER_MANAGER, true);
-        }
+        changed |= write_status(
+            state,
+            &replica_sets,
+            &namespace,
+            meta_str(&current, "name"),
+            status,
+        );
     }
     changed
 }

@@ -92,6 +92,17 @@ async fn stateful_sets_roll_out_in_order_with_claims() {
             .then_some(())
     })
     .await;
+    // each pod was recreated only once its old self was gone: no create was refused
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let failed: Vec<String> = events
+        .list(&ListParams::default().fields("reason=FailedCreate"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
     let revisions: Api<k8s_openapi::api::apps::v1::ControllerRevision> =
         Api::namespaced(client, "default");
     let names: Vec<(String, i64)> = revisions
