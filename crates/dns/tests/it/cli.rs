@@ -3,11 +3,93 @@
 //! servers (`scripts/servers.sh start`).
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ferry_testkit::{ferry_bin, server};
 
 use crate::knot::dig;
+
+/// `ferry` on one ferry.toml, with the variables it needs (and `NO_COLOR`), as CI runs it.
+#[derive(Clone)]
+struct Ferry {
+    config: PathBuf,
+    env: Vec<(&'static str, Option<String>)>,
+    dir: Option<PathBuf>,
+}
+
+impl Ferry {
+    fn new(config: PathBuf) -> Ferry {
+        Ferry {
+            config,
+            env: vec![("NO_COLOR", Some("1".into()))],
+            dir: None,
+        }
+    }
+
+    fn env(mut self, key: &'static str, value: impl Into<String>) -> Ferry {
+        self.env.push((key, Some(value.into())));
+        self
+    }
+
+    fn env_remove(mut self, key: &'static str) -> Ferry {
+        self.env.push((key, None));
+        self
+    }
+
+    fn current_dir(mut self, dir: PathBuf) -> Ferry {
+        self.dir = Some(dir);
+        self
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(args).arg("--config").arg(&self.config);
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
+        let out = cmd.output().expect("ferry runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let all = format!(
+            "--- stdout\n{stdout}--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout,
+            all,
+        }
+    }
+}
+
+/// How one ferry run ended, and what it printed.
+struct Ran {
+    code: i32,
+    stdout: String,
+    /// stdout and stderr, labelled.
+    all: String,
+}
+
+impl Ran {
+    /// Checks the exit code; on failure shows everything ferry printed.
+    #[track_caller]
+    fn exits(self, code: i32) -> Ran {
+        assert_eq!(self.code, code, "{}", self.all);
+        self
+    }
+
+    /// Checks that ferry printed `what` (on stdout or stderr).
+    #[track_caller]
+    fn says(self, what: &str) -> Ran {
+        assert!(self.all.contains(what), "`{what}` not in:\n{}", self.all);
+        self
+    }
+}
 
 /// A ferry.toml in a temporary directory, with two environments (`aks` pointing at an IP,
 /// `eks` at a load balancer hostname) managing `names` under a fresh label in the knot zone.
@@ -15,6 +97,7 @@ struct Setup {
     dir: PathBuf,
     base: String,
     zone: String,
+    ferry: Ferry,
 }
 
 impl Setup {
@@ -64,7 +147,13 @@ resolvers = ["{server}", "127.0.0.1:9"]
             env("eks", "k8s-shop-0123456789.elb.us-east-1.amazonaws.com")
         );
         std::fs::write(dir.join("ferry.toml"), text).unwrap();
-        Setup { dir, base, zone }
+        let ferry = Ferry::new(dir.join("ferry.toml"));
+        Setup {
+            dir,
+            base,
+            zone,
+            ferry,
+        }
     }
 
     /// A managed name (`@` is the environment's own base name).
@@ -76,32 +165,16 @@ resolvers = ["{server}", "127.0.0.1:9"]
         }
     }
 
-    fn ferry_with_secret(&self, secret: &str, args: &[&str]) -> Output {
-        Command::new(ferry_bin())
-            .args(args)
-            .arg("--config")
-            .arg(self.dir.join("ferry.toml"))
+    fn ferry_with_secret(&self, secret: &str, args: &[&str]) -> Ran {
+        self.ferry
+            .clone()
             .env("FERRY_TSIG_SECRET", secret)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("ferry runs")
+            .run(args)
     }
 
-    fn ferry(&self, args: &[&str]) -> Output {
+    fn ferry(&self, args: &[&str]) -> Ran {
         self.ferry_with_secret(&server("FERRY_TEST_KNOT_TSIG_SECRET"), args)
     }
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// nsupdate, as another team would use it.
@@ -136,15 +209,16 @@ fn nsupdate(commands: &str) {
 fn apply_creates_records_with_ownership_and_a_second_apply_changes_nothing() {
     let s = Setup::new("apply", &["@", "www"], "");
     let (apex, www) = (s.name("@"), s.name("www"));
-    let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
-    assert_eq!(code(&plan), 6, "changes pending: {}", text(&plan));
+    // Changes pending.
+    s.ferry(&["dns", "plan", "--env", "aks"]).exits(6);
 
-    let apply = s.ferry(&["dns", "apply", "--env", "aks"]);
-    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    let apply = s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
     assert!(
-        String::from_utf8_lossy(&apply.stdout).contains("authoritative servers answer the target"),
+        apply
+            .stdout
+            .contains("authoritative servers answer the target"),
         "{}",
-        text(&apply)
+        apply.all
     );
     // dig, the independent client, answers the target...
     assert_eq!(dig(&apex, "A"), ["192.0.2.10"]);
@@ -155,16 +229,12 @@ fn apply_creates_records_with_ownership_and_a_second_apply_changes_nothing() {
     assert_eq!(dig(&format!("a-{apex}"), "TXT"), [owner]);
     assert_eq!(dig(&format!("a-{www}"), "TXT"), [owner]);
 
-    let again = s.ferry(&["dns", "apply", "--env", "aks"]);
-    assert_eq!(code(&again), 0, "{}", text(&again));
-    assert!(
-        String::from_utf8_lossy(&again.stdout).contains("\n0 changes"),
-        "{}",
-        text(&again)
-    );
-    let plan = s.ferry(&["dns", "plan", "--env", "aks", "--output", "json"]);
-    assert_eq!(code(&plan), 0, "{}", text(&plan));
-    let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let again = s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
+    assert!(again.stdout.contains("\n0 changes"), "{}", again.all);
+    let plan = s
+        .ferry(&["dns", "plan", "--env", "aks", "--output", "json"])
+        .exits(0);
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
     assert_eq!(doc["changes"], serde_json::json!([]));
     assert_eq!(doc["in_sync"].as_array().unwrap().len(), 2);
 }
@@ -175,13 +245,12 @@ fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back(
     let (app, api) = (s.name("app"), s.name("api"));
     let lb = "k8s-shop-0123456789.elb.us-east-1.amazonaws.com.";
 
-    let out = s.ferry(&["dns", "apply", "--env", "aks"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
     assert_eq!(dig(&app, "A"), ["192.0.2.10"]);
 
     // AKS -> EKS: A records become CNAMEs to the NLB; ownership follows.
-    let out = s.ferry(&["dns", "switch", "--env", "aks", "--to", "eks"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    s.ferry(&["dns", "switch", "--env", "aks", "--to", "eks"])
+        .exits(0);
     for n in [&app, &api] {
         assert_eq!(dig(n, "CNAME"), [lb]);
         assert!(
@@ -196,15 +265,14 @@ fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back(
     }
 
     // And back (seed 001's rollback).
-    let out = s.ferry(&["dns", "switch", "--env", "eks", "--to", "aks"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    s.ferry(&["dns", "switch", "--env", "eks", "--to", "aks"])
+        .exits(0);
     for n in [&app, &api] {
         assert_eq!(dig(n, "A"), ["192.0.2.10"]);
         assert!(dig(n, "CNAME").is_empty());
     }
-    let verify = s.ferry(&["dns", "verify", "--env", "aks"]);
-    assert_eq!(code(&verify), 0, "{}", text(&verify));
-    let stdout = String::from_utf8_lossy(&verify.stdout);
+    let verify = s.ferry(&["dns", "verify", "--env", "aks"]).exits(0);
+    let stdout = &verify.stdout;
     assert!(
         stdout.contains("n/a") && stdout.contains("unreachable"),
         "an unreachable resolver is reported as such: {stdout}"
@@ -220,29 +288,23 @@ fn foreign_records_are_left_alone_and_reported_unless_adopted() {
         "update add {other} 300 A 198.51.100.7\nupdate add {app} 300 A 198.51.100.8"
     ));
 
-    let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
-    assert_eq!(code(&plan), 3, "{}", text(&plan));
-    let out = text(&plan);
-    assert!(
-        out.contains("conflict:") && out.contains("no ownership record") && out.contains("--adopt"),
-        "{out}"
-    );
+    s.ferry(&["dns", "plan", "--env", "aks"])
+        .exits(3)
+        .says("conflict:")
+        .says("no ownership record")
+        .says("--adopt");
 
-    let apply = s.ferry(&["dns", "apply", "--env", "aks"]);
-    assert_eq!(code(&apply), 3, "{}", text(&apply));
-    assert!(
-        text(&apply).contains("nothing was changed"),
-        "{}",
-        text(&apply)
-    );
+    s.ferry(&["dns", "apply", "--env", "aks"])
+        .exits(3)
+        .says("nothing was changed");
     assert_eq!(dig(&app, "A"), ["198.51.100.8"], "not overwritten");
     assert!(
         dig(&format!("a-{app}"), "TXT").is_empty(),
         "no claim written"
     );
 
-    let adopt = s.ferry(&["dns", "apply", "--env", "aks", "--adopt"]);
-    assert_eq!(code(&adopt), 0, "{}", text(&adopt));
+    s.ferry(&["dns", "apply", "--env", "aks", "--adopt"])
+        .exits(0);
     assert_eq!(dig(&app, "A"), ["192.0.2.10"]);
     assert_eq!(dig(&format!("a-{app}"), "TXT").len(), 1);
     // The record at the other name was never touched.
@@ -256,13 +318,9 @@ fn a_record_owned_by_another_external_dns_is_reported_with_its_owner() {
     nsupdate(&format!(
         "update add {app} 300 A 198.51.100.9\nupdate add a-{app} 300 TXT \"heritage=external-dns,external-dns/owner=platform-team,external-dns/resource=ingress/web/web\""
     ));
-    let plan = s.ferry(&["dns", "plan", "--env", "aks"]);
-    assert_eq!(code(&plan), 3, "{}", text(&plan));
-    assert!(
-        text(&plan).contains("owned by `platform-team`"),
-        "{}",
-        text(&plan)
-    );
+    s.ferry(&["dns", "plan", "--env", "aks"])
+        .exits(3)
+        .says("owned by `platform-team`");
     assert_eq!(dig(&app, "A"), ["198.51.100.9"]);
 }
 
@@ -270,13 +328,12 @@ fn a_record_owned_by_another_external_dns_is_reported_with_its_owner() {
 fn a_wrong_tsig_secret_is_an_auth_failure_that_changes_nothing_and_never_shows_the_secret() {
     let s = Setup::new("badkey", &["app"], "");
     let wrong = "c2VjcmV0LWJ1dC13cm9uZy1zZWNyZXQtYnV0LXdyb25nIQ==";
-    let out = s.ferry_with_secret(wrong, &["dns", "apply", "--env", "aks"]);
-    assert_eq!(code(&out), 11, "{}", text(&out));
-    let all = text(&out);
-    assert!(
-        all.contains("BADSIG") && all.contains("check the secret"),
-        "{all}"
-    );
+    let out = s
+        .ferry_with_secret(wrong, &["dns", "apply", "--env", "aks"])
+        .exits(11)
+        .says("BADSIG")
+        .says("check the secret");
+    let all = out.all;
     assert!(!all.contains(wrong), "the secret is never printed: {all}");
     assert!(!all.contains(&server("FERRY_TEST_KNOT_TSIG_SECRET")));
     assert!(dig(&s.name("app"), "A").is_empty());
@@ -292,9 +349,9 @@ fn a_zone_the_key_cannot_edit_is_an_auth_failure() {
         .replace(&format!("\"{}\"", s.zone), &format!("\"{ro}\""))
         .replace(&format!(".{}\"", s.zone), &format!(".{ro}\""));
     std::fs::write(&path, text_cfg).unwrap();
-    let out = s.ferry(&["dns", "apply", "--env", "aks"]);
-    assert_eq!(code(&out), 11, "{}", text(&out));
-    assert!(text(&out).contains("ferry-readonly.test"), "{}", text(&out));
+    s.ferry(&["dns", "apply", "--env", "aks"])
+        .exits(11)
+        .says("ferry-readonly.test");
     assert!(dig(&format!("app.{}.{ro}", s.base), "A").is_empty());
 }
 
@@ -314,14 +371,10 @@ fn bad_input_is_located_and_changes_nothing() {
         ),
     )
     .unwrap();
-    let out = s.ferry(&["dns", "plan", "--env", "aks"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(
-        text(&out).contains("ferry.toml:7:"),
-        "located: {}",
-        text(&out)
-    );
-    assert!(text(&out).contains("bad_name!"), "{}", text(&out));
+    s.ferry(&["dns", "plan", "--env", "aks"])
+        .exits(3)
+        .says("ferry.toml:7:")
+        .says("bad_name!");
 
     // An unknown key.
     std::fs::write(
@@ -329,36 +382,26 @@ fn bad_input_is_located_and_changes_nothing() {
         original.replacen("ttl = 60", "ttl = 60\nttll = 3", 1),
     )
     .unwrap();
-    let out = s.ferry(&["dns", "plan", "--env", "aks"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(
-        text(&out).contains("unknown field `ttll`"),
-        "{}",
-        text(&out)
-    );
+    s.ferry(&["dns", "plan", "--env", "aks"])
+        .exits(3)
+        .says("unknown field `ttll`");
 
     // A bad --target, a missing secret.
     std::fs::write(&path, &original).unwrap();
-    let out = s.ferry(&["dns", "apply", "--env", "aks", "--target", "not a host"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("--target"), "{}", text(&out));
-    let out = Command::new(ferry_bin())
-        .args(["dns", "apply", "--env", "aks", "--config"])
-        .arg(&path)
+    s.ferry(&["dns", "apply", "--env", "aks", "--target", "not a host"])
+        .exits(3)
+        .says("--target");
+    // Missing credentials are an auth failure.
+    s.ferry
+        .clone()
         .env_remove("FERRY_TSIG_SECRET")
-        .output()
-        .unwrap();
-    assert_eq!(
-        code(&out),
-        11,
-        "missing credentials are an auth failure: {}",
-        text(&out)
-    );
-    assert!(text(&out).contains("FERRY_TSIG_SECRET"), "{}", text(&out));
+        .run(&["dns", "apply", "--env", "aks"])
+        .exits(11)
+        .says("FERRY_TSIG_SECRET");
     // No environment with that name; no dns table.
-    let out = s.ferry(&["dns", "plan", "--env", "nope"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("aks, eks"), "{}", text(&out));
+    s.ferry(&["dns", "plan", "--env", "nope"])
+        .exits(3)
+        .says("aks, eks");
     assert!(dig(&s.name("app"), "A").is_empty(), "nothing was applied");
 }
 
@@ -394,28 +437,15 @@ async fn route53_apply_writes_alias_records_and_converges() {
         ),
     )
     .unwrap();
-    let ferry = |args: &[&str]| {
-        Command::new(ferry_bin())
-            .args(args)
-            .arg("--config")
-            .arg(dir.join("ferry.toml"))
-            .env("AWS_ACCESS_KEY_ID", "k")
-            .env("AWS_SECRET_ACCESS_KEY", "s")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
-    let out = ferry(&["dns", "apply", "--env", "eks"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(
-        text(&out)
-            .contains("A ALIAS k8s-shop-0123456789.elb.us-east-1.amazonaws.com (Z26RNL4JYFTOTI)"),
-        "{}",
-        text(&out)
-    );
-    let out = ferry(&["dns", "plan", "--env", "eks"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ferry = Ferry::new(dir.join("ferry.toml"))
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    ferry
+        .run(&["dns", "apply", "--env", "eks"])
+        .exits(0)
+        .says("A ALIAS k8s-shop-0123456789.elb.us-east-1.amazonaws.com (Z26RNL4JYFTOTI)");
+    ferry.run(&["dns", "plan", "--env", "eks"]).exits(0);
     // What moto holds: alias A at the apex and at app, ownership TXTs.
     let zones = client
         .list_hosted_zones_by_name()
@@ -456,44 +486,33 @@ async fn cloudflare_apply_with_proxied_records_never_prints_the_token() {
         ),
     )
     .unwrap();
+    let cloudflare = Ferry::new(dir.join("ferry.toml"));
     let ferry = |args: &[&str]| {
-        let out = Command::new(ferry_bin())
-            .args(args)
-            .arg("--config")
-            .arg(dir.join("ferry.toml"))
+        let out = cloudflare
+            .clone()
             .env("CLOUDFLARE_API_TOKEN", crate::cloudflare::TOKEN)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let all = text(&out);
+            .run(args);
         assert!(
-            !all.contains(crate::cloudflare::TOKEN),
-            "the token was printed: {all}"
+            !out.all.contains(crate::cloudflare::TOKEN),
+            "the token was printed: {}",
+            out.all
         );
         out
     };
-    let out = ferry(&["-vvv", "dns", "apply", "--env", "prod"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = ferry(&["-vvv", "dns", "apply", "--env", "prod"]).exits(0);
+    let stdout = &out.stdout;
     assert!(
         stdout.contains("example.com A ttl=1 proxied 203.0.113.10"),
         "{stdout}"
     );
-    let out = ferry(&["dns", "plan", "--env", "prod"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    ferry(&["dns", "plan", "--env", "prod"]).exits(0);
     // A token the API refuses: exit 11, with the permission to grant.
-    let out = Command::new(ferry_bin())
-        .args(["dns", "plan", "--env", "prod", "--config"])
-        .arg(dir.join("ferry.toml"))
+    let out = cloudflare
         .env("CLOUDFLARE_API_TOKEN", "not-the-token")
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 11, "{}", text(&out));
-    assert!(
-        text(&out).contains("DNS:Edit") && !text(&out).contains("not-the-token"),
-        "{}",
-        text(&out)
-    );
+        .run(&["dns", "plan", "--env", "prod"])
+        .exits(11)
+        .says("DNS:Edit");
+    assert!(!out.all.contains("not-the-token"), "{}", out.all);
 }
 
 /// The zone apex (its own zone, `ferry-apex.test`): an A record beside the zone's SOA and NS,
@@ -518,17 +537,9 @@ fn the_zone_apex_gets_an_address_and_an_ownership_value_beside_soa_and_ns() {
         ),
     )
     .unwrap();
-    let ferry = |args: &[&str]| {
-        Command::new(ferry_bin())
-            .args(args)
-            .arg("--config")
-            .arg(dir.join("ferry.toml"))
-            .env("FERRY_TSIG_SECRET", server("FERRY_TEST_KNOT_TSIG_SECRET"))
-            .output()
-            .unwrap()
-    };
-    let out = ferry(&["dns", "apply", "--env", "prod"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ferry = Ferry::new(dir.join("ferry.toml"))
+        .env("FERRY_TSIG_SECRET", server("FERRY_TEST_KNOT_TSIG_SECRET"));
+    ferry.run(&["dns", "apply", "--env", "prod"]).exits(0);
     assert_eq!(dig(&apex, "A"), [ip.as_str()]);
     let txt = dig(&apex, "TXT");
     assert!(
@@ -538,16 +549,12 @@ fn the_zone_apex_gets_an_address_and_an_ownership_value_beside_soa_and_ns() {
     );
     assert_eq!(dig(&apex, "SOA").len(), 1, "the SOA is untouched");
     assert_eq!(dig(&apex, "NS"), [format!("ns1.{apex}.")]);
-    let again = ferry(&["dns", "plan", "--env", "prod"]);
-    assert_eq!(code(&again), 0, "{}", text(&again));
+    ferry.run(&["dns", "plan", "--env", "prod"]).exits(0);
     // A hostname cannot go at the apex on an RFC 2136 server: refused before anything changes.
-    let out = ferry(&["dns", "plan", "--env", "prod", "--target", "lb.example.net"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(
-        text(&out).contains("zone apex, where a CNAME cannot live"),
-        "{}",
-        text(&out)
-    );
+    ferry
+        .run(&["dns", "plan", "--env", "prod", "--target", "lb.example.net"])
+        .exits(3)
+        .says("zone apex, where a CNAME cannot live");
 }
 
 /// The whole flow of seed property 6: deploy to the simulated cluster, then `ferry dns apply`
@@ -569,30 +576,22 @@ fn with_no_target_the_names_point_at_the_load_balancer_of_the_deployed_release()
         .replace("@SERVER@", &server("FERRY_TEST_KNOT"))
         .replace("@KEY@", &server("FERRY_TEST_KNOT_TSIG_KEY"));
     std::fs::write(dir.join("ferry.toml"), cfg).unwrap();
-    let ferry = |args: &[&str]| {
-        Command::new(ferry_bin())
-            .args(args)
-            .arg("--config")
-            .arg(dir.join("ferry.toml"))
-            .env("FERRY_TSIG_SECRET", server("FERRY_TEST_KNOT_TSIG_SECRET"))
-            .env("NO_COLOR", "1")
-            .current_dir(&dir)
-            .output()
-            .unwrap()
-    };
+    let ferry = Ferry::new(dir.join("ferry.toml"))
+        .env("FERRY_TSIG_SECRET", server("FERRY_TEST_KNOT_TSIG_SECRET"))
+        .current_dir(dir.clone());
     // Before any deploy there is no load balancer to point at.
-    let out = ferry(&["dns", "plan", "--env", "local"]);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("deploy first"), "{}", text(&out));
+    ferry
+        .run(&["dns", "plan", "--env", "local"])
+        .exits(3)
+        .says("deploy first");
 
-    let out = ferry(&["deploy", "--env", "local"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let status = ferry(&["status", "--env", "local", "--output", "json"]);
-    assert_eq!(code(&status), 0, "{}", text(&status));
+    ferry.run(&["deploy", "--env", "local"]).exits(0);
+    ferry
+        .run(&["status", "--env", "local", "--output", "json"])
+        .exits(0);
 
-    let out = ferry(&["dns", "apply", "--env", "local"]);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = ferry.run(&["dns", "apply", "--env", "local"]).exits(0);
+    let stdout = &out.stdout;
     let target = stdout
         .lines()
         .next()
@@ -605,9 +604,5 @@ fn with_no_target_the_names_point_at_the_load_balancer_of_the_deployed_release()
     );
     assert_eq!(dig(&name, "CNAME"), [format!("{target}.")]);
     assert_eq!(dig(&format!("www.{name}"), "CNAME"), [format!("{target}.")]);
-    assert!(
-        text(&out).contains("authoritative servers answer the target"),
-        "{}",
-        text(&out)
-    );
+    out.says("authoritative servers answer the target");
 }

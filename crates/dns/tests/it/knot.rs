@@ -42,6 +42,21 @@ pub(crate) fn zone() -> String {
     server("FERRY_TEST_KNOT_ZONE")
 }
 
+/// Creates an A record at a fresh name under `zone` with `p`: the name, and how it went.
+async fn create_a(
+    p: &Rfc2136Provider,
+    zone: &str,
+    label: &str,
+    ip: &str,
+) -> (DnsName, Result<(), DnsError>) {
+    let n = DnsName::parse(&format!("{}.{zone}", crate::unique(label))).unwrap();
+    let rs = RecordSet::new(n.clone(), RecordType::A, 60, [ip]).unwrap();
+    let result = p
+        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
+        .await;
+    (n, result)
+}
+
 /// What dig says, one answer per line (`dig +short`).
 pub(crate) fn dig(name: &str, rtype: &str) -> Vec<String> {
     let addr = knot_addr();
@@ -49,7 +64,7 @@ pub(crate) fn dig(name: &str, rtype: &str) -> Vec<String> {
         .args([
             "+short",
             "+time=2",
-            "+tries=1",
+            "+tries=3",
             "-p",
             &addr.port().to_string(),
         ])
@@ -96,12 +111,9 @@ async fn every_supported_tsig_algorithm_signs_updates_dig_sees() {
     for (i, k) in keys.into_iter().enumerate() {
         let algorithm = k.algorithm();
         let p = provider(&zone(), Some(k));
-        let n = DnsName::parse(&format!("{}.{}", crate::unique("alg"), zone())).unwrap();
         let ip = format!("192.0.2.{}", 100 + i);
-        let rs = RecordSet::new(n.clone(), RecordType::A, 60, [ip.as_str()]).unwrap();
-        p.apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
-            .await
-            .unwrap();
+        let (n, applied) = create_a(&p, &zone(), "alg", &ip).await;
+        applied.unwrap();
         assert_eq!(dig(n.as_str(), "A"), [ip], "{algorithm}");
     }
 }
@@ -119,12 +131,8 @@ fn wrong_secret_key() -> TsigKey {
 #[tokio::test]
 async fn a_wrong_tsig_secret_is_badsig_and_changes_nothing() {
     let p = provider(&zone(), Some(wrong_secret_key()));
-    let n = DnsName::parse(&format!("{}.{}", crate::unique("badsig"), zone())).unwrap();
-    let rs = RecordSet::new(n.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
-    let err = p
-        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
-        .await
-        .unwrap_err();
+    let (n, applied) = create_a(&p, &zone(), "badsig", "192.0.2.1").await;
+    let err = applied.unwrap_err();
     let DnsError::TsigRejected { code, help, .. } = &err else {
         panic!("{err:?}")
     };
@@ -161,12 +169,8 @@ async fn an_unknown_tsig_key_is_badkey() {
 #[tokio::test]
 async fn unsigned_requests_are_refused_with_advice() {
     let p = provider(&zone(), None);
-    let n = DnsName::parse(&format!("{}.{}", crate::unique("unsigned"), zone())).unwrap();
-    let rs = RecordSet::new(n.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
-    let err = p
-        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
-        .await
-        .unwrap_err();
+    let (n, applied) = create_a(&p, &zone(), "unsigned", "192.0.2.1").await;
+    let err = applied.unwrap_err();
     assert!(err.is_auth(), "{err:?}");
     assert!(err.to_string().contains("TSIG key"), "{err}");
     assert!(dig(n.as_str(), "A").is_empty());
@@ -187,12 +191,8 @@ async fn a_zone_the_key_may_not_edit_is_refused_and_unchanged() {
             .any(|r| r.record_type == RecordType::Other("SOA".into()))
     );
     // ...editing is not.
-    let n = DnsName::parse(&format!("{}.{ro}", crate::unique("ro"))).unwrap();
-    let rs = RecordSet::new(n.clone(), RecordType::A, 60, ["192.0.2.1"]).unwrap();
-    let err = p
-        .apply(&ChangeSet::from(vec![Change::Create { record: rs }]))
-        .await
-        .unwrap_err();
+    let (n, applied) = create_a(&p, &ro, "ro", "192.0.2.1").await;
+    let err = applied.unwrap_err();
     assert!(err.is_auth(), "{err:?}");
     assert_eq!(p.records().await.unwrap(), before);
     assert!(dig(n.as_str(), "A").is_empty());
@@ -226,10 +226,12 @@ async fn verify_waits_for_the_authoritative_answer_and_reports_unreachable_resol
         RecordSet::new(c.clone(), RecordType::Cname, 60, ["lb.example.net"]).unwrap(),
     ];
     let expectations = Expectation::from_records(&want, &DnsName::parse(&zone()).unwrap());
+    // Room for several rounds (the test needs two) even on a loaded machine: a round of
+    // questions to knot on loopback takes milliseconds.
     let options = VerifyOptions {
-        timeout: Duration::from_millis(600),
+        timeout: Duration::from_secs(2),
         interval: Duration::from_millis(200),
-        query_timeout: Duration::from_millis(500),
+        query_timeout: Duration::from_secs(1),
         // knot answers (it is authoritative), port 9 on loopback does not.
         public_resolvers: vec![knot_addr(), "127.0.0.1:9".parse().unwrap()],
     };
