@@ -211,26 +211,7 @@ pub async fn copy_image(
     client.login(&repo, true).await?;
 
     // Policy first: nothing is uploaded if a tag may not move.
-    let mut outcomes = Vec::with_capacity(tags.len());
-    for tag in &tags {
-        let existing = client.head_manifest(&repo.with_tag(tag.clone())).await?;
-        let previous = existing.map(|d| d.digest);
-        if options.immutable
-            && let Some(prev) = &previous
-            && *prev != root.digest
-        {
-            return Err(Error::ImmutableTag {
-                reference: repo.with_tag(tag.clone()).to_string(),
-                existing: prev.clone(),
-                new: root.digest.clone(),
-            });
-        }
-        outcomes.push(TagOutcome {
-            tag: tag.to_string(),
-            written: previous.as_ref() != Some(&root.digest),
-            previous,
-        });
-    }
+    let outcomes = plan_tags(client, &repo, &tags, &root.digest, options.immutable).await?;
     let pinned = repo.with_digest(root.digest.clone()).to_string();
     let tags_done = outcomes.iter().all(|o| !o.written);
     if tags_done
@@ -306,11 +287,7 @@ pub async fn copy_image(
             manifests_written += 1;
         }
     }
-    for (tag, outcome) in tags.iter().zip(&outcomes) {
-        if outcome.written {
-            client.put_manifest(&repo, tag.as_str(), &root).await?;
-        }
-    }
+    write_tags(client, &repo, &tags, &outcomes, &root).await?;
     let stats = client.stats().since(&before);
     tracing::info!(
         %pinned,
@@ -411,32 +388,55 @@ pub async fn tag_image(
     let manifest = client.get_manifest(image).await?;
     let repo = image.repo_only();
     client.login(&repo, true).await?;
+    let outcomes = plan_tags(client, &repo, tags, &manifest.digest, immutable).await?;
+    write_tags(client, &repo, tags, &outcomes, &manifest).await?;
+    Ok(outcomes)
+}
+
+/// Where each tag points now, and whether it must be written to name `digest`. In immutable
+/// mode, a tag that names another digest is refused before anything is written.
+async fn plan_tags(
+    client: &Client,
+    repo: &ImageRef,
+    tags: &[Tag],
+    digest: &Digest,
+    immutable: bool,
+) -> Result<Vec<TagOutcome>> {
     let mut outcomes = Vec::with_capacity(tags.len());
     for tag in tags {
-        let previous = client
-            .head_manifest(&repo.with_tag(tag.clone()))
-            .await?
-            .map(|d| d.digest);
+        let tagged = repo.with_tag(tag.clone());
+        let previous = client.head_manifest(&tagged).await?.map(|d| d.digest);
         if immutable
             && let Some(prev) = &previous
-            && *prev != manifest.digest
+            && prev != digest
         {
             return Err(Error::ImmutableTag {
-                reference: repo.with_tag(tag.clone()).to_string(),
+                reference: tagged.to_string(),
                 existing: prev.clone(),
-                new: manifest.digest.clone(),
+                new: digest.clone(),
             });
         }
         outcomes.push(TagOutcome {
             tag: tag.to_string(),
-            written: previous.as_ref() != Some(&manifest.digest),
+            written: previous.as_ref() != Some(digest),
             previous,
         });
     }
-    for (tag, outcome) in tags.iter().zip(&outcomes) {
+    Ok(outcomes)
+}
+
+/// Writes `manifest` under the tags [`plan_tags`] found not naming it yet.
+async fn write_tags(
+    client: &Client,
+    repo: &ImageRef,
+    tags: &[Tag],
+    outcomes: &[TagOutcome],
+    manifest: &Manifest,
+) -> Result<()> {
+    for (tag, outcome) in tags.iter().zip(outcomes) {
         if outcome.written {
-            client.put_manifest(&repo, tag.as_str(), &manifest).await?;
+            client.put_manifest(repo, tag.as_str(), manifest).await?;
         }
     }
-    Ok(outcomes)
+    Ok(())
 }

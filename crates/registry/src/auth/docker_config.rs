@@ -270,23 +270,15 @@ fn entry_credential(entry: &AuthEntry, registry: &str) -> Result<Credential, Aut
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.expose_secret().trim())
             .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                AuthError::failed(
-                    PROVIDER,
-                    registry,
-                    "the `auth` entry is not base64 of USER:PASSWORD",
-                    None,
-                )
-            })?;
-        let (user, password) = decoded.split_once(':').ok_or_else(|| {
-            AuthError::failed(
+            .and_then(|b| String::from_utf8(b).ok());
+        let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+            return Err(AuthError::failed(
                 PROVIDER,
                 registry,
                 "the `auth` entry is not base64 of USER:PASSWORD",
                 None,
-            )
-        })?;
+            ));
+        };
         return Ok(Credential::basic(user, password));
     }
     match (&entry.username, &entry.password) {
@@ -349,6 +341,21 @@ mod tests {
                 .unwrap_err()
                 .is_not_configured()
         );
+    }
+
+    #[tokio::test]
+    async fn an_auth_entry_that_is_not_user_colon_password_is_an_error_without_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for entry in [b64.encode("no-colon-secret"), "not base64!".to_owned()] {
+            let text = format!(r#"{{"auths": {{"h.example": {{"auth": "{entry}"}}}}}}"#);
+            let auth = DockerConfigAuth::load(&write(dir.path(), &text), BTreeMap::new()).unwrap();
+            let err = auth.credential("h.example").await.unwrap_err();
+            assert!(!err.is_not_configured(), "{err}");
+            let shown = err.to_string();
+            assert!(shown.contains("USER:PASSWORD"), "{shown}");
+            assert!(!shown.contains("no-colon-secret"), "{shown}");
+        }
     }
 
     #[tokio::test]
