@@ -78,42 +78,37 @@ impl SourceSpec {
     /// Parses `oci:PATH[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`,
     /// `docker://REF` or a plain reference.
     pub fn parse(s: &str) -> Result<Self> {
-        let split = |rest: &str| -> (PathBuf, Option<String>) {
-            match rest.split_once(':') {
-                Some((path, tag)) if !tag.is_empty() => (PathBuf::from(path), Some(tag.to_owned())),
-                Some((path, _)) => (PathBuf::from(path), None),
-                None => (PathBuf::from(rest), None),
+        // `PATH[:NAME]`: a path is required; the name is optional.
+        let path_and_name = |transport: &str, rest: &str| -> Result<(PathBuf, Option<String>)> {
+            let (path, name) = match rest.split_once(':') {
+                Some((path, name)) if !name.is_empty() => (path, Some(name.to_owned())),
+                Some((path, _)) => (path, None),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(Error::source(
+                    s,
+                    format!("`{transport}:` needs a path, e.g. {transport}:./image"),
+                ));
             }
+            Ok((PathBuf::from(path), name))
         };
-        let empty = |transport: &str| {
-            Error::source(
-                s,
-                format!("`{transport}:` needs a path, e.g. {transport}:./image"),
-            )
+        // An OCI layout's name is a tag (`org.opencontainers.image.ref.name`).
+        let layout = |transport: &str, rest: &str| -> Result<(PathBuf, Option<String>)> {
+            let (path, tag) = path_and_name(transport, rest)?;
+            if let Some(t) = &tag {
+                crate::reference::Tag::parse(t)?;
+            }
+            Ok((path, tag))
         };
         if let Some(rest) = s.strip_prefix("oci:") {
-            let (path, tag) = split(rest);
-            if path.as_os_str().is_empty() {
-                return Err(empty("oci"));
-            }
-            if let Some(t) = &tag {
-                crate::reference::Tag::parse(t)?;
-            }
+            let (path, tag) = layout("oci", rest)?;
             Ok(SourceSpec::OciLayout { path, tag })
         } else if let Some(rest) = s.strip_prefix("oci-archive:") {
-            let (path, tag) = split(rest);
-            if path.as_os_str().is_empty() {
-                return Err(empty("oci-archive"));
-            }
-            if let Some(t) = &tag {
-                crate::reference::Tag::parse(t)?;
-            }
+            let (path, tag) = layout("oci-archive", rest)?;
             Ok(SourceSpec::OciArchive { path, tag })
         } else if let Some(rest) = s.strip_prefix("docker-archive:") {
-            let (path, reference) = split(rest);
-            if path.as_os_str().is_empty() {
-                return Err(empty("docker-archive"));
-            }
+            let (path, reference) = path_and_name("docker-archive", rest)?;
             Ok(SourceSpec::DockerArchive { path, reference })
         } else if let Some(rest) = s.strip_prefix("docker://") {
             Ok(SourceSpec::Registry(ImageRef::parse(rest)?))
@@ -177,4 +172,68 @@ pub(crate) async fn verified_manifest(
 
 pub(crate) fn shown(path: &Path) -> String {
     path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_skopeo_style() {
+        let path = |p: &str| PathBuf::from(p);
+        let cases = [
+            (
+                "oci:./out:v1",
+                SourceSpec::OciLayout {
+                    path: path("./out"),
+                    tag: Some("v1".to_owned()),
+                },
+            ),
+            (
+                "oci:./out",
+                SourceSpec::OciLayout {
+                    path: path("./out"),
+                    tag: None,
+                },
+            ),
+            (
+                "oci-archive:img.tar:",
+                SourceSpec::OciArchive {
+                    path: path("img.tar"),
+                    tag: None,
+                },
+            ),
+            (
+                "docker-archive:img.tar:shop/web:dev",
+                SourceSpec::DockerArchive {
+                    path: path("img.tar"),
+                    reference: Some("shop/web:dev".to_owned()),
+                },
+            ),
+            (
+                "docker://ghcr.io/a/b:v1",
+                SourceSpec::Registry(ImageRef::parse("ghcr.io/a/b:v1").unwrap()),
+            ),
+            (
+                "nginx",
+                SourceSpec::Registry(ImageRef::parse("docker.io/library/nginx").unwrap()),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(SourceSpec::parse(text).unwrap(), expected, "{text}");
+        }
+        for (text, says) in [
+            ("oci:", "`oci:` needs a path"),
+            ("oci-archive::v1", "`oci-archive:` needs a path"),
+            ("docker-archive:", "`docker-archive:` needs a path"),
+            ("dir:/tmp/x", "not supported"),
+        ] {
+            let err = SourceSpec::parse(text).unwrap_err();
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
+        assert!(matches!(
+            SourceSpec::parse("oci:./out:Bad Tag").unwrap_err(),
+            Error::Reference(_)
+        ));
+    }
 }
