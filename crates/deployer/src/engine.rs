@@ -263,15 +263,42 @@ impl Engine {
         )
     }
 
+    /// What the cluster serves (discovery).
+    async fn discover(&self) -> Result<Catalog, DeployError> {
+        Catalog::discover(&self.client)
+            .await
+            .map_err(api_err("discover the cluster's API resources"))
+    }
+
+    /// Runs `f` holding the environment's deploy lock (waiting for it unless told not to),
+    /// then releases it; `f` learns whether it had to wait. `f`'s error wins over the
+    /// release's.
+    async fn locked<T>(
+        &self,
+        f: impl AsyncFnOnce(bool) -> Result<T, DeployError>,
+    ) -> Result<T, DeployError> {
+        let held = lock::acquire(
+            &self.client,
+            &self.lease(),
+            &self.settings.lock,
+            self.clock.clone(),
+            self.sink.as_ref(),
+        )
+        .await?;
+        let result = f(held.waited()).await;
+        let released = held.release().await;
+        let outcome = result?;
+        released?;
+        Ok(outcome)
+    }
+
     /// Validates a release against the cluster (reads only): the offline checks, kinds and
     /// scopes from discovery, namespaces and references.
     pub async fn prepare(&self, manifests: Vec<Manifest>) -> Result<Prepared, DeployError> {
         self.stage("validate", format!("{} objects", manifests.len()));
         let mut manifests = manifests;
         let mut problems = validate::check_offline(&manifests);
-        let mut catalog = Catalog::discover(&self.client)
-            .await
-            .map_err(api_err("discover the cluster's API resources"))?;
+        let mut catalog = self.discover().await?;
         catalog.add_release_crds(&manifests);
         let (resources, scope_problems) =
             validate::resolve_scopes(&mut manifests, &catalog, &self.settings.namespace);
@@ -827,16 +854,7 @@ impl Engine {
                     self.settings.namespace
                 )))?;
         }
-        let held = lock::acquire(
-            &self.client,
-            &self.lease(),
-            &self.settings.lock,
-            self.clock.clone(),
-            self.sink.as_ref(),
-        )
-        .await?;
-        let waited = held.waited();
-        let result = async {
+        self.locked(async |waited| {
             // If another deploy ran meanwhile, the plan is stale: make it again.
             let mut prepared = prepared;
             let planned = if waited || store.list().await? != history {
@@ -860,12 +878,8 @@ impl Engine {
                 since,
             )
             .await
-        }
-        .await;
-        let released = held.release().await;
-        let outcome = result?;
-        released?;
-        Ok(outcome)
+        })
+        .await
     }
 
     #[expect(
@@ -1175,9 +1189,7 @@ impl Engine {
                     })?
             }
         };
-        let mut catalog = Catalog::discover(&self.client)
-            .await
-            .map_err(api_err("discover the cluster's API resources"))?;
+        let mut catalog = self.discover().await?;
         let recorded: Vec<Manifest> = target
             .manifests
             .iter()
@@ -1187,38 +1199,30 @@ impl Engine {
             })
             .collect();
         catalog.add_release_crds(&recorded);
-        let since = timestamp(self.clock.as_ref());
-        let held = lock::acquire(
-            &self.client,
-            &self.lease(),
-            &self.settings.lock,
-            self.clock.clone(),
-            self.sink.as_ref(),
-        )
-        .await?;
-        self.stage("rollback", format!("to v{}", target.revision));
-        let after = history.iter().map(|r| r.revision).max().unwrap_or(0);
-        let failed_objects = current.map(|c| c.manifests).unwrap_or_default();
-        let result = self
-            .restore(&catalog, &target, &failed_objects, after)
-            .await;
-        let released = held.release().await;
-        let outcome = match result? {
-            Ok(revision) => Outcome::Deployed {
-                revision,
-                unchanged: false,
-                load_balancers: Vec::new(),
-            },
-            Err(why) => Outcome::Failed {
-                revision: after + 1,
-                reports: Vec::new(),
-                not_rolled_back: why,
-                timed_out: false,
-            },
-        };
-        let _ = since;
-        released?;
-        Ok(outcome)
+        self.locked(async |_| {
+            self.stage("rollback", format!("to v{}", target.revision));
+            let after = history.iter().map(|r| r.revision).max().unwrap_or(0);
+            let failed_objects = current.map(|c| c.manifests).unwrap_or_default();
+            Ok(
+                match self
+                    .restore(&catalog, &target, &failed_objects, after)
+                    .await?
+                {
+                    Ok(revision) => Outcome::Deployed {
+                        revision,
+                        unchanged: false,
+                        load_balancers: Vec::new(),
+                    },
+                    Err(why) => Outcome::Failed {
+                        revision: after + 1,
+                        reports: Vec::new(),
+                        not_rolled_back: why,
+                        timed_out: false,
+                    },
+                },
+            )
+        })
+        .await
     }
 
     /// The release history, oldest first.
@@ -1237,9 +1241,7 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let catalog = Catalog::discover(&self.client)
-            .await
-            .map_err(api_err("discover the cluster's API resources"))?;
+        let catalog = self.discover().await?;
         let mut out = Vec::new();
         for t in self.recorded_targets(&catalog, &current.manifests) {
             let key = t.key();
