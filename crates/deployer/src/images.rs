@@ -93,15 +93,20 @@ pub fn container_images(object: &Value, kind: &str) -> Vec<(String, String, Stri
     out
 }
 
-/// Sets the app's images (repositories in `images`, name -> repository) to `tag` (and digest)
-/// in every manifest, and checks every other image is pinned. Returns the problems found.
+/// Sets the app's images (repositories in `images`, name -> repository as the manifests write
+/// it) to their pins in every manifest, and checks every other image is pinned. A pin is
+/// matched by its name, so its repository may differ from the one the manifests write (an
+/// environment's registry: `shop/api` deployed as `x.azurecr.io/shop/api:SHA`). Returns the
+/// problems found.
 pub fn pin(
     manifests: &mut [Manifest],
     images: &BTreeMap<String, String>,
     pinned: &[PinnedImage],
 ) -> Vec<ImageProblem> {
-    let by_repo: BTreeMap<&str, &PinnedImage> =
-        pinned.iter().map(|p| (p.repository.as_str(), p)).collect();
+    let by_repo: BTreeMap<&str, &PinnedImage> = pinned
+        .iter()
+        .filter_map(|p| Some((images.get(&p.name)?.as_str(), p)))
+        .collect();
     let known: BTreeMap<&str, &str> = images
         .iter()
         .map(|(n, r)| (r.as_str(), n.as_str()))
@@ -225,6 +230,25 @@ mod tests {
                 .object
                 .pointer("/spec/template/spec/containers/1/image"),
             Some(&json!("postgres:16"))
+        );
+    }
+
+    #[test]
+    fn a_pin_may_live_in_another_registry_than_the_manifests_say() {
+        let images = BTreeMap::from([("api".to_owned(), "shop/api".to_owned())]);
+        let pins = vec![PinnedImage {
+            name: "api".into(),
+            repository: "shop.azurecr.io/shop/api".into(),
+            tag: "abc123".into(),
+            digest: None,
+        }];
+        let mut ms = vec![deployment(&["shop/api:latest"])];
+        assert!(pin(&mut ms, &images, &pins).is_empty());
+        assert_eq!(
+            ms[0]
+                .object
+                .pointer("/spec/template/spec/containers/0/image"),
+            Some(&json!("shop.azurecr.io/shop/api:abc123"))
         );
     }
 

@@ -2,13 +2,14 @@
 //! `Config::incluster`, which reads `KUBERNETES_SERVICE_HOST`/`PORT` and the mounted token; the
 //! token file is re-read when it rotates).
 
-use super::{ClusterError, ClusterProvider, client_from_config};
+use super::{ClusterError, ClusterProvider, ServerUrl, client_from_config};
 
 /// The cluster ferry runs in.
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct InClusterProvider {
     user_agent: Option<String>,
+    server: ServerUrl,
 }
 
 impl InClusterProvider {
@@ -28,10 +29,19 @@ impl InClusterProvider {
 impl ClusterProvider for InClusterProvider {
     async fn client(&self) -> Result<kube::Client, ClusterError> {
         let config = kube::Config::incluster().map_err(ClusterError::InCluster)?;
-        client_from_config(config, self.user_agent.as_deref(), &self.describe())
+        client_from_config(
+            config,
+            self.user_agent.as_deref(),
+            &self.describe(),
+            &self.server,
+        )
     }
 
     fn describe(&self) -> String {
         "in-cluster service account".to_owned()
+    }
+
+    fn server(&self) -> Option<String> {
+        self.server.get()
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{ClusterError, ClusterProvider, client_from_config};
+use super::{ClusterError, ClusterProvider, ServerUrl, client_from_config};
 
 /// A cluster reached through a kubeconfig file.
 #[derive(Debug, Clone)]
@@ -14,6 +14,7 @@ pub struct KubeconfigProvider {
     path: PathBuf,
     context: Option<String>,
     user_agent: Option<String>,
+    server: ServerUrl,
 }
 
 impl KubeconfigProvider {
@@ -24,6 +25,7 @@ impl KubeconfigProvider {
             path: path.into(),
             context: None,
             user_agent: None,
+            server: ServerUrl::default(),
         }
     }
 
@@ -64,7 +66,12 @@ impl ClusterProvider for KubeconfigProvider {
                 path: shown,
                 source,
             })?;
-        client_from_config(config, self.user_agent.as_deref(), &self.describe())
+        client_from_config(
+            config,
+            self.user_agent.as_deref(),
+            &self.describe(),
+            &self.server,
+        )
     }
 
     fn describe(&self) -> String {
@@ -72,6 +79,10 @@ impl ClusterProvider for KubeconfigProvider {
             Some(ctx) => format!("kubeconfig {} context {ctx}", self.path.display()),
             None => format!("kubeconfig {} (current context)", self.path.display()),
         }
+    }
+
+    fn server(&self) -> Option<String> {
+        self.server.get()
     }
 }
 
@@ -103,7 +114,10 @@ mod tests {
              current-context: a\n",
         )
         .unwrap();
-        assert!(KubeconfigProvider::new(&path).client().await.is_ok());
+        let provider = KubeconfigProvider::new(&path);
+        assert_eq!(provider.server(), None);
+        assert!(provider.client().await.is_ok());
+        assert_eq!(provider.server().as_deref(), Some("http://127.0.0.1:1/"));
         let Err(err) = KubeconfigProvider::new(&path)
             .context(Some("nope".into()))
             .client()

@@ -13,10 +13,12 @@
 //!   regardless of features so a config file is portable between builds.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigProblem;
 
 #[cfg(feature = "aks")]
 mod aks;
@@ -47,6 +49,11 @@ pub trait ClusterProvider: Send + Sync + fmt::Debug {
     async fn client(&self) -> Result<kube::Client, ClusterError>;
     /// For messages: "kubeconfig ~/.kube/config context prod", "eks cluster x in us-east-1".
     fn describe(&self) -> String;
+    /// The API server's URL, for messages, once [`client`](Self::client) has found it (None
+    /// before, or when the provider does not say).
+    fn server(&self) -> Option<String> {
+        None
+    }
     /// Releases what the provider holds when the command ends (the in-process simulator
     /// persists its state and stops). Most providers hold nothing.
     async fn close(&self) -> Result<(), ClusterError> {
@@ -96,6 +103,176 @@ impl ClusterConfig {
             ClusterConfig::Aks(_) => "aks",
         }
     }
+}
+
+impl ClusterConfig {
+    /// Checks the values serde cannot (offline: names, regions, ids, URLs, the simulator's
+    /// settings and config file), every problem by its key. `base` is the config file's
+    /// directory, which relative paths are relative to.
+    pub fn validate(&self, base: &Path) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &'static str, message: String| {
+            if !ok {
+                problems.push(ConfigProblem { key, message });
+            }
+        };
+        match self {
+            ClusterConfig::Sim(sim) => {
+                if let Some(speed) = sim.speed {
+                    check(
+                        speed.is_finite() && speed > 0.0 && speed <= 10_000.0,
+                        "speed",
+                        format!(
+                            "speed {speed} is not a speed factor: use a number above 0 (1 is real time), at most 10000"
+                        ),
+                    );
+                }
+                if let Some(config) = &sim.config {
+                    let path = base.join(config);
+                    check(
+                        path.is_file(),
+                        "config",
+                        format!(
+                            "the simulator config file {} does not exist",
+                            path.display()
+                        ),
+                    );
+                }
+            }
+            ClusterConfig::Kubeconfig(k) => {
+                if let Some(context) = &k.context {
+                    check(
+                        !context.trim().is_empty(),
+                        "context",
+                        "the context is empty: name one, or remove the key for the file's current context".into(),
+                    );
+                }
+            }
+            ClusterConfig::InCluster(_) => {}
+            ClusterConfig::Eks(eks) => {
+                check(
+                    is_eks_cluster_name(&eks.cluster),
+                    "cluster",
+                    format!(
+                        "`{}` is not an EKS cluster name (1 to 100 letters, digits, `-` and `_`, starting with a letter or digit)",
+                        eks.cluster
+                    ),
+                );
+                check(
+                    is_aws_region(&eks.region),
+                    "region",
+                    format!(
+                        "`{}` is not an AWS region (such as us-east-1 or eu-west-1)",
+                        eks.region
+                    ),
+                );
+            }
+            ClusterConfig::Aks(aks) => {
+                check(
+                    is_guid(&aks.subscription),
+                    "subscription",
+                    format!(
+                        "`{}` is not an Azure subscription id (a GUID such as 00000000-0000-0000-0000-000000000000)",
+                        aks.subscription
+                    ),
+                );
+                check(
+                    is_resource_group(&aks.resource_group),
+                    "resource_group",
+                    format!(
+                        "`{}` is not an Azure resource group name (1 to 90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending with `.`)",
+                        aks.resource_group
+                    ),
+                );
+                check(
+                    is_aks_cluster_name(&aks.cluster),
+                    "cluster",
+                    format!(
+                        "`{}` is not an AKS cluster name (1 to 63 letters, digits, `-` and `_`, starting and ending with a letter or digit)",
+                        aks.cluster
+                    ),
+                );
+                if let Some(url) = &aks.arm_endpoint {
+                    check(
+                        is_http_url(url),
+                        "arm_endpoint",
+                        format!(
+                            "`{url}` is not an http(s) URL (leave it unset for https://management.azure.com)"
+                        ),
+                    );
+                }
+                if let Some(app) = &aks.server_app_id {
+                    check(
+                        is_guid(app),
+                        "server_app_id",
+                        format!(
+                            "`{app}` is not an application id (a GUID; leave it unset for AKS's own)"
+                        ),
+                    );
+                }
+            }
+        }
+        problems
+    }
+}
+
+fn is_eks_cluster_name(name: &str) -> bool {
+    name.len() <= 100
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+fn is_aks_cluster_name(name: &str) -> bool {
+    name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
+fn is_aws_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn is_resource_group(name: &str) -> bool {
+    (1..=90).contains(&name.chars().count())
+        && !name.ends_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+}
+
+fn is_http_url(text: &str) -> bool {
+    text.parse::<http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
 }
 
 impl Default for ClusterConfig {
@@ -274,12 +451,36 @@ pub fn user_agent(holder: &str) -> String {
     format!("ferry/{} ({holder})", env!("CARGO_PKG_VERSION"))
 }
 
-/// Builds a client from a kube config, adding the user agent.
+/// The API server URL a provider last built a client for (see [`ClusterProvider::server`]).
+#[derive(Debug, Default)]
+pub(crate) struct ServerUrl(std::sync::Mutex<Option<String>>);
+
+impl ServerUrl {
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn set(&self, config: &kube::Config) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some(config.cluster_url.to_string());
+        }
+    }
+}
+
+impl Clone for ServerUrl {
+    fn clone(&self) -> Self {
+        ServerUrl(std::sync::Mutex::new(self.get()))
+    }
+}
+
+/// Builds a client from a kube config, adding the user agent and noting the server's URL.
 pub(crate) fn client_from_config(
     mut config: kube::Config,
     user_agent: Option<&str>,
     cluster: &str,
+    server: &ServerUrl,
 ) -> Result<kube::Client, ClusterError> {
+    server.set(&config);
     if let Some(ua) = user_agent
         && let Ok(value) = http::HeaderValue::from_str(ua)
     {
@@ -344,6 +545,50 @@ mod tests {
         assert!(err.to_string().contains("unknown field `sped`"), "{err}");
         let err = parse(r#"{"cluster":{"provider":"gke"}}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `gke`"), "{err}");
+    }
+
+    #[test]
+    fn values_serde_cannot_check_are_validated_by_key() {
+        let keys = |text: &str| -> Vec<&'static str> {
+            parse(text)
+                .unwrap()
+                .validate(Path::new("/nonexistent"))
+                .into_iter()
+                .map(|p| p.key)
+                .collect()
+        };
+        assert!(keys(r#"{"cluster":{"provider":"eks","cluster":"cloudtolocalllm-eks","region":"us-east-1"}}"#).is_empty());
+        assert!(
+            keys(r#"{"cluster":{"provider":"eks","cluster":"c","region":"us-gov-west-1"}}"#)
+                .is_empty()
+        );
+        assert_eq!(
+            keys(r#"{"cluster":{"provider":"eks","cluster":"-bad name","region":"US East"}}"#),
+            ["cluster", "region"]
+        );
+        let aks = r#"{"cluster":{"provider":"aks","subscription":"00000000-1111-2222-3333-444444444444","resource_group":"cloudtolocalllm-rg","cluster":"cloudtolocalllm-aks","arm_endpoint":"http://127.0.0.1:9"}}"#;
+        assert!(keys(aks).is_empty());
+        assert_eq!(
+            keys(
+                r#"{"cluster":{"provider":"aks","subscription":"my-sub","resource_group":"rg.","cluster":"aks-","arm_endpoint":"management.azure.com","server_app_id":"x"}}"#
+            ),
+            [
+                "subscription",
+                "resource_group",
+                "cluster",
+                "arm_endpoint",
+                "server_app_id"
+            ]
+        );
+        assert_eq!(
+            keys(r#"{"cluster":{"provider":"sim","speed":0,"config":"sim.toml"}}"#),
+            ["speed", "config"]
+        );
+        assert!(keys(r#"{"cluster":{"provider":"sim","speed":20}}"#).is_empty());
+        assert_eq!(
+            keys(r#"{"cluster":{"provider":"kubeconfig","context":" "}}"#),
+            ["context"]
+        );
     }
 
     #[test]

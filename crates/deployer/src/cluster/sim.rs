@@ -22,7 +22,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::Mutex;
 
-use super::{ClusterError, ClusterProvider, SimOptions, client_from_config};
+use super::{ClusterError, ClusterProvider, ServerUrl, SimOptions, client_from_config};
 
 /// How long the host waits after the last request of another client (holding no deploy
 /// lock) before stopping.
@@ -39,6 +39,7 @@ enum Running {
 pub struct SimProvider {
     options: SimOptions,
     running: Mutex<Option<(Running, String)>>,
+    server: ServerUrl,
 }
 
 impl std::fmt::Debug for SimProvider {
@@ -63,6 +64,7 @@ impl SimProvider {
         SimProvider {
             options,
             running: Mutex::new(None),
+            server: ServerUrl::default(),
         }
     }
 
@@ -162,7 +164,12 @@ impl SimProvider {
                     path: shown,
                     source,
                 })?;
-        client_from_config(config, self.options.user_agent.as_deref(), &self.describe())
+        client_from_config(
+            config,
+            self.options.user_agent.as_deref(),
+            &self.describe(),
+            &self.server,
+        )
     }
 }
 
@@ -180,6 +187,10 @@ impl ClusterProvider for SimProvider {
 
     fn describe(&self) -> String {
         format!("simulated cluster {}", self.options.state.display())
+    }
+
+    fn server(&self) -> Option<String> {
+        self.server.get()
     }
 
     async fn close(&self) -> Result<(), ClusterError> {
