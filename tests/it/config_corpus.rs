@@ -195,6 +195,31 @@ fn validate_reports_every_problem_not_just_the_first() {
 }
 
 #[test]
+fn validate_checks_every_section_and_lists_every_problem() {
+    let out = ferry([
+        "validate",
+        "--config",
+        corpus_dir()
+            .join("every-section-wrong.toml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code(&out), 3);
+    let err = stderr(&out);
+    for (at, what) in [
+        ("12:10", "`useast1` is not an AWS region"),
+        ("14:1", "provider `acr` needs a host"),
+        ("18:14", "`shop` is not `owner/name`"),
+        ("25:7", "ttl = 0 is out of range"),
+    ] {
+        assert!(
+            err.contains(&format!("every-section-wrong.toml:{at}: ")) && err.contains(what),
+            "{at} {what}:\n{err}"
+        );
+    }
+}
+
+#[test]
 fn valid_examples_validate() {
     for name in ["cloudtolocalllm", "ode", "devops-platform", "cloudage"] {
         let file = super::example(name);

@@ -50,57 +50,51 @@ fn skopeo(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn app_images_are_deployed_by_digest_and_recorded() {
-    let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_NOAUTH");
-    let repo = format!("{registry}/ferry-e2e-digests-{}/api", std::process::id());
+/// Pushes a one-layer image to `repo:tag` with skopeo (`creds` is `USER:PASSWORD`) and returns
+/// the digest skopeo reports for it.
+fn push_with_skopeo(repo: &str, tag: &str, creds: Option<&str>) -> String {
     let layout = tempfile::tempdir().unwrap();
-    oci_layout(layout.path(), "c0ffee1");
-    skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:c0ffee1", layout.path().display()),
-        &format!("docker://{repo}:c0ffee1"),
-    ]);
-    let inspected: Value = serde_json::from_str(&skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        &format!("docker://{repo}:c0ffee1"),
-    ]))
-    .unwrap();
-    let digest = inspected["Digest"].as_str().unwrap().to_owned();
+    oci_layout(layout.path(), tag);
+    let source = format!("oci:{}:{tag}", layout.path().display());
+    let dest = format!("docker://{repo}:{tag}");
+    let mut copy = vec!["copy", "--dest-tls-verify=false"];
+    let mut inspect = vec!["inspect", "--tls-verify=false"];
+    if let Some(creds) = creds {
+        copy.extend(["--dest-creds", creds]);
+        inspect.extend(["--creds", creds]);
+    }
+    copy.extend([source.as_str(), dest.as_str()]);
+    skopeo(&copy);
+    inspect.push(&dest);
+    let inspected: Value = serde_json::from_str(&skopeo(&inspect)).unwrap();
+    inspected["Digest"].as_str().unwrap().to_owned()
+}
 
-    let cluster = Cluster::start(20.0).await;
+/// A project whose one Deployment, `api` in namespace `ns`, runs `image`.
+fn project(ns: &str, app: &str, repo: &str, image: &str, env_tables: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
     std::fs::write(
         dir.path().join("k8s/app.yaml"),
         format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: pinned}}\n---\napiVersion: apps/v1\nkind: Deployment\n\
-             metadata: {{name: api, namespace: pinned}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: api}}}}\n\
-             \x20 template:\n    metadata: {{labels: {{app: api}}}}\n    spec:\n      containers:\n        - name: api\n          image: {repo}:latest\n"
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: apps/v1\nkind: Deployment\n\
+             metadata: {{name: api, namespace: {ns}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: api}}}}\n\
+             \x20 template:\n    metadata: {{labels: {{app: api}}}}\n    spec:\n      containers:\n        - name: api\n          image: {image}\n"
         ),
     )
     .unwrap();
-    let cfg = write_config(
+    write_config(
         dir.path(),
-        "pinned",
-        &[("api", repo.as_str())],
-        &format!(
-            "namespace = \"pinned\"\nresolve_digests = true\ninsecure_registries = [\"{registry}\"]\n"
-        ),
+        app,
+        &[("api", repo)],
+        &format!("namespace = \"{ns}\"\nresolve_digests = true\n{env_tables}"),
     );
-    let cfg = cfg.display().to_string();
-    let out = cluster
-        .ferry(&[
-            "deploy", "--config", &cfg, "--env", "local", "--tag", "c0ffee1",
-        ])
-        .await;
-    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    dir
+}
 
-    let api: Api<Deployment> = Api::namespaced(cluster.client().await, "pinned");
-    let image = api
-        .get("api")
+async fn deployed_image(cluster: &Cluster, ns: &str) -> String {
+    let api: Api<Deployment> = Api::namespaced(cluster.client().await, ns);
+    api.get("api")
         .await
         .unwrap()
         .spec
@@ -111,8 +105,34 @@ async fn app_images_are_deployed_by_digest_and_recorded() {
         .containers[0]
         .image
         .clone()
-        .unwrap();
-    assert_eq!(image, format!("{repo}:c0ffee1@{digest}"));
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_images_are_deployed_by_digest_and_recorded() {
+    let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_NOAUTH");
+    let repo = format!("{registry}/ferry-e2e-digests-{}/api", std::process::id());
+    let digest = push_with_skopeo(&repo, "c0ffee1", None);
+
+    let cluster = Cluster::start(20.0).await;
+    let dir = project(
+        "pinned",
+        "pinned",
+        &repo,
+        &format!("{repo}:latest"),
+        &format!("insecure_registries = [\"{registry}\"]\n"),
+    );
+    let cfg = dir.path().join("ferry.toml").display().to_string();
+    let out = cluster
+        .ferry(&[
+            "deploy", "--config", &cfg, "--env", "local", "--tag", "c0ffee1",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        deployed_image(&cluster, "pinned").await,
+        format!("{repo}:c0ffee1@{digest}")
+    );
 
     let out = cluster
         .ferry(&[
@@ -135,5 +155,58 @@ async fn app_images_are_deployed_by_digest_and_recorded() {
         stderr(&out).contains("is not on the registry"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// Seed 002/003/004's set-up: the app's images in ECR. The environment's `[registry]` places
+/// `[app.images]` written without a registry in its ECR host, and the digests are resolved
+/// through ECR's own login (GetAuthorizationToken, on moto, with the environment's
+/// `[auth.aws]` keys) — the same login `ferry image push --env` uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_images_are_resolved_with_the_environments_aws_login() {
+    let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_ECR");
+    let moto = ferry_testkit::server("FERRY_TEST_MOTO");
+    let path = format!("ferry-e2e-ecr-{}/api", std::process::id());
+    // moto's ECR login is AWS:123456789012-auth-token; the test registry accepts exactly that.
+    let digest = push_with_skopeo(
+        &format!("{registry}/{path}"),
+        "c0ffee2",
+        Some("AWS:123456789012-auth-token"),
+    );
+
+    let cluster = Cluster::start(20.0).await;
+    let dir = project(
+        "ecr",
+        "ecr",
+        &path,
+        &format!("{path}:latest"),
+        &format!(
+            "\n[env.local.registry]\nprovider = \"ecr\"\nhost = \"{registry}\"\n\n\
+             [env.local.auth.aws]\ncredentials = \"static\"\nregion = \"us-east-1\"\nendpoint_url = \"{moto}\"\n"
+        ),
+    );
+    let cfg = dir.path().join("ferry.toml").display().to_string();
+    let secret = "ferry-e2e-aws-secret-value";
+    let out = cluster
+        .ferry_with_env(
+            &[
+                "deploy", "--config", &cfg, "--env", "local", "--tag", "c0ffee2", "-vv",
+            ],
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIDFERRYE2E"),
+                ("AWS_SECRET_ACCESS_KEY", secret),
+            ],
+        )
+        .await;
+    let all = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(code(&out), 0, "{all}");
+    assert!(!all.contains("deploying by tag"), "{all}");
+    assert_eq!(
+        deployed_image(&cluster, "ecr").await,
+        format!("{registry}/{path}:c0ffee2@{digest}")
+    );
+    assert!(
+        !all.contains(secret) && !all.contains("123456789012-auth-token"),
+        "a secret was printed:\n{all}"
     );
 }

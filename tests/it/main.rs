@@ -8,6 +8,7 @@ mod deploy_corpus;
 mod deploy_digests;
 mod deploy_scenarios;
 mod deploy_support;
+mod deploy_unreachable;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,12 +29,22 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    ferry_in(args, &[])
+}
+
+/// Like [`ferry`], with extra environment variables.
+fn ferry_in<I, S>(args: I, vars: &[(&str, &str)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     Command::new(ferry_testkit::ferry_bin())
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("FERRY_CONFIG")
         .env_remove("FERRY_LOG")
         .env("COLUMNS", "100")
+        .envs(vars.iter().copied())
         .output()
         .expect("ferry runs")
 }

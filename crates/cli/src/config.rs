@@ -100,6 +100,15 @@ impl From<usize> for KeySeg {
     }
 }
 
+impl From<&ferry_dns::config::PathSeg> for KeySeg {
+    fn from(seg: &ferry_dns::config::PathSeg) -> Self {
+        match seg {
+            ferry_dns::config::PathSeg::Key(k) => KeySeg::Key(k.clone()),
+            ferry_dns::config::PathSeg::Index(i) => KeySeg::Index(*i),
+        }
+    }
+}
+
 /// Formats a key path as TOML would address it: `env.dev.infra.node_groups[0].instance_type`.
 pub fn key_path_string(path: &[KeySeg]) -> String {
     let mut out = String::new();
@@ -276,6 +285,15 @@ impl LoadedConfig {
             source,
             config,
         })
+    }
+
+    /// The directory of the config file: relative paths in it are relative to it.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_owned)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// The environment `name`, or an error listing the ones that exist.

@@ -37,7 +37,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_tracing(&args.global, &env);
+    init_tracing(&args, &env);
     init_error_reports(&args.global, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -76,23 +76,97 @@ fn init_error_reports(global: &cli::GlobalArgs, env: &ambient::Environment) {
     }));
 }
 
-fn init_tracing(global: &cli::GlobalArgs, env: &ambient::Environment) {
+fn init_tracing(args: &cli::Cli, env: &ambient::Environment) {
     use tracing_subscriber::EnvFilter;
-    let default = match (global.quiet, global.verbose) {
+    let filter = env
+        .get("FERRY_LOG")
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new(log_filter(args)));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(args.global.color.enabled_for_stderr(env))
+        .with_target(false)
+        .try_init();
+}
+
+/// The log filter for `-q`/`-v` when FERRY_LOG does not set one.
+///
+/// Without `-v`, two kinds of lines are left out because they are noise to someone deploying:
+/// the warnings of the simulator that `provider = "sim"` runs inside ferry (its controllers'
+/// internals; `ferry sim`, where the simulator is the point, keeps them), and kube's own
+/// per-request error lines (ferry reports every failure itself, naming the cluster).
+fn log_filter(args: &cli::Cli) -> String {
+    let global = &args.global;
+    let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info,ferry=info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = env
-        .get("FERRY_LOG")
-        .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(global.color.enabled_for_stderr(env))
-        .with_target(false)
-        .try_init();
+    if global.verbose == 0 && !matches!(args.command, cli::Command::Sim(_)) {
+        format!("{level},ferry_sim=error,kube_client=off")
+    } else {
+        level.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What reaches stderr with the default filter of `args`, when ferry, the embedded
+    /// simulator and kube each log a warning and an error.
+    fn logged(args: &[&str]) -> String {
+        let cli = cli::Cli::try_parse_from(args).unwrap();
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(&cli)))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "ferry_cli::commands::deploy", "ferry's own warning");
+            tracing::warn!(target: "ferry_sim::state", "controller update rejected");
+            tracing::error!(target: "ferry_sim", "cannot persist the simulator state");
+            tracing::error!(target: "kube_client::client", "failed with error client error (Connect)");
+        });
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn the_embedded_simulators_warnings_show_only_when_asked_for() {
+        let deploy = logged(&["ferry", "deploy", "--env", "local"]);
+        assert!(deploy.contains("ferry's own warning"), "{deploy}");
+        assert!(!deploy.contains("controller update rejected"), "{deploy}");
+        assert!(!deploy.contains("client error (Connect)"), "{deploy}");
+        // A simulator that cannot save its state is the user's business.
+        assert!(deploy.contains("cannot persist"), "{deploy}");
+
+        let verbose = logged(&["ferry", "deploy", "--env", "local", "-v"]);
+        assert!(verbose.contains("controller update rejected"), "{verbose}");
+        assert!(verbose.contains("client error (Connect)"), "{verbose}");
+
+        let sim = logged(&["ferry", "sim"]);
+        assert!(sim.contains("controller update rejected"), "{sim}");
+    }
 }

@@ -1,5 +1,6 @@
-//! The cluster-provider factory: maps `[env.NAME.cluster]` to a
-//! [`ClusterProvider`](ferry_deployer::cluster::ClusterProvider).
+//! The provider factories: `[env.NAME.cluster]` to a
+//! [`ClusterProvider`](ferry_deployer::cluster::ClusterProvider), and `[env.NAME.registry]`
+//! with `[env.NAME.auth]` to a registry client with the right logins ([`registry_client`]).
 //!
 //! `provider = "sim"` runs ferry's simulated cluster in-process on a state file under the
 //! project (default `.ferry/sim/<env>.json`, next to `ferry.toml`), so `ferry deploy` works on a
@@ -8,13 +9,18 @@
 //! `ferry deploy` of one sim environment shares one cluster, and the deploy lock serialises them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use ferry_auth::config::AuthConfig;
 use ferry_deployer::cluster::{
     self, ClusterConfig, ClusterError, InClusterProvider, KubeconfigProvider,
     SharedClusterProvider, SimOptions,
 };
+use ferry_registry::auth::{AuthChain, DockerConfigAuth, DockerHubAuth};
+use ferry_registry::{Provider, RegistryConfig};
 
 use crate::ambient::Environment;
+use crate::exit::{Exit, Failure};
 
 /// Who is deploying, for the lock's holder identity and the User-Agent: the CI run (GitHub
 /// Actions, GitLab, or any `CI_JOB_ID`), the host and the process id.
@@ -74,7 +80,7 @@ pub fn provider_for(
             reason = "only the eks and aks providers need credentials"
         )
     )]
-    auth: Option<&ferry_auth::config::AuthConfig>,
+    auth: Option<&AuthConfig>,
     env_name: &str,
     base: &Path,
     env: &Environment,
@@ -96,16 +102,16 @@ pub fn provider_for(
                 user_agent: Some(user_agent.to_owned()),
             })
         }
-        ClusterConfig::Kubeconfig(k) => Ok(std::sync::Arc::new(
+        ClusterConfig::Kubeconfig(k) => Ok(Arc::new(
             KubeconfigProvider::new(kubeconfig_path(k.path.as_deref(), base, env))
                 .context(k.context.clone())
                 .user_agent(user_agent),
         )),
-        ClusterConfig::InCluster(_) => Ok(std::sync::Arc::new(
-            InClusterProvider::new().user_agent(user_agent),
-        )),
+        ClusterConfig::InCluster(_) => {
+            Ok(Arc::new(InClusterProvider::new().user_agent(user_agent)))
+        }
         #[cfg(feature = "eks")]
-        ClusterConfig::Eks(eks) => Ok(std::sync::Arc::new(crate::commands::auth::eks_provider(
+        ClusterConfig::Eks(eks) => Ok(Arc::new(crate::commands::auth::eks_provider(
             eks, auth, env, user_agent,
         )?)),
         #[cfg(not(feature = "eks"))]
@@ -114,7 +120,7 @@ pub fn provider_for(
             feature: "eks",
         }),
         #[cfg(feature = "aks")]
-        ClusterConfig::Aks(aks) => Ok(std::sync::Arc::new(crate::commands::auth::aks_provider(
+        ClusterConfig::Aks(aks) => Ok(Arc::new(crate::commands::auth::aks_provider(
             aks, auth, env, user_agent,
         )?)),
         #[cfg(not(feature = "aks"))]
@@ -128,37 +134,199 @@ pub fn provider_for(
     }
 }
 
+/// A registry client with every credential source ferry knows, first match wins: `first`
+/// (`ferry image`'s `--username`), the registry provider's own login for each of `hosts` (ECR
+/// through GetAuthorizationToken with `[env.NAME.auth.aws]`'s credentials, ACR by exchanging
+/// `[env.NAME.auth.azure]`'s Azure AD token; the host of `registry` uses its `provider`, other
+/// ECR and ACR hosts are recognised by name), Docker Hub's `DOCKERHUB_USERNAME`/`DOCKERHUB_TOKEN`,
+/// Docker's config file and credential helpers, else anonymous. `plain_http` registries are
+/// reached over HTTP. `ferry image` and `ferry deploy`'s digest resolution both build their
+/// clients here.
+pub fn registry_client(
+    registry: Option<&RegistryConfig>,
+    auth: Option<&AuthConfig>,
+    hosts: &[&str],
+    first: AuthChain,
+    plain_http: &[String],
+    env: &Environment,
+) -> Result<ferry_registry::Client, Failure> {
+    let mut chain = first;
+    let hosts: std::collections::BTreeSet<&str> = hosts.iter().copied().collect();
+    for host in hosts {
+        chain = provider_auth(chain, registry, auth, host, env)?;
+    }
+    if let Some(hub) = DockerHubAuth::from_env(env.vars()) {
+        chain = chain.or_else(hub);
+    }
+    let docker = DockerConfigAuth::from_env(env.vars())
+        .map_err(|e| Failure::new(Exit::AuthFailed, miette::Report::from_err(e)))?;
+    chain = chain.or_else(docker);
+    let mut builder = ferry_registry::Client::builder()
+        .auth(Arc::new(chain))
+        .clock(Arc::new(ferry_registry::clock::FnClock(
+            crate::ambient::now,
+        )))
+        .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
+    for host in plain_http {
+        builder = builder.plain_http(host);
+    }
+    builder
+        .build()
+        .map_err(crate::commands::image::registry_failure)
+}
+
+/// The provider's own login for `host`: ECR and ACR from ferry-auth's cloud credentials. When
+/// `host` is the environment's configured registry its provider decides, and its cloud setup
+/// must work; a host only recognised by its name falls back to the other sources.
+fn provider_auth(
+    chain: AuthChain,
+    registry: Option<&RegistryConfig>,
+    auth: Option<&AuthConfig>,
+    host: &str,
+    env: &Environment,
+) -> Result<AuthChain, Failure> {
+    let configured = registry
+        .filter(|r| r.registry() == host)
+        .map(|r| r.provider);
+    let kind = match configured {
+        Some(p) => Some(p),
+        None if is_ecr_host(host) => Some(Provider::Ecr),
+        None if host.ends_with(".azurecr.io") => Some(Provider::Acr),
+        None => None,
+    };
+    let configured = configured.is_some();
+    match kind {
+        Some(Provider::Ecr) => ecr_auth(chain, configured, auth, host, env),
+        Some(Provider::Acr) => acr_auth(chain, configured, auth, host, env),
+        _ => Ok(chain),
+    }
+}
+
+#[cfg(feature = "ecr")]
+fn is_ecr_host(host: &str) -> bool {
+    ferry_registry::auth::ecr::parse_ecr_host(host).is_some()
+}
+
+#[cfg(not(feature = "ecr"))]
+fn is_ecr_host(host: &str) -> bool {
+    host.contains(".dkr.ecr.")
+}
+
+#[cfg(feature = "ecr")]
+fn ecr_auth(
+    chain: AuthChain,
+    configured: bool,
+    auth: Option<&AuthConfig>,
+    host: &str,
+    env: &Environment,
+) -> Result<AuthChain, Failure> {
+    use ferry_registry::auth::ecr::{EcrAuth, parse_ecr_host};
+    let region = parse_ecr_host(host).map(|(_, region)| region);
+    let aws = auth
+        .cloned()
+        .unwrap_or_default()
+        .aws(&crate::commands::auth::context(env), region.as_deref());
+    match aws {
+        Ok(aws) => {
+            let clock = Arc::new(ferry_registry::clock::FnClock(crate::ambient::now));
+            Ok(chain.or_else(EcrAuth::from_sdk_config(&aws.sdk_config(), clock).with_host(host)))
+        }
+        Err(e) if configured => Err(crate::commands::auth::auth_failure(e, None)),
+        Err(e) => {
+            tracing::debug!(error = %e, "no AWS credentials for ECR host {host}");
+            Ok(chain)
+        }
+    }
+}
+
+#[cfg(not(feature = "ecr"))]
+fn ecr_auth(
+    chain: AuthChain,
+    configured: bool,
+    _auth: Option<&AuthConfig>,
+    _host: &str,
+    _env: &Environment,
+) -> Result<AuthChain, Failure> {
+    not_built(chain, configured, "ecr")
+}
+
+#[cfg(feature = "acr")]
+fn acr_auth(
+    chain: AuthChain,
+    configured: bool,
+    auth: Option<&AuthConfig>,
+    host: &str,
+    env: &Environment,
+) -> Result<AuthChain, Failure> {
+    use ferry_registry::auth::acr::AcrAuth;
+    let ctx = crate::commands::auth::context(env);
+    match auth.cloned().unwrap_or_default().azure(&ctx) {
+        Ok(cred) => {
+            let tenant = cred.tenant_id().to_owned();
+            let acr = AcrAuth::new(ctx.http.clone(), Arc::new(AzureAad(Arc::new(cred))))
+                .with_tenant(tenant)
+                .with_host(host);
+            Ok(chain.or_else(acr))
+        }
+        Err(e) if configured => Err(crate::commands::auth::auth_failure(e, None)),
+        Err(e) => {
+            tracing::debug!(error = %e, "no Azure credentials for ACR host {host}");
+            Ok(chain)
+        }
+    }
+}
+
+#[cfg(not(feature = "acr"))]
+fn acr_auth(
+    chain: AuthChain,
+    configured: bool,
+    _auth: Option<&AuthConfig>,
+    _host: &str,
+    _env: &Environment,
+) -> Result<AuthChain, Failure> {
+    not_built(chain, configured, "acr")
+}
+
+#[cfg(not(all(feature = "ecr", feature = "acr")))]
+fn not_built(chain: AuthChain, configured: bool, provider: &str) -> Result<AuthChain, Failure> {
+    if configured {
+        return Err(Failure::new(
+            Exit::InvalidInput,
+            miette::miette!(
+                "provider `{provider}` needs a ferry built with the `{provider}` feature"
+            ),
+        ));
+    }
+    Ok(chain)
+}
+
+/// ferry-auth's Azure AD credential as the token source ACR logins start from.
+#[cfg(feature = "acr")]
+#[derive(Debug)]
+struct AzureAad(ferry_auth::azure::SharedAzureCredential);
+
+#[cfg(feature = "acr")]
+#[async_trait::async_trait]
+impl ferry_registry::auth::acr::AadTokenSource for AzureAad {
+    async fn aad_token(
+        &self,
+        scope: &str,
+    ) -> Result<secrecy::SecretString, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.token(scope).await?.token)
+    }
+}
+
 /// Resolves the app's image tags to digests on their registries (ferry-registry: one `HEAD`
-/// of the manifest per image, no download), with the credentials of the Docker Hub
-/// environment variables and the docker config file (and its credential helpers).
+/// of the manifest per image, no download), with a [`registry_client`].
 #[derive(Debug)]
 pub struct RegistryDigests {
     client: ferry_registry::Client,
 }
 
 impl RegistryDigests {
-    /// A resolver; `insecure` registries are reached over plain HTTP.
-    pub fn new(env: &Environment, insecure: &[String]) -> Result<Self, ferry_registry::Error> {
-        use std::sync::Arc;
-        let mut chain = ferry_registry::AuthChain::default();
-        if let Some(hub) = ferry_registry::auth::DockerHubAuth::from_env(env.vars()) {
-            chain = chain.or_else(hub);
-        }
-        if let Ok(docker) = ferry_registry::auth::DockerConfigAuth::from_env(env.vars()) {
-            chain = chain.or_else(docker);
-        }
-        let mut builder = ferry_registry::Client::builder()
-            .auth(Arc::new(chain))
-            .clock(Arc::new(ferry_registry::clock::FnClock(
-                crate::ambient::now,
-            )))
-            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
-        for host in insecure {
-            builder = builder.plain_http(host);
-        }
-        Ok(RegistryDigests {
-            client: builder.build()?,
-        })
+    /// A resolver asking through `client`.
+    pub fn new(client: ferry_registry::Client) -> Self {
+        RegistryDigests { client }
     }
 }
 

@@ -3,8 +3,9 @@
 //! Also the parts `diff`, `rollback`, `history` and `status` share: loading an environment and
 //! turning engine errors into exit codes.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +13,15 @@ use ferry_deployer::clock::FnClock;
 use ferry_deployer::cluster::{ClusterError, SharedClusterProvider, user_agent};
 use ferry_deployer::config::DeployConfig;
 use ferry_deployer::engine::{DeployError, Engine, Outcome, ReleaseInput, Settings};
+use ferry_deployer::events::SharedEventSink;
 use ferry_deployer::images::{self, DigestResolver};
 use ferry_deployer::lock::LockError;
 use ferry_deployer::validate::Problem;
 
 use crate::ambient::{Environment, now};
 use crate::cli::{DeployArgs, EnvArgs};
-use crate::config::{KeySeg, LoadedConfig};
+use crate::commands::validate;
+use crate::config::{EnvConfig, KeySeg, LoadedConfig};
 use crate::exit::{CmdResult, Exit, Failure};
 use crate::progress::{Mode, Progress};
 
@@ -42,37 +45,11 @@ fn invalid(e: impl Into<miette::Report>) -> Failure {
     Failure::new(Exit::InvalidInput, e)
 }
 
-/// Loads the config and the environment, checks names, builds the settings and the provider.
+/// Loads the config and the environment, checks what a deploy reads of it (every problem at
+/// once, as `ferry validate` reports them), builds the settings and the provider.
 pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContext, Failure> {
     let cfg = LoadedConfig::load(&args.config.config).map_err(invalid)?;
     let env_cfg = cfg.env(&args.env).map_err(invalid)?.clone();
-    let app = cfg.config.app.name.clone();
-    if !ferry_deployer::validate::is_dns_label(&app) {
-        return Err(invalid(cfg.error_at(
-            &["app".into(), "name".into()],
-            format!("app name `{app}` must be a DNS label (lowercase letters, digits, `-`): it names locks, release records and labels"),
-            None,
-        )));
-    }
-    if !ferry_deployer::validate::is_dns_label(&args.env) {
-        return Err(invalid(cfg.error_at(
-            &["env".into(), KeySeg::from(args.env.as_str())],
-            format!("environment name `{}` must be a DNS label to deploy (lowercase letters, digits, `-`)", args.env),
-            None,
-        )));
-    }
-    for (name, repo) in &cfg.config.app.images {
-        if repo.is_empty()
-            || repo.contains(char::is_whitespace)
-            || repo.contains(':') && !repo.contains('/')
-        {
-            return Err(invalid(cfg.error_at(
-                &["app".into(), "images".into(), KeySeg::from(name.as_str())],
-                format!("`{repo}` is not an image repository (write it without a tag: `org/app`)"),
-                None,
-            )));
-        }
-    }
     let Some(cluster) = env_cfg.cluster.clone() else {
         return Err(invalid(cfg.error_at(
             &["env".into(), KeySeg::from(args.env.as_str())],
@@ -83,9 +60,19 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
             )),
         )));
     };
+    let envs = [args.env.clone()];
+    let mut problems = validate::app_problems(&cfg, &envs);
+    problems.extend(validate::deploy_problems(&cfg, &args.env, &env_cfg));
+    if !problems.is_empty() {
+        return Err(crate::commands::cost::problems_failure(&cfg, problems));
+    }
     let deploy = env_cfg.deploy.clone().unwrap_or_default();
     let holder = crate::providers::holder_identity(env);
-    let mut settings = Settings::new(app, args.env.clone(), holder.clone());
+    let mut settings = Settings::new(
+        cfg.config.app.name.clone(),
+        args.env.clone(),
+        holder.clone(),
+    );
     deploy.apply(&mut settings).map_err(|p| {
         invalid(cfg.error_at(
             &[
@@ -98,12 +85,7 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
             None,
         ))
     })?;
-    let base = cfg
-        .path
-        .parent()
-        .map(Path::to_owned)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base = cfg.dir();
     let provider = crate::providers::provider_for(
         &cluster,
         env_cfg.auth.as_ref(),
@@ -121,6 +103,101 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
         deploy,
         provider,
     })
+}
+
+impl EnvContext {
+    /// `[env.NAME]`.
+    fn env_config(&self) -> &EnvConfig {
+        &self.cfg.config.env[&self.env_name]
+    }
+
+    /// Runs `f` with an engine on the environment's cluster, reporting to `sink`, then lets the
+    /// provider go (the in-process simulator saves its state). Engine errors become failures
+    /// that name the cluster when it could not be reached.
+    pub(crate) async fn with_engine<T>(
+        &self,
+        settings: Settings,
+        sink: SharedEventSink,
+        f: impl AsyncFnOnce(&Engine) -> Result<T, DeployError>,
+    ) -> Result<T, Failure> {
+        let result = async {
+            let client = self.provider.client().await.map_err(cluster_failure)?;
+            let engine = Engine::new(client, settings, clock(), sink);
+            f(&engine).await.map_err(|e| self.failure(e))
+        }
+        .await;
+        if let Err(e) = self.provider.close().await {
+            tracing::warn!(error = %e, "closing the cluster provider failed");
+        }
+        result
+    }
+
+    /// The exit code and report of an engine error; a cluster that could not be reached is
+    /// named, with what to check.
+    fn failure(&self, e: DeployError) -> Failure {
+        if !unreachable(&e) {
+            return deploy_failure(e);
+        }
+        let cluster = self.provider.describe();
+        let server = self
+            .provider
+            .server()
+            .map(|s| format!(", API server {s}"))
+            .unwrap_or_default();
+        let report = miette::Report::from_err(e).wrap_err(format!(
+            "cannot reach the cluster of environment `{}` ({cluster}{server})",
+            self.env_name
+        ));
+        let help = format!(
+            "check that the cluster is running and that this machine can reach its API server \
+             (address, network, VPN, firewall, a private-only endpoint); the cluster is \
+             [env.{}.cluster] in {}",
+            self.env_name,
+            self.cfg.path.display()
+        );
+        Failure::new(Exit::Failure, Helped { report, help })
+    }
+}
+
+/// Whether the engine failed because the API server could not be talked to at all
+/// (connection refused, name not resolved, TLS, timeout), not because it answered.
+fn unreachable(e: &DeployError) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(kube_err) = err.downcast_ref::<kube::Error>() {
+            return matches!(
+                kube_err,
+                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::RustlsTls(_)
+            );
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// A report with a help line.
+#[derive(Debug)]
+struct Helped {
+    report: miette::Report,
+    help: String,
+}
+
+impl std::fmt::Display for Helped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.report, f)
+    }
+}
+
+impl std::error::Error for Helped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.report.chain().nth(1)
+    }
+}
+
+impl miette::Diagnostic for Helped {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(&self.help))
+    }
 }
 
 /// A cluster provider that cannot give a client.
@@ -204,7 +281,7 @@ pub(crate) async fn release_input(
         ))
     })?;
     let (pins, warnings) = match tag {
-        Some(t) => images::resolve(images_cfg, t, resolver).await,
+        Some(t) => images::resolve(&placed_images(ctx)?, t, resolver).await,
         None => (Vec::new(), Vec::new()),
     };
     for w in warnings {
@@ -235,36 +312,64 @@ pub(crate) async fn release_input(
     })
 }
 
+/// The app's images where this environment keeps them: a repository written without a
+/// registry (`shop/api`) is in `[env.NAME.registry]`'s host and prefix when the environment has
+/// one (as `ferry image push --env` puts it there), so moving an environment from Docker Hub
+/// to ECR or ACR is a change of that table only. Without one, as written.
+fn placed_images(ctx: &EnvContext) -> Result<BTreeMap<String, String>, Failure> {
+    let images = &ctx.cfg.config.app.images;
+    let Some(registry) = &ctx.env_config().registry else {
+        return Ok(images.clone());
+    };
+    images
+        .iter()
+        .map(|(name, repo)| {
+            let placed = registry.place(repo).map_err(|e| {
+                invalid(ctx.cfg.error_at(
+                    &["app".into(), "images".into(), KeySeg::from(name.as_str())],
+                    format!(
+                        "`{repo}` is not an image repository in {}: {e}",
+                        registry.registry()
+                    ),
+                    None,
+                ))
+            })?;
+            Ok((name.clone(), placed.repo_only().familiar()))
+        })
+        .collect()
+}
+
 /// The digest resolver, unless `[env.NAME.deploy] resolve_digests = false` (the default on
-/// the simulated cluster, whose images are on no registry).
+/// the simulated cluster, whose images are on no registry). It logs in to each image's
+/// registry the way `ferry image` does, with the environment's `[registry]` and `[auth]`.
 pub(crate) fn digest_resolver(
     ctx: &EnvContext,
     env: &Environment,
-    progress: &Progress,
-) -> Option<crate::providers::RegistryDigests> {
-    use ferry_deployer::events::{DeployEvent, EventSink as _};
+) -> Result<Option<crate::providers::RegistryDigests>, Failure> {
+    let env_cfg = ctx.env_config();
     let on_sim = matches!(
-        ctx.cfg
-            .config
-            .env
-            .get(&ctx.env_name)
-            .and_then(|e| e.cluster.as_ref()),
+        env_cfg.cluster,
         Some(ferry_deployer::cluster::ClusterConfig::Sim(_))
     );
     if !ctx.deploy.resolve_digests.unwrap_or(!on_sim) || ctx.cfg.config.app.images.is_empty() {
-        return None;
+        return Ok(None);
     }
-    match crate::providers::RegistryDigests::new(env, &ctx.deploy.insecure_registries) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            progress.emit(DeployEvent::Warning {
-                message: format!(
-                    "cannot reach registries to resolve digests ({e}); deploying by tag"
-                ),
-            });
-            None
-        }
-    }
+    let images = placed_images(ctx)?;
+    let hosts: Vec<String> = images
+        .values()
+        .filter_map(|repo| ferry_registry::ImageRef::parse(repo).ok())
+        .map(|image| image.registry().to_owned())
+        .collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let client = crate::providers::registry_client(
+        env_cfg.registry.as_ref(),
+        env_cfg.auth.as_ref(),
+        &hosts,
+        ferry_registry::auth::AuthChain::default(),
+        &ctx.deploy.insecure_registries,
+        env,
+    )?;
+    Ok(Some(crate::providers::RegistryDigests::new(client)))
 }
 
 /// The tag: the flag (or FERRY_TAG), else GITHUB_SHA in GitHub Actions.
@@ -410,23 +515,10 @@ pub async fn run(args: &DeployArgs, color: bool, env: &Environment) -> CmdResult
         color,
         env,
     ));
-    let result = deploy(&ctx, args, env, Arc::clone(&progress)).await;
-    if let Err(e) = ctx.provider.close().await {
-        tracing::warn!(error = %e, "closing the cluster provider failed");
-    }
-    result
-}
-
-async fn deploy(
-    ctx: &EnvContext,
-    args: &DeployArgs,
-    env: &Environment,
-    progress: Arc<Progress>,
-) -> CmdResult {
     let tag = resolve_tag(args.tag.as_deref(), env);
-    let resolver = digest_resolver(ctx, env, &progress);
+    let resolver = digest_resolver(&ctx, env)?;
     let input = release_input(
-        ctx,
+        &ctx,
         tag.as_deref(),
         args.commit.as_deref(),
         resolver.as_ref().map(|r| r as &dyn DigestResolver),
@@ -435,9 +527,11 @@ async fn deploy(
     .await?;
     let mut settings = ctx.settings.clone();
     apply_flags(&mut settings, args);
-    let client = ctx.provider.client().await.map_err(cluster_failure)?;
-    let engine = Engine::new(client, settings, clock(), progress.clone());
-    let outcome = engine.deploy(input).await.map_err(deploy_failure)?;
+    let outcome = ctx
+        .with_engine(settings, progress.clone(), async |engine| {
+            engine.deploy(input).await
+        })
+        .await?;
     Ok(finish(&outcome, &progress, &ctx.env_name))
 }
 
@@ -445,12 +539,7 @@ async fn deploy(
 /// fields, names, labels, workload shapes, image pins). Environments without a `cluster` or
 /// `deploy` table are skipped; environments sharing manifests are checked once.
 pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Problem> {
-    let base = cfg
-        .path
-        .parent()
-        .map(Path::to_owned)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base = cfg.dir();
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for name in envs {

@@ -5,15 +5,12 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
-use ferry_deployer::engine::Engine;
-use ferry_deployer::events::Action;
+use ferry_deployer::events::{Action, Discard};
+use ferry_deployer::images::DigestResolver;
 
 use crate::ambient::Environment;
 use crate::cli::DiffArgs;
-use crate::commands::deploy::{
-    clock, cluster_failure, deploy_failure, digest_resolver, env_context, release_input,
-    resolve_tag,
-};
+use crate::commands::deploy::{digest_resolver, env_context, release_input, resolve_tag};
 use crate::exit::{CmdResult, Exit};
 use crate::progress::{Mode, Progress};
 
@@ -27,35 +24,23 @@ pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
         Mode::Plain
     };
     let progress = Arc::new(Progress::new(mode, color, env));
-    let result = async {
-        let tag = resolve_tag(args.tag.as_deref(), env);
-        let resolver = digest_resolver(&ctx, env, &progress);
-        let input = release_input(
-            &ctx,
-            tag.as_deref(),
-            None,
-            resolver
-                .as_ref()
-                .map(|r| r as &dyn ferry_deployer::images::DigestResolver),
-            &progress,
-        )
+    let tag = resolve_tag(args.tag.as_deref(), env);
+    let resolver = digest_resolver(&ctx, env)?;
+    let input = release_input(
+        &ctx,
+        tag.as_deref(),
+        None,
+        resolver.as_ref().map(|r| r as &dyn DigestResolver),
+        &progress,
+    )
+    .await?;
+    let mut settings = ctx.settings.clone();
+    settings.force_conflicts = args.force_conflicts;
+    let changes = ctx
+        .with_engine(settings, Arc::new(Discard), async |engine| {
+            engine.diff(input).await
+        })
         .await?;
-        let client = ctx.provider.client().await.map_err(cluster_failure)?;
-        let mut settings = ctx.settings.clone();
-        settings.force_conflicts = args.force_conflicts;
-        let engine = Engine::new(
-            client,
-            settings,
-            clock(),
-            Arc::new(ferry_deployer::events::Discard),
-        );
-        engine.diff(input).await.map_err(deploy_failure)
-    }
-    .await;
-    if let Err(e) = ctx.provider.close().await {
-        tracing::warn!(error = %e, "closing the cluster provider failed");
-    }
-    let changes = result?;
     let changed = changes
         .iter()
         .filter(|c| c.action != Action::Unchanged)

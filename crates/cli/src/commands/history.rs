@@ -4,31 +4,21 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
-use ferry_deployer::engine::Engine;
+use ferry_deployer::events::Discard;
 
 use crate::ambient::Environment;
 use crate::cli::EnvArgs;
-use crate::commands::deploy::{clock, cluster_failure, deploy_failure, env_context};
+use crate::commands::deploy::env_context;
 use crate::exit::{CmdResult, Exit};
 
 /// Runs `ferry history`.
 pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
     let ctx = env_context(args, env)?;
-    let result = async {
-        let client = ctx.provider.client().await.map_err(cluster_failure)?;
-        let engine = Engine::new(
-            client,
-            ctx.settings.clone(),
-            clock(),
-            Arc::new(ferry_deployer::events::Discard),
-        );
-        engine.history().await.map_err(deploy_failure)
-    }
-    .await;
-    if let Err(e) = ctx.provider.close().await {
-        tracing::warn!(error = %e, "closing the cluster provider failed");
-    }
-    let history = result?;
+    let history = ctx
+        .with_engine(ctx.settings.clone(), Arc::new(Discard), async |engine| {
+            engine.history().await
+        })
+        .await?;
     let mut out = std::io::stdout().lock();
     if args.json() {
         let list: Vec<serde_json::Value> = history

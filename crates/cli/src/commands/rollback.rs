@@ -4,11 +4,9 @@
 
 use std::sync::Arc;
 
-use ferry_deployer::engine::Engine;
-
 use crate::ambient::Environment;
 use crate::cli::RollbackArgs;
-use crate::commands::deploy::{clock, cluster_failure, deploy_failure, env_context, finish};
+use crate::commands::deploy::{env_context, finish};
 use crate::exit::CmdResult;
 use crate::progress::{Mode, Progress};
 
@@ -20,24 +18,19 @@ pub async fn run(args: &RollbackArgs, color: bool, env: &Environment) -> CmdResu
         color,
         env,
     ));
-    let result = async {
-        let client = ctx.provider.client().await.map_err(cluster_failure)?;
-        let mut settings = ctx.settings.clone();
-        if let Some(t) = args.timeout {
-            settings.timeout = t;
-        }
-        if args.no_wait {
-            settings.lock.wait = false;
-        }
-        settings.prune_namespaces = args.prune_namespaces;
-        settings.prune_pvcs = args.prune_pvcs;
-        let engine = Engine::new(client, settings, clock(), progress.clone());
-        engine.rollback(args.to).await.map_err(deploy_failure)
+    let mut settings = ctx.settings.clone();
+    if let Some(t) = args.timeout {
+        settings.timeout = t;
     }
-    .await;
-    if let Err(e) = ctx.provider.close().await {
-        tracing::warn!(error = %e, "closing the cluster provider failed");
+    if args.no_wait {
+        settings.lock.wait = false;
     }
-    let outcome = result?;
+    settings.prune_namespaces = args.prune_namespaces;
+    settings.prune_pvcs = args.prune_pvcs;
+    let outcome = ctx
+        .with_engine(settings, progress.clone(), async |engine| {
+            engine.rollback(args.to).await
+        })
+        .await?;
     Ok(finish(&outcome, &progress, &ctx.env_name))
 }

@@ -3,32 +3,22 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
-use ferry_deployer::engine::Engine;
+use ferry_deployer::events::Discard;
 use ferry_deployer::health::Health;
 
 use crate::ambient::Environment;
 use crate::cli::EnvArgs;
-use crate::commands::deploy::{clock, cluster_failure, deploy_failure, env_context};
+use crate::commands::deploy::env_context;
 use crate::exit::{CmdResult, Exit};
 
 /// Runs `ferry status`.
 pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
     let ctx = env_context(args, env)?;
-    let result = async {
-        let client = ctx.provider.client().await.map_err(cluster_failure)?;
-        let engine = Engine::new(
-            client,
-            ctx.settings.clone(),
-            clock(),
-            Arc::new(ferry_deployer::events::Discard),
-        );
-        engine.status().await.map_err(deploy_failure)
-    }
-    .await;
-    if let Err(e) = ctx.provider.close().await {
-        tracing::warn!(error = %e, "closing the cluster provider failed");
-    }
-    let status = result?;
+    let status = ctx
+        .with_engine(ctx.settings.clone(), Arc::new(Discard), async |engine| {
+            engine.status().await
+        })
+        .await?;
     let mut out = std::io::stdout().lock();
     let Some((release, objects)) = status else {
         if args.json() {
