@@ -2,30 +2,17 @@
 //! ECR logins (from moto) that never reach a log line.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use ferry_registry::Client;
 use ferry_registry::auth::{AuthChain, DockerConfigAuth};
-use ferry_registry::{Client, CopyOptions, SourceSpec, copy_image};
 
 use crate::support::*;
 
 async fn push_with(client: &Client, registry: &str) -> ferry_registry::CopyReport {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 2, 5_000);
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(client)
-        .await
-        .unwrap();
-    let report = copy_image(
-        client,
-        source.as_ref(),
-        &image(registry, &format!("{}:v1", repo("config"))),
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let dest = image(registry, &format!("{}:v1", repo("config")));
+    let report = push(client, &layout.source("latest"), &dest).await;
     assert_eq!(report.digest, layout.digest);
     report
 }
@@ -54,11 +41,7 @@ async fn docker_config_identity_token_uses_the_oauth2_refresh_flow() {
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let env = BTreeMap::from([("DOCKER_CONFIG".to_owned(), dir.path().display().to_string())]);
     let auth = DockerConfigAuth::from_env(&env).unwrap();
-    let client = Client::builder()
-        .auth(Arc::new(AuthChain::first_try(auth)))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let client = client_with(AuthChain::first_try(auth));
     let report = push_with(&client, &registry).await;
     assert_eq!(report.stats.token_requests, 1);
 }
@@ -93,19 +76,14 @@ async fn docker_config_credential_helper_logs_in() {
             format!("{}:/usr/bin:/bin", dir.path().display()),
         ),
     ]);
-    let auth = DockerConfigAuth::from_env(&env).unwrap();
-    let client = Client::builder()
-        .auth(Arc::new(auth))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let client = client_with(DockerConfigAuth::from_env(&env).unwrap());
     push_with(&client, &registry).await;
 }
 
 /// Log lines written by a test's subscriber.
 #[cfg(feature = "ecr")]
 #[derive(Clone, Default)]
-struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 #[cfg(feature = "ecr")]
 impl std::io::Write for CapturedLogs {

@@ -1,29 +1,34 @@
 //! Bad input: a clear error, and nothing half-written left tagged.
 
-use std::sync::Arc;
-
 use ferry_registry::auth::{Anonymous, AuthChain, BasicAuth};
+use ferry_registry::manifest::OCI_MANIFEST;
 use ferry_registry::{Client, CopyOptions, Error, ErrorKind, ImageRef, SourceSpec, copy_image};
 use secrecy::SecretString;
 
 use crate::support::*;
 
-async fn push_layout(
-    client: &Client,
-    source: &str,
-    dest: &ImageRef,
-) -> Result<ferry_registry::CopyReport, Error> {
-    let source = SourceSpec::parse(source)?.open(client).await?;
-    copy_image(client, source.as_ref(), dest, &[], &CopyOptions::default()).await
+/// Pushes `layout`'s `latest` to `REGISTRY/PATH:v1`, which must fail and leave `v1` untagged;
+/// returns the error.
+async fn push_refused(client: &Client, layout: &Layout, registry: &str, path: &str) -> Error {
+    let dest = image(registry, &format!("{path}:v1"));
+    let result = async {
+        let source = SourceSpec::parse(&layout.source("latest"))?
+            .open(client)
+            .await?;
+        copy_image(client, source.as_ref(), &dest, &[], &CopyOptions::default()).await
+    }
+    .await;
+    let err = result.expect_err("the push must fail");
+    let tagged = client_for(&[registry]).head_manifest(&dest).await.unwrap();
+    assert!(tagged.is_none(), "{dest} must not exist after: {err}");
+    err
 }
 
-async fn assert_not_tagged(registry: &str, path: &str) {
-    let client = client_for(&[registry]);
-    let tagged = client
-        .head_manifest(&image(registry, &format!("{path}:v1")))
-        .await
-        .unwrap();
-    assert!(tagged.is_none(), "{path}:v1 must not exist");
+/// Points `layout`'s `latest` at `manifest`, written as a blob of `media_type`.
+fn replace_manifest(layout: &Layout, media_type: &str, manifest: &serde_json::Value) {
+    let bytes = serde_json::to_vec(manifest).unwrap();
+    let (digest, size) = write_blob(&layout.dir, &bytes);
+    rewrite_index(layout, media_type, &digest.to_string(), size as usize);
 }
 
 #[tokio::test]
@@ -66,61 +71,31 @@ async fn wrong_credentials_are_auth_failures_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 1000);
     for registry in [htpasswd(), token()] {
-        let wrong = Client::builder()
-            .auth(Arc::new(
-                AuthChain::first_try(BasicAuth::new(
-                    &registry,
-                    user(),
-                    SecretString::from("not-the-password"),
-                ))
-                .or_else(Anonymous),
+        let wrong = client_with(
+            AuthChain::first_try(BasicAuth::new(
+                &registry,
+                user(),
+                SecretString::from("not-the-password"),
             ))
-            .retry(fast_retry())
-            .build()
-            .unwrap();
+            .or_else(Anonymous),
+        );
         let path = repo("wrong-creds");
-        let err = push_layout(
-            &wrong,
-            &layout.source("latest"),
-            &image(&registry, &format!("{path}:v1")),
-        )
-        .await
-        .unwrap_err();
+        let err = push_refused(&wrong, &layout, &registry, &path).await;
         assert_eq!(err.kind(), ErrorKind::Auth, "{registry}: {err}");
         assert!(!format!("{err:?}").contains("not-the-password"));
-        assert_not_tagged(&registry, &path).await;
 
-        let none = anonymous_client();
-        let err = push_layout(
-            &none,
-            &layout.source("latest"),
-            &image(&registry, &format!("{path}:v1")),
-        )
-        .await
-        .unwrap_err();
+        let err = push_refused(&anonymous_client(), &layout, &registry, &path).await;
         assert_eq!(err.kind(), ErrorKind::Auth, "{registry} anonymous: {err}");
     }
     // A user with pull access only: the token realm grants no push, the registry refuses.
     let registry = token();
-    let reader = Client::builder()
-        .auth(Arc::new(BasicAuth::new(
-            &registry,
-            ferry_testkit::server("FERRY_TEST_REGISTRY_READER_USER"),
-            SecretString::from(ferry_testkit::server("FERRY_TEST_REGISTRY_READER_PASSWORD")),
-        )))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
-    let path = repo("reader");
-    let err = push_layout(
-        &reader,
-        &layout.source("latest"),
-        &image(&registry, &format!("{path}:v1")),
-    )
-    .await
-    .unwrap_err();
+    let reader = client_with(BasicAuth::new(
+        &registry,
+        ferry_testkit::server("FERRY_TEST_REGISTRY_READER_USER"),
+        SecretString::from(ferry_testkit::server("FERRY_TEST_REGISTRY_READER_PASSWORD")),
+    ));
+    let err = push_refused(&reader, &layout, &registry, &repo("reader")).await;
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
-    assert_not_tagged(&registry, &path).await;
 }
 
 fn rewrite_index(layout: &Layout, media_type: &str, digest: &str, size: usize) {
@@ -136,31 +111,14 @@ fn rewrite_index(layout: &Layout, media_type: &str, digest: &str, size: usize) {
 
 #[tokio::test]
 async fn a_manifest_too_large_is_refused_before_anything_moves() {
-    let registry = noauth();
-    let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 1000);
     let mut manifest: serde_json::Value = serde_json::from_slice(&layout.manifest).unwrap();
     manifest["annotations"] = serde_json::json!({"padding": "x".repeat(5 * 1024 * 1024)});
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let (digest, size) = write_blob(&layout.dir, &bytes);
-    rewrite_index(
-        &layout,
-        ferry_registry::manifest::OCI_MANIFEST,
-        &digest.to_string(),
-        size as usize,
-    );
-    let path = repo("too-large");
-    let err = push_layout(
-        &client,
-        &layout.source("latest"),
-        &image(&registry, &format!("{path}:v1")),
-    )
-    .await
-    .unwrap_err();
+    replace_manifest(&layout, OCI_MANIFEST, &manifest);
+    let err = push_refused(&anonymous_client(), &layout, &noauth(), &repo("too-large")).await;
     assert!(matches!(err, Error::ManifestTooLarge { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert_not_tagged(&registry, &path).await;
 }
 
 #[tokio::test]
@@ -175,19 +133,12 @@ async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
     corrupt[original.len() / 2] ^= 0xff;
     std::fs::write(layout.blob_path(bad), &corrupt).unwrap();
     let path = repo("digest-mismatch");
-    let err = push_layout(
-        &client,
-        &layout.source("latest"),
-        &image(&registry, &format!("{path}:v1")),
-    )
-    .await
-    .unwrap_err();
+    let err = push_refused(&client, &layout, &registry, &path).await;
     assert!(
         matches!(&err, Error::DigestMismatch { expected, .. } if expected == bad),
         "{err}"
     );
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert_not_tagged(&registry, &path).await;
     assert!(
         client
             .head_blob(&image(&registry, &path), bad)
@@ -203,49 +154,26 @@ async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
     std::fs::rename(other.blob_path(&other.digest), other.blob_path(&wrong)).unwrap();
     rewrite_index(
         &other,
-        ferry_registry::manifest::OCI_MANIFEST,
+        OCI_MANIFEST,
         &wrong.to_string(),
         other.manifest.len(),
     );
-    let err = push_layout(
-        &client,
-        &other.source("latest"),
-        &image(&registry, &format!("{path}:v1")),
-    )
-    .await
-    .unwrap_err();
+    let err = push_refused(&client, &other, &registry, &path).await;
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-    assert_not_tagged(&registry, &path).await;
 }
 
 #[tokio::test]
 async fn unsupported_media_types_are_refused() {
-    let registry = noauth();
-    let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 1000);
-    let path = repo("media-type");
     // A manifest claiming a media type ferry does not copy.
+    let schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws";
     let mut manifest: serde_json::Value = serde_json::from_slice(&layout.manifest).unwrap();
-    manifest["mediaType"] = "application/vnd.docker.distribution.manifest.v1+prettyjws".into();
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let (digest, size) = write_blob(&layout.dir, &bytes);
-    rewrite_index(
-        &layout,
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-        &digest.to_string(),
-        size as usize,
-    );
-    let err = push_layout(
-        &client,
-        &layout.source("latest"),
-        &image(&registry, &format!("{path}:v1")),
-    )
-    .await
-    .unwrap_err();
+    manifest["mediaType"] = schema1.into();
+    replace_manifest(&layout, schema1, &manifest);
+    let err = push_refused(&anonymous_client(), &layout, &noauth(), &repo("media-type")).await;
     assert!(matches!(err, Error::UnsupportedMediaType { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert_not_tagged(&registry, &path).await;
 }
 
 #[tokio::test]
@@ -270,14 +198,6 @@ async fn broken_sources_name_the_problem() {
     );
     // A missing layer blob.
     std::fs::remove_file(layout.blob_path(&layout.blobs[0].0)).unwrap();
-    let path = repo("missing-blob");
-    let err = push_layout(
-        &client,
-        &layout.source("latest"),
-        &image(&noauth(), &format!("{path}:v1")),
-    )
-    .await
-    .unwrap_err();
+    let err = push_refused(&client, &layout, &noauth(), &repo("missing-blob")).await;
     assert!(err.to_string().contains("missing"), "{err}");
-    assert_not_tagged(&noauth(), &path).await;
 }

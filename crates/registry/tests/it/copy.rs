@@ -16,14 +16,7 @@ async fn copy_within_one_registry_mounts_and_uploads_nothing() {
     let layout = layout(tmp.path(), 4, 150_000);
     let staging = repo("staging");
     let src = image(&proxy.addr(), &format!("{staging}:staging-latest"));
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    copy_image(&client, source.as_ref(), &src, &[], &CopyOptions::default())
-        .await
-        .unwrap();
+    push(&client, &layout.source("latest"), &src).await;
 
     proxy.reset();
     let prod = repo("prod");
@@ -32,15 +25,7 @@ async fn copy_within_one_registry_mounts_and_uploads_nothing() {
         .open(&client)
         .await
         .unwrap();
-    let report = copy_image(
-        &client,
-        remote.as_ref(),
-        &dest,
-        &[Tag::parse("prod-latest").unwrap()],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = copy(&client, remote.as_ref(), &dest, &["prod-latest"]).await;
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.mounted, 5, "{report:?}");
     assert_eq!(report.blobs.uploaded, 0);
@@ -70,26 +55,11 @@ async fn copy_across_registries_keeps_the_index_digest() {
     let layout = index_layout(tmp.path());
     let path = repo("multi");
     let src = image(&from, &format!("{path}:v1"));
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    copy_image(&client, source.as_ref(), &src, &[], &CopyOptions::default())
-        .await
-        .unwrap();
+    push(&client, &layout.source("latest"), &src).await;
 
     let dest = image(&to, &format!("{path}:v1"));
     let remote = SourceSpec::Registry(src).open(&client).await.unwrap();
-    let report = copy_image(
-        &client,
-        remote.as_ref(),
-        &dest,
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = copy(&client, remote.as_ref(), &dest, &[]).await;
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.uploaded, report.blobs.total);
     assert_eq!(report.manifests_written, 2);
@@ -109,43 +79,21 @@ async fn promotion_copies_the_digest_the_tag_named() {
     let second = layout(tmp.path(), 2, 20_000);
     let app = repo("app");
     let staging = image(&registry, &format!("{app}:staging-latest"));
-    let s1 = SourceSpec::parse(&first.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    copy_image(&client, s1.as_ref(), &staging, &[], &CopyOptions::default())
-        .await
-        .unwrap();
+    push(&client, &first.source("latest"), &staging).await;
 
     // The source is pinned when opened: moving the tag afterwards does not change what is copied.
     let promoted = SourceSpec::Registry(staging.clone())
         .open(&client)
         .await
         .unwrap();
-    let s2 = SourceSpec::parse(&second.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    copy_image(&client, s2.as_ref(), &staging, &[], &CopyOptions::default())
-        .await
-        .unwrap();
+    push(&client, &second.source("latest"), &staging).await;
     assert_eq!(
         promoted.describe(),
         staging.with_digest(first.digest.clone()).to_string()
     );
 
     let prod = image(&registry, &format!("{}:v1.2.3", repo("prod")));
-    let report = copy_image(
-        &client,
-        promoted.as_ref(),
-        &prod,
-        &[Tag::parse("prod-latest").unwrap()],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = copy(&client, promoted.as_ref(), &prod, &["prod-latest"]).await;
     assert_eq!(report.digest, first.digest);
     assert!(report.pinned.ends_with(&format!("@{}", first.digest)));
     assert_eq!(
@@ -171,28 +119,17 @@ async fn immutable_mode_refuses_to_move_a_tag_and_uploads_nothing() {
         immutable: true,
         ..CopyOptions::default()
     };
-    let sa = SourceSpec::parse(&a.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    copy_image(&client, sa.as_ref(), &v1, &[], &immutable)
-        .await
-        .unwrap();
+    let sa = open(&client, &a.source("latest")).await;
+    copy_with(&client, sa.as_ref(), &v1, &[], &immutable).await;
     // The same image again is fine.
     assert!(
-        copy_image(&client, sa.as_ref(), &v1, &[], &immutable)
+        copy_with(&client, sa.as_ref(), &v1, &[], &immutable)
             .await
-            .unwrap()
             .unchanged
     );
 
     proxy.reset();
-    let sb = SourceSpec::parse(&b.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
+    let sb = open(&client, &b.source("latest")).await;
     let err = copy_image(
         &client,
         sb.as_ref(),
@@ -222,20 +159,7 @@ async fn immutable_mode_refuses_to_move_a_tag_and_uploads_nothing() {
 
     // tag_image follows the same rule; without immutability it moves the tag by digest.
     let by_digest = image(&registry, &format!("{path}@{}", b.digest));
-    let sb2 = SourceSpec::parse(&b.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    copy_image(
-        &client,
-        sb2.as_ref(),
-        &by_digest,
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    push(&client, &b.source("latest"), &by_digest).await;
     let err = tag_image(&client, &by_digest, &[Tag::parse("v1").unwrap()], true)
         .await
         .unwrap_err();

@@ -15,21 +15,8 @@ async fn interrupted_copy_completes_with_correct_digests() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 4, 1_500_000);
     let path = repo("faults");
-    let seed_client = anonymous_client();
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&seed_client)
-        .await
-        .unwrap();
-    copy_image(
-        &seed_client,
-        source.as_ref(),
-        &image(&from, &format!("{path}:v1")),
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let seeded = image(&from, &format!("{path}:v1"));
+    push(&anonymous_client(), &layout.source("latest"), &seeded).await;
 
     // Both sides through fault-injecting proxies; a cross-registry copy, so every blob moves.
     let src_proxy = FaultProxy::start(&from).await;
@@ -56,14 +43,12 @@ async fn interrupted_copy_completes_with_correct_digests() {
     let src = image(&src_proxy.addr(), &format!("{path}:v1"));
     let remote = SourceSpec::Registry(src).open(&client).await.unwrap();
     let dest = image(&dst_proxy.addr(), &format!("{path}:v1"));
-    // Parallel uploads would share the faults at random; one at a time keeps the run readable.
+    // Two uploads at a time: whichever upload a fault lands on, each is met once.
     let options = CopyOptions {
         concurrency: 2,
         ..CopyOptions::default()
     };
-    let report = copy_image(&client, remote.as_ref(), &dest, &[], &options)
-        .await
-        .unwrap();
+    let report = copy_with(&client, remote.as_ref(), &dest, &[], &options).await;
 
     assert_eq!(
         src_proxy.pending_faults() + dst_proxy.pending_faults(),
@@ -122,11 +107,7 @@ async fn an_upload_that_keeps_failing_gives_up_and_tags_nothing() {
     let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 100_000);
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
+    let source = open(&client, &layout.source("latest")).await;
     let path = repo("gives-up");
     let err = copy_image(
         &client,

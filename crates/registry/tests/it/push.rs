@@ -1,6 +1,6 @@
 //! Pushing a 4-layer image in each auth mode; skopeo agrees; re-pushing moves nothing.
 
-use ferry_registry::{Client, CopyOptions, ImageRef, SourceSpec, Tag, copy_image};
+use ferry_registry::{Client, CopyOptions, ImageRef, Tag};
 
 use crate::support::*;
 
@@ -13,21 +13,9 @@ async fn push_and_verify(client: &Client, registry: &str, creds: Option<(&str, &
     let path = repo("push");
     let sha = "3f2c1e9a7b";
     let dest = image(registry, &format!("{path}:{sha}"));
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(client)
-        .await
-        .unwrap();
+    let source = open(client, &layout.source("latest")).await;
 
-    let report = copy_image(
-        client,
-        source.as_ref(),
-        &dest,
-        &[Tag::parse("latest").unwrap()],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = copy(client, source.as_ref(), &dest, &["latest"]).await;
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.blobs.total, 5);
     assert_eq!(report.blobs.uploaded, 5, "{report:?}");
@@ -69,30 +57,20 @@ async fn push_and_verify(client: &Client, registry: &str, creds: Option<(&str, &
     );
 
     // Re-push: nothing moves.
-    let again = copy_image(
-        client,
-        source.as_ref(),
-        &dest,
-        &[Tag::parse("latest").unwrap()],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let again = copy(client, source.as_ref(), &dest, &["latest"]).await;
     assert!(again.unchanged, "{again:?}");
     assert_eq!(again.blob_bytes_uploaded, 0);
     assert_eq!(again.stats.blob_bytes_uploaded, 0);
     assert!(again.tags.iter().all(|t| !t.written));
 
     // A new tag for the same image: tags only, no blob bytes, blobs not even checked.
-    let new_tag = copy_image(
+    let new_tag = copy(
         client,
         source.as_ref(),
         &dest.with_tag(Tag::parse("v1.2.3").unwrap()),
         &[],
-        &CopyOptions::default(),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(!new_tag.unchanged);
     assert_eq!(new_tag.blob_bytes_uploaded, 0);
     assert_eq!(new_tag.blobs.present, 5);
@@ -125,20 +103,8 @@ async fn push_with_bearer_token_realm_uses_one_token() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 4, 10_000);
     let fresh = client_for(&[&registry]);
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&fresh)
-        .await
-        .unwrap();
-    let report = copy_image(
-        &fresh,
-        source.as_ref(),
-        &image(&registry, &format!("{}:t", repo("tok"))),
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let dest = image(&registry, &format!("{}:t", repo("tok")));
+    let report = push(&fresh, &layout.source("latest"), &dest).await;
     assert_eq!(report.blobs.uploaded, 5);
     assert_eq!(report.stats.token_requests, 1, "{:?}", report.stats);
 }
@@ -159,25 +125,10 @@ async fn push_from_a_docker_save_archive() {
     let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let (archive, image_id) = docker_archive(tmp.path(), 3, "shop/web:dev");
-    let source = SourceSpec::parse(&format!(
-        "docker-archive:{}:shop/web:dev",
-        archive.display()
-    ))
-    .unwrap()
-    .open(&client)
-    .await
-    .unwrap();
     let path = repo("docker-archive");
     let dest = image(&registry, &format!("{path}:dev"));
-    let report = copy_image(
-        &client,
-        source.as_ref(),
-        &dest,
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let spec = format!("docker-archive:{}:shop/web:dev", archive.display());
+    let report = push(&client, &spec, &dest).await;
     assert_eq!(report.blobs.uploaded, 4);
     assert_eq!(
         skopeo_digest(&registry, &format!("{path}:dev"), None),
@@ -209,22 +160,10 @@ async fn push_a_multi_platform_index_from_an_oci_archive() {
     let layout = index_layout(tmp.path());
     let file = tmp.path().join("image.tar");
     archive(&layout, &file);
-    let source = SourceSpec::parse(&format!("oci-archive:{}:latest", file.display()))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
     let path = repo("index");
     let dest = image(&registry, &format!("{path}:multi"));
-    let report = copy_image(
-        &client,
-        source.as_ref(),
-        &dest,
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let spec = format!("oci-archive:{}:latest", file.display());
+    let report = push(&client, &spec, &dest).await;
     assert_eq!(report.digest, layout.digest);
     assert_eq!(
         report.manifests_written, 2,
@@ -255,25 +194,14 @@ async fn chunked_uploads_follow_each_location() {
     let client = anonymous_client();
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 4, 300_000);
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
+    let source = open(&client, &layout.source("latest")).await;
     let path = repo("chunked");
     let options = CopyOptions {
         chunk_size: Some(64 * 1024),
         ..CopyOptions::default()
     };
-    let report = copy_image(
-        &client,
-        source.as_ref(),
-        &image(&proxy.addr(), &format!("{path}:c")),
-        &[],
-        &options,
-    )
-    .await
-    .unwrap();
+    let dest = image(&proxy.addr(), &format!("{path}:c"));
+    let report = copy_with(&client, source.as_ref(), &dest, &[], &options).await;
     assert_eq!(report.digest, layout.digest);
     let patches = proxy
         .log()

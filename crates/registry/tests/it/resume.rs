@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ferry_registry::{Client, CopyOptions, Digest, ImageRef, SourceSpec, copy_image};
+use ferry_registry::{CopyOptions, Digest};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::*;
@@ -156,32 +156,45 @@ impl Respond for FakeRegistry {
     }
 }
 
+impl Fake {
+    /// (start, length) of every PATCH that carried more than 10 kB: a layer's, not the
+    /// config's.
+    fn layer_patches(&self) -> Vec<(u64, usize)> {
+        self.patches
+            .iter()
+            .copied()
+            .filter(|(_, len)| *len > 10_000)
+            .collect()
+    }
+}
+
+impl FakeRegistry {
+    /// A server answering every request from a fresh fake, set up by `setup`.
+    async fn start(setup: impl FnOnce(&mut Fake)) -> (MockServer, FakeRegistry) {
+        let fake = FakeRegistry::default();
+        setup(&mut fake.0.lock().unwrap());
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
+        (server, fake)
+    }
+}
+
 #[tokio::test]
 async fn a_broken_patch_resumes_where_the_registry_got_to() {
-    let server = MockServer::start().await;
-    let fake = FakeRegistry::default();
-    fake.0.lock().unwrap().cut_first_patch_at = Some(1_000_000);
-    Mock::given(wiremock::matchers::any())
-        .respond_with(fake.clone())
-        .mount(&server)
-        .await;
-
+    let (server, fake) = FakeRegistry::start(|f| f.cut_first_patch_at = Some(1_000_000)).await;
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 3_000_000);
-    let client: Client = anonymous_client();
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    let dest = ImageRef::parse(&format!("{}/app:v1", server.address())).unwrap();
+    let client = anonymous_client();
+    let source = open(&client, &layout.source("latest")).await;
+    let dest = image(&server.address().to_string(), "app:v1");
     let options = CopyOptions {
         concurrency: 1,
         ..CopyOptions::default()
     };
-    let report = copy_image(&client, source.as_ref(), &dest, &[], &options)
-        .await
-        .unwrap();
+    let report = copy_with(&client, source.as_ref(), &dest, &[], &options).await;
 
     assert_eq!(report.digest, layout.digest);
     assert_eq!(report.stats.uploads_resumed, 1, "{:?}", report.stats);
@@ -194,43 +207,19 @@ async fn a_broken_patch_resumes_where_the_registry_got_to() {
         "the stored layer is exact"
     );
     // The layer's first PATCH was cut at 1,000,000 bytes; the next one carried the rest only.
-    let layer_patches: Vec<_> = fake
-        .patches
-        .iter()
-        .filter(|(_, len)| *len > 10_000)
-        .collect();
+    let layer_patches = fake.layer_patches();
     assert_eq!(layer_patches.len(), 2, "{:?}", fake.patches);
-    assert_eq!(*layer_patches[1], (1_000_000, layer.1.len() - 1_000_000));
+    assert_eq!(layer_patches[1], (1_000_000, layer.1.len() - 1_000_000));
 }
 
 #[tokio::test]
 async fn a_registry_that_announces_chunk_sizes_gets_chunks() {
-    let server = MockServer::start().await;
-    let fake = FakeRegistry::default();
-    fake.0.lock().unwrap().min_chunk = Some(1024 * 1024);
-    Mock::given(wiremock::matchers::any())
-        .respond_with(fake.clone())
-        .mount(&server)
-        .await;
-
+    let (server, fake) = FakeRegistry::start(|f| f.min_chunk = Some(1024 * 1024)).await;
     let tmp = tempfile::tempdir().unwrap();
     let layout = layout(tmp.path(), 1, 9_000_000);
     let client = anonymous_client();
-    let source = SourceSpec::parse(&layout.source("latest"))
-        .unwrap()
-        .open(&client)
-        .await
-        .unwrap();
-    let dest = ImageRef::parse(&format!("{}/app:v1", server.address())).unwrap();
-    let report = copy_image(
-        &client,
-        source.as_ref(),
-        &dest,
-        &[],
-        &CopyOptions::default(),
-    )
-    .await
-    .unwrap();
+    let dest = image(&server.address().to_string(), "app:v1");
+    let report = push(&client, &layout.source("latest"), &dest).await;
     assert_eq!(report.digest, layout.digest);
     let fake = fake.0.lock().unwrap();
     let layer = &layout.blobs[0];
@@ -241,11 +230,5 @@ async fn a_registry_that_announces_chunk_sizes_gets_chunks() {
         .step_by(chunk)
         .map(|start| (start as u64, chunk.min(layer.1.len() - start)))
         .collect();
-    let layer_patches: Vec<(u64, usize)> = fake
-        .patches
-        .iter()
-        .copied()
-        .filter(|(_, len)| *len > 10_000)
-        .collect();
-    assert_eq!(layer_patches, expected);
+    assert_eq!(fake.layer_patches(), expected);
 }

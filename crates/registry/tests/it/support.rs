@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use ferry_registry::auth::{Anonymous, AuthChain, BasicAuth, RegistryAuth};
 use ferry_registry::manifest::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR_GZIP, OCI_MANIFEST};
-use ferry_registry::{Client, Digest, ImageRef, RetryPolicy};
+use ferry_registry::{
+    Client, CopyOptions, CopyReport, Digest, ImageRef, ImageSource, RetryPolicy, SourceSpec, Tag,
+    copy_image,
+};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -43,11 +46,7 @@ pub(crate) fn fast_retry() -> RetryPolicy {
 }
 
 pub(crate) fn anonymous_client() -> Client {
-    Client::builder()
-        .auth(Arc::new(Anonymous))
-        .retry(fast_retry())
-        .build()
-        .unwrap()
+    client_with(Anonymous)
 }
 
 /// A client logged in to `registries` with the test user.
@@ -56,11 +55,41 @@ pub(crate) fn client_for(registries: &[&str]) -> Client {
     for r in registries {
         chain = chain.or_else(BasicAuth::new(r, user(), SecretString::from(password())));
     }
-    Client::builder()
-        .auth(Arc::new(chain.or_else(Anonymous)))
-        .retry(fast_retry())
-        .build()
+    client_with(chain.or_else(Anonymous))
+}
+
+/// Opens a source written skopeo-style (`oci:DIR:TAG`, `docker://REF`, ...).
+pub(crate) async fn open(client: &Client, spec: &str) -> Box<dyn ImageSource> {
+    SourceSpec::parse(spec).unwrap().open(client).await.unwrap()
+}
+
+/// Copies `source` to `dest`, also tagged `extra_tags`, with `options`.
+pub(crate) async fn copy_with(
+    client: &Client,
+    source: &dyn ImageSource,
+    dest: &ImageRef,
+    extra_tags: &[&str],
+    options: &CopyOptions,
+) -> CopyReport {
+    let tags: Vec<Tag> = extra_tags.iter().map(|t| Tag::parse(t).unwrap()).collect();
+    copy_image(client, source, dest, &tags, options)
+        .await
         .unwrap()
+}
+
+/// Copies `source` to `dest`, also tagged `extra_tags`, with the default options.
+pub(crate) async fn copy(
+    client: &Client,
+    source: &dyn ImageSource,
+    dest: &ImageRef,
+    extra_tags: &[&str],
+) -> CopyReport {
+    copy_with(client, source, dest, extra_tags, &CopyOptions::default()).await
+}
+
+/// Pushes the source `spec` to `dest` with the default options.
+pub(crate) async fn push(client: &Client, spec: &str, dest: &ImageRef) -> CopyReport {
+    copy(client, open(client, spec).await.as_ref(), dest, &[]).await
 }
 
 /// A client with `auth` and the tests' fast retries.
