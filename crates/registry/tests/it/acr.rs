@@ -12,6 +12,34 @@ use secrecy::SecretString;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// ACR's `/v2/` challenge: a token from the registry's own `/oauth2/token`, for service HOST.
+async fn challenge(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/v2/"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "www-authenticate",
+            format!(
+                r#"Bearer realm="{}/oauth2/token",service="{}""#,
+                server.uri(),
+                server.address()
+            ),
+        ))
+        .mount(server)
+        .await;
+}
+
+/// A form `POST` to `to` whose body has every one of `fields`, answered with `answer`, once.
+async fn form_post(server: &MockServer, to: &str, fields: &[&str], answer: serde_json::Value) {
+    let mut mock = Mock::given(method("POST")).and(path(to));
+    for field in fields {
+        mock = mock.and(body_string_contains(*field));
+    }
+    mock.respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn acr_exchanges_an_aad_token_for_registry_tokens() {
     let server = MockServer::start().await;
@@ -23,41 +51,29 @@ async fn acr_exchanges_an_aad_token_for_registry_tokens() {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(401).insert_header(
-            "www-authenticate",
-            format!(
-                r#"Bearer realm="{}/oauth2/token",service="{host}""#,
-                server.uri()
-            ),
-        ))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/exchange"))
-        .and(body_string_contains("grant_type=access_token"))
-        .and(body_string_contains("access_token=aad-token-value"))
-        .and(body_string_contains("tenant=tenant-1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"refresh_token": "acr-refresh-value"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/oauth2/token"))
-        .and(body_string_contains("grant_type=refresh_token"))
-        .and(body_string_contains("refresh_token=acr-refresh-value"))
-        .and(body_string_contains("scope=repository%3Ashop%2Fweb%3Apull"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"access_token": "acr-access-value"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    challenge(&server).await;
+    form_post(
+        &server,
+        "/oauth2/exchange",
+        &[
+            "grant_type=access_token",
+            "access_token=aad-token-value",
+            "tenant=tenant-1",
+        ],
+        serde_json::json!({"refresh_token": "acr-refresh-value"}),
+    )
+    .await;
+    form_post(
+        &server,
+        "/oauth2/token",
+        &[
+            "grant_type=refresh_token",
+            "refresh_token=acr-refresh-value",
+            "scope=repository%3Ashop%2Fweb%3Apull",
+        ],
+        serde_json::json!({"access_token": "acr-access-value"}),
+    )
+    .await;
     Mock::given(method("GET"))
         .and(path("/v2/shop/web/tags/list"))
         .and(header("authorization", "Bearer acr-access-value"))
@@ -90,17 +106,7 @@ async fn acr_exchanges_an_aad_token_for_registry_tokens() {
 async fn acr_exchange_refusal_is_an_auth_failure() {
     let server = MockServer::start().await;
     let host = server.address().to_string();
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(401).insert_header(
-            "www-authenticate",
-            format!(
-                r#"Bearer realm="{}/oauth2/token",service="{host}""#,
-                server.uri()
-            ),
-        ))
-        .mount(&server)
-        .await;
+    challenge(&server).await;
     Mock::given(method("POST"))
         .and(path("/oauth2/exchange"))
         .respond_with(ResponseTemplate::new(401))
