@@ -1,8 +1,10 @@
 //! Short-lived bearer tokens for a Kubernetes API server (EKS, AKS), and a tower layer that puts
 //! a fresh one on every request.
 //!
-//! A [`BearerTokenSource`] hands out a [`ClusterToken`] with its expiry; [`TokenCache`] keeps the
-//! current one and mints a new one a margin before it expires. [`BearerAuthLayer`] wraps any
+//! A [`BearerTokenSource`] hands out a [`BearerToken`] with its expiry; [`TokenCache`] keeps the
+//! current one and mints a new one a margin before it expires (the same cache keeps ferry's STS
+//! credentials and Azure AD tokens: one refresh-ahead rule for everything that expires).
+//! [`BearerAuthLayer`] wraps any
 //! `http` service (kube's client stack) and asks the source before each request, so a deploy
 //! that runs longer than one token's life never sends an expired token — unlike a kubeconfig
 //! with a token baked in.
@@ -19,21 +21,34 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, BoxError};
 
-/// A bearer token for a cluster's API server, and when it stops being valid.
+/// A bearer token (for a cluster's API server, or an Azure AD access token for a scope), and
+/// when it stops being valid.
 #[derive(Clone)]
-pub struct ClusterToken {
+pub struct BearerToken {
     /// The token.
     pub token: SecretString,
     /// When it expires.
     pub expires_at: SystemTime,
 }
 
-impl fmt::Debug for ClusterToken {
+impl fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClusterToken")
+        f.debug_struct("BearerToken")
             .field("token", &"[redacted]")
             .field("expires_at", &crate::clock::rfc3339(self.expires_at))
             .finish()
+    }
+}
+
+/// Something that stops being valid at a known time, for [`TokenCache`].
+pub trait Expiring {
+    /// When it stops being valid.
+    fn expires_at(&self) -> SystemTime;
+}
+
+impl Expiring for BearerToken {
+    fn expires_at(&self) -> SystemTime {
+        self.expires_at
     }
 }
 
@@ -41,22 +56,30 @@ impl fmt::Debug for ClusterToken {
 #[async_trait::async_trait]
 pub trait BearerTokenSource: Send + Sync + fmt::Debug {
     /// A token that is valid now and for a while yet.
-    async fn bearer_token(&self) -> Result<ClusterToken, AuthError>;
+    async fn bearer_token(&self) -> Result<BearerToken, AuthError>;
 }
 
 /// A bearer token source shared between clients.
 pub type SharedBearerTokenSource = Arc<dyn BearerTokenSource>;
 
-/// Keeps the current token and replaces it `margin` before it expires. Concurrent callers wait
-/// for one refresh rather than each minting a token.
-#[derive(Debug)]
-pub struct TokenCache {
+/// Keeps the current token (or credentials) and replaces it `margin` before it expires, by the
+/// injected clock. Concurrent callers wait for one refresh rather than each minting a token.
+pub struct TokenCache<T = BearerToken> {
     clock: SharedClock,
     margin: Duration,
-    current: tokio::sync::Mutex<Option<ClusterToken>>,
+    current: tokio::sync::Mutex<Option<T>>,
 }
 
-impl TokenCache {
+impl<T> fmt::Debug for TokenCache<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("clock", &self.clock)
+            .field("margin", &self.margin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Expiring + Clone> TokenCache<T> {
     /// An empty cache that refreshes `margin` before expiry by `clock`.
     pub fn new(clock: SharedClock, margin: Duration) -> Self {
         TokenCache {
@@ -67,22 +90,22 @@ impl TokenCache {
     }
 
     /// The cached token if it is valid for more than the margin, else a new one from `mint`.
-    pub async fn get_or_refresh<F, Fut>(&self, mint: F) -> Result<ClusterToken, AuthError>
+    pub async fn get_or_refresh<F, Fut>(&self, mint: F) -> Result<T, AuthError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<ClusterToken, AuthError>>,
+        Fut: Future<Output = Result<T, AuthError>>,
     {
         let mut current = self.current.lock().await;
         let now = self.clock.now();
         if let Some(token) = current.as_ref()
-            && token.expires_at > now + self.margin
+            && token.expires_at() > now + self.margin
         {
             return Ok(token.clone());
         }
         let token = mint().await?;
         tracing::debug!(
-            expires_at = %crate::clock::rfc3339(token.expires_at),
-            "minted a cluster token"
+            expires_at = %crate::clock::rfc3339(token.expires_at()),
+            "refreshed a token"
         );
         *current = Some(token.clone());
         Ok(token)
@@ -124,10 +147,10 @@ pub struct BearerAuth<S> {
     inner: S,
     source: SharedBearerTokenSource,
     pending: Option<TokenFuture>,
-    ready: Option<ClusterToken>,
+    ready: Option<BearerToken>,
 }
 
-type TokenFuture = Pin<Box<dyn Future<Output = Result<ClusterToken, AuthError>> + Send>>;
+type TokenFuture = Pin<Box<dyn Future<Output = Result<BearerToken, AuthError>> + Send>>;
 
 impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -204,11 +227,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl BearerTokenSource for Counting {
-        async fn bearer_token(&self) -> Result<ClusterToken, AuthError> {
+        async fn bearer_token(&self) -> Result<BearerToken, AuthError> {
             self.cache
                 .get_or_refresh(|| async {
                     let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
-                    Ok(ClusterToken {
+                    Ok(BearerToken {
                         token: SecretString::from(format!("token-{n}")),
                         expires_at: self.clock.now() + Duration::from_secs(14 * 60),
                     })
@@ -304,7 +327,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let token = ClusterToken {
+        let token = BearerToken {
             token: SecretString::from("k8s-aws-v1.secretstuff"),
             expires_at: from_unix(0),
         };

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use secrecy::SecretString;
 
 use super::{AwsAuth, dns_suffix};
-use crate::bearer::{BearerTokenSource, ClusterToken, TokenCache};
+use crate::bearer::{BearerToken, BearerTokenSource, TokenCache};
 use crate::error::AuthError;
 
 /// The prefix of EKS tokens.
@@ -45,7 +45,7 @@ pub fn presign_eks_token(
     region: &str,
     cluster: &str,
     at: SystemTime,
-) -> Result<ClusterToken, AuthError> {
+) -> Result<BearerToken, AuthError> {
     let signing_error = |e: Box<dyn std::error::Error + Send + Sync>| AuthError::Service {
         service: "EKS token signing",
         message: "cannot presign the STS request".into(),
@@ -98,7 +98,7 @@ pub fn presign_eks_token(
     if let Some(creds_expiry) = credentials.expiry() {
         expires_at = expires_at.min(creds_expiry);
     }
-    Ok(ClusterToken {
+    Ok(BearerToken {
         token: SecretString::from(token),
         expires_at,
     })
@@ -148,7 +148,7 @@ impl EksTokenSource {
 
 #[async_trait::async_trait]
 impl BearerTokenSource for EksTokenSource {
-    async fn bearer_token(&self) -> Result<ClusterToken, AuthError> {
+    async fn bearer_token(&self) -> Result<BearerToken, AuthError> {
         self.cache
             .get_or_refresh(|| async {
                 let credentials = self.auth.credentials().await?;

@@ -9,6 +9,7 @@ use aws_credential_types::provider::{self, ProvideCredentials, error::Credential
 use secrecy::ExposeSecret as _;
 
 use super::{SdkCall, build_sdk_config, sdk_error};
+use crate::bearer::{Expiring, TokenCache};
 use crate::clock::{SharedClock, rfc3339};
 use crate::error::AuthError;
 use crate::oidc::SharedOidcTokenSource;
@@ -40,17 +41,22 @@ struct Inner {
     audience: String,
     tokens: SharedOidcTokenSource,
     clock: SharedClock,
-    refresh_margin: Duration,
     region: String,
     endpoint_url: Option<String>,
     retry: RetryPolicy,
-    cache: tokio::sync::Mutex<Option<Assumed>>,
+    cache: TokenCache<Assumed>,
 }
 
 #[derive(Clone)]
 struct Assumed {
     credentials: Credentials,
     expires_at: SystemTime,
+}
+
+impl Expiring for Assumed {
+    fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
 }
 
 impl fmt::Debug for WebIdentityCredentials {
@@ -153,6 +159,7 @@ impl WebIdentityBuilder {
         );
         Ok(WebIdentityCredentials {
             inner: Arc::new(Inner {
+                cache: TokenCache::new(Arc::clone(&self.clock), self.refresh_margin),
                 sts: aws_sdk_sts::Client::new(&config),
                 role_arn: self.role_arn,
                 session_name: self.session_name,
@@ -160,11 +167,9 @@ impl WebIdentityBuilder {
                 audience: self.audience,
                 tokens: self.tokens,
                 clock: self.clock,
-                refresh_margin: self.refresh_margin,
                 region: self.region,
                 endpoint_url: self.endpoint_url,
                 retry: self.retry,
-                cache: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -220,22 +225,13 @@ impl WebIdentityCredentials {
     /// Valid credentials: the cached ones while they have more than the refresh margin left,
     /// else fresh ones from STS.
     pub async fn load(&self) -> Result<Credentials, AuthError> {
-        let inner = &self.inner;
-        let mut cache = inner.cache.lock().await;
-        let now = inner.clock.now();
-        if let Some(assumed) = cache.as_ref()
-            && assumed.expires_at > now + inner.refresh_margin
-        {
-            return Ok(assumed.credentials.clone());
-        }
-        let assumed = self.assume(now).await?;
-        let credentials = assumed.credentials.clone();
-        *cache = Some(assumed);
-        Ok(credentials)
+        let assumed = self.inner.cache.get_or_refresh(|| self.assume()).await?;
+        Ok(assumed.credentials)
     }
 
-    async fn assume(&self, now: SystemTime) -> Result<Assumed, AuthError> {
+    async fn assume(&self) -> Result<Assumed, AuthError> {
         let inner = &self.inner;
+        let now = inner.clock.now();
         let token = inner.tokens.token(&inner.audience).await?;
         token.ensure_fresh(now)?;
         if let Some(aud) = &token.claims().aud

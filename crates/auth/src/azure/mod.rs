@@ -13,12 +13,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use crate::bearer::{BearerTokenSource, ClusterToken};
+use crate::bearer::{BearerToken, BearerTokenSource, TokenCache};
 use crate::clock::SharedClock;
 use crate::error::AuthError;
 use crate::oidc::SharedOidcTokenSource;
@@ -33,29 +33,11 @@ pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 /// accept.
 pub const AKS_SERVER_APP_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 
-/// An Azure AD access token.
-#[derive(Clone)]
-pub struct AccessToken {
-    /// The token.
-    pub token: SecretString,
-    /// When it expires.
-    pub expires_at: SystemTime,
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("token", &"[redacted]")
-            .field("expires_at", &crate::clock::rfc3339(self.expires_at))
-            .finish()
-    }
-}
-
 /// A source of Azure AD access tokens.
 #[async_trait::async_trait]
 pub trait AzureTokenCredential: Send + Sync + fmt::Debug {
     /// A token for `scope` (e.g. `https://management.azure.com/.default`).
-    async fn token(&self, scope: &str) -> Result<AccessToken, AuthError>;
+    async fn token(&self, scope: &str) -> Result<BearerToken, AuthError>;
 
     /// For messages.
     fn describe(&self) -> String;
@@ -117,7 +99,8 @@ struct Inner {
     retry: RetryPolicy,
     clock: SharedClock,
     refresh_margin: Duration,
-    cache: tokio::sync::Mutex<HashMap<String, AccessToken>>,
+    /// One cache per scope, so scopes refresh independently.
+    cache: std::sync::Mutex<HashMap<String, Arc<TokenCache>>>,
 }
 
 impl fmt::Debug for AzureAdCredential {
@@ -210,7 +193,7 @@ impl AzureAdBuilder {
                 retry: self.retry,
                 clock: self.clock,
                 refresh_margin: self.refresh_margin,
-                cache: tokio::sync::Mutex::new(HashMap::new()),
+                cache: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -281,8 +264,9 @@ impl AzureAdCredential {
         url
     }
 
-    async fn request(&self, scope: &str, now: SystemTime) -> Result<AccessToken, AuthError> {
+    async fn request(&self, scope: &str) -> Result<BearerToken, AuthError> {
         let inner = &self.inner;
+        let now = inner.clock.now();
         let (assertion, sub, origin) = match &inner.auth {
             ClientAuth::Federated { tokens, audience } => {
                 let token = tokens.token(audience).await?;
@@ -364,7 +348,7 @@ impl AzureAdCredential {
             expires_at = %crate::clock::rfc3339(expires_at),
             "got an Azure AD token"
         );
-        Ok(AccessToken {
+        Ok(BearerToken {
             token: SecretString::from(token),
             expires_at,
         })
@@ -438,17 +422,21 @@ fn aad_refusal(
 
 #[async_trait::async_trait]
 impl AzureTokenCredential for AzureAdCredential {
-    async fn token(&self, scope: &str) -> Result<AccessToken, AuthError> {
-        let mut cache = self.inner.cache.lock().await;
-        let now = self.inner.clock.now();
-        if let Some(token) = cache.get(scope)
-            && token.expires_at > now + self.inner.refresh_margin
-        {
-            return Ok(token.clone());
-        }
-        let token = self.request(scope, now).await?;
-        cache.insert(scope.to_owned(), token.clone());
-        Ok(token)
+    async fn token(&self, scope: &str) -> Result<BearerToken, AuthError> {
+        let cache = {
+            let mut caches = self
+                .inner
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(caches.entry(scope.to_owned()).or_insert_with(|| {
+                Arc::new(TokenCache::new(
+                    Arc::clone(&self.inner.clock),
+                    self.inner.refresh_margin,
+                ))
+            }))
+        };
+        cache.get_or_refresh(|| self.request(scope)).await
     }
 
     fn describe(&self) -> String {
@@ -484,11 +472,7 @@ impl AzureBearer {
 
 #[async_trait::async_trait]
 impl BearerTokenSource for AzureBearer {
-    async fn bearer_token(&self) -> Result<ClusterToken, AuthError> {
-        let token = self.credential.token(&self.scope).await?;
-        Ok(ClusterToken {
-            token: token.token,
-            expires_at: token.expires_at,
-        })
+    async fn bearer_token(&self) -> Result<BearerToken, AuthError> {
+        self.credential.token(&self.scope).await
     }
 }
