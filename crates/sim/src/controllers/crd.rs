@@ -25,13 +25,11 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
             &mut conditions,
             json!({"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"}),
             &now,
-            false,
         );
         set_condition(
             &mut conditions,
             json!({"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}),
             &now,
-            false,
         );
         let storage: Vec<Value> = crd["spec"]["versions"]
             .as_array()

@@ -10,8 +10,8 @@ use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use super::{
-    CONTROLLER_MANAGER, Wake, controller_ref, i64_at, is_deleting, list, owned, scaled,
-    set_condition, set_count, template_hash, without_hash_label,
+    CONTROLLER_MANAGER, Wake, controller_ref, i64_at, is_deleting, list, owned, scaled, set_count,
+    template_hash, without_hash_label, write_status,
 };
 use crate::clock::parse_time;
 use crate::resources::{Builtin, ResourceType};
@@ -23,6 +23,36 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
 const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+
+const TIMED_OUT: &str = "ProgressDeadlineExceeded";
+
+/// A Deployment condition as the controller makes them.
+fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": kind, "status": status, "reason": reason, "message": message})
+}
+
+/// The deployment controller's `SetDeploymentCondition`: nothing changes while the status and
+/// reason stay the same (the message is kept too); the transition time is kept while the
+/// status does; a changed condition moves to the end of the list (so the order a cluster shows
+/// is the order of the last changes).
+fn set_deployment_condition(conditions: &mut Vec<Value>, mut condition: Value, now: &str) {
+    let at = conditions
+        .iter()
+        .position(|c| c["type"] == condition["type"]);
+    condition["lastUpdateTime"] = json!(now);
+    condition["lastTransitionTime"] = json!(now);
+    if let Some(i) = at {
+        let existing = &conditions[i];
+        if existing["status"] == condition["status"] {
+            if existing["reason"] == condition["reason"] {
+                return;
+            }
+            condition["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+        }
+        conditions.remove(i);
+    }
+    conditions.push(condition);
+}
 
 fn revision(rs: &Value) -> i64 {
     rs["metadata"]["annotations"][REVISION]
@@ -176,22 +206,19 @@ fn sync(state: &mut State, ctx: &Ctx, d: &Obj, wake: &mut Wake) -> bool {
         match state.controller_create(&ctx.replica_sets, rs, CONTROLLER_MANAGER) {
             Some(created) => {
                 changed = true;
-                set_condition(
-                    &mut conditions,
-                    json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated", "message": format!("Created new replica set {rs_name:?}")}),
-                    &now_text,
-                    true,
-                );
+                let message = format!("Created new replica set {rs_name:?}");
+                let c = condition("Progressing", "True", "NewReplicaSetCreated", &message);
+                set_deployment_condition(&mut conditions, c, &now_text);
                 rss.push(Arc::clone(&created));
                 new_rs = Some(created);
             }
             None => return changed,
         }
-    } else if let Some(rs) = &new_rs {
+    } else if let Some(rs) = &new_rs.clone() {
+        let mut updated = (**rs).clone();
         // A rollback to an older template makes that ReplicaSet the newest revision again.
         let current = revision(rs);
         if current <= max_old_revision {
-            let mut updated = (**rs).clone();
             let mut history: Vec<String> = rs["metadata"]["annotations"][REVISION_HISTORY]
                 .as_str()
                 .map(|h| h.split(',').map(str::to_owned).collect())
@@ -200,16 +227,32 @@ fn sync(state: &mut State, ctx: &Ctx, d: &Obj, wake: &mut Wake) -> bool {
             updated["metadata"]["annotations"][REVISION] =
                 json!((max_old_revision + 1).to_string());
             updated["metadata"]["annotations"][REVISION_HISTORY] = json!(history.join(","));
-            if state.controller_update(&ctx.replica_sets, rs, updated, CONTROLLER_MANAGER, false) {
-                changed = true;
-                if let Some(fresh) =
-                    state
-                        .store
-                        .get(&ctx.replica_sets.key(), &namespace, meta_str(rs, "name"))
-                {
-                    new_rs = Some(fresh);
+        }
+        // minReadySeconds is the one spec field that changes without a new template
+        let min_ready = i64_at(d, "/spec/minReadySeconds");
+        if i64_at(rs, "/spec/minReadySeconds") != min_ready {
+            match updated["spec"].as_object_mut() {
+                Some(spec) if min_ready == 0 => {
+                    spec.remove("minReadySeconds");
                 }
+                _ => updated["spec"]["minReadySeconds"] = json!(min_ready),
             }
+        }
+        if updated != **rs
+            && state.controller_update(&ctx.replica_sets, rs, updated, CONTROLLER_MANAGER, false)
+        {
+            changed = true;
+            new_rs = state
+                .store
+                .get(&ctx.replica_sets.key(), &namespace, meta_str(rs, "name"));
+        }
+        // progress is estimated from the first time a new ReplicaSet is seen
+        if d["spec"]["progressDeadlineSeconds"].is_i64()
+            && !conditions.iter().any(|c| c["type"] == "Progressing")
+        {
+            let message = format!("Found new replica set {:?}", meta_str(rs, "name"));
+            let c = condition("Progressing", "True", "FoundNewReplicaSet", &message);
+            set_deployment_condition(&mut conditions, c, &now_text);
         }
     }
     let Some(new_rs) = new_rs else {
@@ -413,53 +456,69 @@ fn update_status(
     if conditions.is_empty() {
         conditions = stored;
     }
-    if available >= replicas_spec - max_unavailable {
-        set_condition(
-            &mut conditions,
-            json!({"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."}),
-            &now_text,
-            true,
-        );
-    } else {
-        set_condition(
-            &mut conditions,
-            json!({"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."}),
-            &now_text,
-            true,
-        );
-    }
+    let name = meta_str(&current, "name");
     let paused = current["spec"]["paused"].as_bool() == Some(true);
     let deadline = current["spec"]["progressDeadlineSeconds"].as_i64();
-    let progressing = conditions
-        .iter()
-        .find(|c| c["type"] == "Progressing")
-        .cloned();
-    let rs_name = new_rs.map(|rs| meta_str(rs, "name").to_owned());
-    if paused {
-        if deadline.is_some() {
-            set_condition(
-                &mut conditions,
-                json!({"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused", "message": "Deployment is paused"}),
-                &now_text,
-                true,
+    let progressing = |conditions: &[Value]| -> Option<String> {
+        conditions
+            .iter()
+            .find(|c| c["type"] == "Progressing")
+            .and_then(|c| c["reason"].as_str())
+            .map(str::to_owned)
+    };
+    // checkPausedConditions: a stall once reported stays reported
+    let reason = progressing(&conditions);
+    if deadline.is_some() && reason.as_deref() != Some(TIMED_OUT) {
+        let was_paused = reason.as_deref() == Some("DeploymentPaused");
+        if paused && !was_paused {
+            let c = condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused",
             );
+            set_deployment_condition(&mut conditions, c, &now_text);
+        } else if !paused && was_paused {
+            let c = condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed",
+            );
+            set_deployment_condition(&mut conditions, c, &now_text);
         }
-    } else if let Some(deadline) = deadline {
-        let was_paused = progressing
-            .as_ref()
-            .is_some_and(|c| c["reason"] == "DeploymentPaused");
-        let complete_before = progressing
-            .as_ref()
-            .is_some_and(|c| c["reason"] == "NewReplicaSetAvailable");
-        let is_complete = actual == updated && complete_before;
-        if was_paused {
-            set_condition(
-                &mut conditions,
-                json!({"type": "Progressing", "status": "Unknown", "reason": "DeploymentResumed", "message": "Deployment is resumed"}),
-                &now_text,
-                true,
-            );
-        } else if !is_complete {
+    }
+    // calculateStatus
+    let (kind, reason, message) = if available >= replicas_spec - max_unavailable {
+        (
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
+    } else {
+        (
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
+    };
+    set_deployment_condition(
+        &mut conditions,
+        condition("Available", kind, reason, message),
+        &now_text,
+    );
+    // syncRolloutStatus (a paused Deployment's status is synced without estimating progress)
+    match deadline {
+        None => conditions.retain(|c| c["type"] != "Progressing"),
+        Some(_) if paused => {}
+        Some(deadline) => {
+            let reason = progressing(&conditions);
+            let complete_before =
+                actual == updated && reason.as_deref() == Some("NewReplicaSetAvailable");
+            let named = |what: &str| match new_rs {
+                Some(rs) => format!("ReplicaSet {:?} {what}", meta_str(rs, "name")),
+                None => format!("Deployment {name:?} {what}"),
+            };
             let done =
                 updated == replicas_spec && actual == replicas_spec && available == replicas_spec;
             let old_updated = i64_at(old_status, "/updatedReplicas");
@@ -468,54 +527,48 @@ fn update_status(
                 || (actual - updated) < old_old
                 || ready > i64_at(old_status, "/readyReplicas")
                 || available > i64_at(old_status, "/availableReplicas");
-            let named = |what: &str| match &rs_name {
-                Some(rs) => format!("ReplicaSet {rs:?} {what}"),
-                None => format!("Deployment {:?} {what}", meta_str(&current, "name")),
-            };
-            if done {
-                set_condition(
-                    &mut conditions,
-                    json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": named("has successfully progressed.")}),
-                    &now_text,
-                    true,
+            if complete_before {
+                // the last rollout completed: nothing to estimate
+            } else if done {
+                let c = condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    &named("has successfully progressed."),
                 );
+                set_deployment_condition(&mut conditions, c, &now_text);
             } else if progress {
-                let mut condition = json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": named("is progressing."), "lastUpdateTime": now_text, "lastTransitionTime": now_text});
-                if let Some(existing) = conditions.iter_mut().find(|c| c["type"] == "Progressing") {
+                // every sign of progress moves lastUpdateTime, even with the same reason
+                let mut c = condition(
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    &named("is progressing."),
+                );
+                c["lastUpdateTime"] = json!(now_text);
+                c["lastTransitionTime"] = json!(now_text);
+                if let Some(i) = conditions.iter().position(|c| c["type"] == "Progressing") {
+                    let existing = conditions.remove(i);
                     if existing["status"] == "True" {
-                        condition["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+                        c["lastTransitionTime"] = existing["lastTransitionTime"].clone();
                     }
-                    *existing = condition;
-                } else {
-                    conditions.push(condition);
                 }
-            } else if let Some(cond) = conditions
+                conditions.push(c);
+            } else if let Some(from) = conditions
                 .iter()
                 .find(|c| c["type"] == "Progressing")
-                .cloned()
-                && cond["reason"] != "ProgressDeadlineExceeded"
+                .filter(|c| c["reason"] != "NewReplicaSetAvailable" && c["reason"] != TIMED_OUT)
+                .and_then(|c| c["lastUpdateTime"].as_str())
+                .and_then(parse_time)
             {
-                let from = cond["lastUpdateTime"]
-                    .as_str()
-                    .and_then(parse_time)
-                    .unwrap_or(now);
                 let due = from
                     .saturating_add(SignedDuration::from_secs(deadline))
                     .unwrap_or(from);
                 if due < now {
-                    set_condition(
-                        &mut conditions,
-                        json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": named("has timed out progressing.")}),
-                        &now_text,
-                        true,
-                    );
-                    state.event(
-                        &current,
-                        true,
-                        "ProgressDeadlineExceeded",
-                        &named("has timed out progressing."),
-                        "deployment-controller",
-                    );
+                    let message = named("has timed out progressing.");
+                    let c = condition("Progressing", "False", TIMED_OUT, &message);
+                    set_deployment_condition(&mut conditions, c, &now_text);
+                    state.event(&current, true, TIMED_OUT, &message, "deployment-controller");
                 } else {
                     wake.at(due
                         .saturating_add(SignedDuration::from_secs(1))
@@ -523,26 +576,272 @@ fn update_status(
                 }
             }
         }
-    } else {
-        conditions.retain(|c| c["type"] != "Progressing");
     }
-    // Available first, then Progressing, as the controller orders them
-    conditions.sort_by_key(|c| match c["type"].as_str() {
-        Some("Available") => 0,
-        Some("Progressing") => 1,
-        _ => 2,
-    });
     status["conditions"] = Value::Array(conditions);
-    if *old_status == status {
-        return false;
+    let namespace = meta_str(&current, "namespace");
+    write_status(state, &ctx.deployments, namespace, name, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use jiff::{SignedDuration, Timestamp};
+    use serde_json::{Value, json};
+
+    use crate::config::{ImageBehaviour, ImageRule, SimConfig};
+    use crate::controllers::{bootstrap, list, run_pass};
+    use crate::resources::Builtin;
+    use crate::state::{State, WriteOpts};
+    use crate::store::meta_str;
+
+    /// A cluster whose virtual clock moves only when told, so nothing depends on the machine's
+    /// speed.
+    struct Cluster {
+        state: State,
     }
-    let mut updated_object = (*current).clone();
-    updated_object["status"] = status;
-    state.controller_update(
-        &ctx.deployments,
-        &current,
-        updated_object,
-        CONTROLLER_MANAGER,
-        true,
-    )
+
+    impl Cluster {
+        fn new() -> Cluster {
+            let config = SimConfig {
+                images: vec![ImageRule::new("*:broken", ImageBehaviour::PullForever)],
+                ..SimConfig::default()
+            };
+            let start = Timestamp::from_second(1_700_000_000).unwrap();
+            let mut state = State::new(Arc::new(config), start);
+            bootstrap(&mut state);
+            Cluster { state }
+        }
+
+        /// Runs the controllers for `secs` virtual seconds, waking when they asked to.
+        fn run_for(&mut self, secs: i64) {
+            let end = self
+                .state
+                .now
+                .saturating_add(SignedDuration::from_secs(secs))
+                .unwrap();
+            loop {
+                match run_pass(&mut self.state) {
+                    Some(next) if next <= end => self.state.now = next.max(self.state.now),
+                    _ => break,
+                }
+            }
+            self.state.now = end;
+            run_pass(&mut self.state);
+        }
+
+        fn deployment(&self) -> Value {
+            let rt = self.state.builtin(Builtin::Deployment);
+            (*self.state.store.get(&rt.key(), "default", "web").unwrap()).clone()
+        }
+
+        /// Creates or changes Deployment `web` as a client would.
+        fn apply(&mut self, image: &str, paused: bool) {
+            let rt = self.state.builtin(Builtin::Deployment);
+            let d = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"replicas": 2, "paused": paused, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": image}]}}},
+            });
+            let opts = WriteOpts::controller("test");
+            match self.state.store.get(&rt.key(), "default", "web") {
+                None => {
+                    self.state.create(&rt, "default", d, &opts).unwrap();
+                }
+                Some(old) => {
+                    let mut new = (*old).clone();
+                    new["spec"] = d["spec"].clone();
+                    self.state
+                        .update(&rt, "default", "web", new, &opts)
+                        .unwrap();
+                }
+            }
+        }
+
+        /// The Deployment's conditions as (type, status, reason, message), in stored order.
+        fn conditions(&self) -> Vec<(String, String, String, String)> {
+            let d = self.deployment();
+            d["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+                    (s("type"), s("status"), s("reason"), s("message"))
+                })
+                .collect()
+        }
+
+        fn events(&self, reason: &str) -> usize {
+            let rt = self.state.builtin(Builtin::Event);
+            list(&self.state, &rt, Some("default"))
+                .iter()
+                .filter(|e| e["reason"] == reason)
+                .count()
+        }
+
+        fn new_replica_set(&self) -> String {
+            let d = self.deployment();
+            let revision = d["metadata"]["annotations"][super::REVISION].clone();
+            let rt = self.state.builtin(Builtin::ReplicaSet);
+            list(&self.state, &rt, Some("default"))
+                .iter()
+                .find(|rs| rs["metadata"]["annotations"][super::REVISION] == revision)
+                .map(|rs| meta_str(rs, "name").to_owned())
+                .unwrap()
+        }
+    }
+
+    fn condition(
+        kind: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+    ) -> (String, String, String, String) {
+        (
+            kind.to_owned(),
+            status.to_owned(),
+            reason.to_owned(),
+            message.to_owned(),
+        )
+    }
+
+    #[test]
+    fn a_rolled_out_deployment_reads_like_the_controllers() {
+        let mut cluster = Cluster::new();
+        cluster.apply("nginx:1", false);
+        cluster.run_for(60);
+        let rs = cluster.new_replica_set();
+        assert_eq!(
+            cluster.conditions(),
+            [
+                condition(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability."
+                ),
+                condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    &format!("ReplicaSet {rs:?} has successfully progressed.")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rollback_long_after_the_last_rollout_is_not_a_stall() {
+        let mut cluster = Cluster::new();
+        cluster.apply("nginx:1", false);
+        cluster.run_for(60);
+        cluster.apply("nginx:2", false);
+        cluster.run_for(60);
+        // far past progressDeadlineSeconds (600) since the last progress
+        cluster.run_for(3600);
+        cluster.apply("nginx:1", false);
+        cluster.run_for(60);
+        assert_eq!(cluster.events(super::TIMED_OUT), 0);
+        let d = cluster.deployment();
+        assert_eq!(d["metadata"]["annotations"][super::REVISION], "3");
+        assert_eq!(cluster.conditions()[1].2, "NewReplicaSetAvailable");
+    }
+
+    #[test]
+    fn a_stall_stays_reported_through_a_pause() {
+        let mut cluster = Cluster::new();
+        cluster.apply("nginx:1", false);
+        cluster.run_for(60);
+        cluster.apply("nginx:broken", false);
+        cluster.run_for(700);
+        let rs = cluster.new_replica_set();
+        let timed_out = condition(
+            "Progressing",
+            "False",
+            super::TIMED_OUT,
+            &format!("ReplicaSet {rs:?} has timed out progressing."),
+        );
+        assert!(
+            cluster.conditions().contains(&timed_out),
+            "{:?}",
+            cluster.conditions()
+        );
+        cluster.apply("nginx:broken", true);
+        cluster.run_for(10);
+        assert!(
+            cluster.conditions().contains(&timed_out),
+            "{:?}",
+            cluster.conditions()
+        );
+        cluster.apply("nginx:broken", false);
+        cluster.run_for(10);
+        assert!(
+            cluster.conditions().contains(&timed_out),
+            "{:?}",
+            cluster.conditions()
+        );
+        assert_eq!(cluster.events(super::TIMED_OUT), 1);
+    }
+
+    #[test]
+    fn min_ready_seconds_reach_the_current_replica_set() {
+        let mut cluster = Cluster::new();
+        cluster.apply("nginx:1", false);
+        cluster.run_for(60);
+        let rt = cluster.state.builtin(Builtin::Deployment);
+        let mut d = cluster.deployment();
+        d["spec"]["minReadySeconds"] = json!(30);
+        cluster
+            .state
+            .update(&rt, "default", "web", d, &WriteOpts::controller("test"))
+            .unwrap();
+        cluster.run_for(1);
+        let rs_rt = cluster.state.builtin(Builtin::ReplicaSet);
+        let rs = cluster
+            .state
+            .store
+            .get(&rs_rt.key(), "default", &cluster.new_replica_set())
+            .unwrap();
+        assert_eq!(rs["spec"]["minReadySeconds"], 30);
+        assert_eq!(list(&cluster.state, &rs_rt, Some("default")).len(), 1);
+    }
+
+    #[test]
+    fn a_pause_and_a_resume_are_reported() {
+        let mut cluster = Cluster::new();
+        cluster.apply("nginx:1", false);
+        cluster.run_for(60);
+        cluster.apply("nginx:1", true);
+        cluster.run_for(10);
+        assert_eq!(
+            cluster.conditions()[1],
+            condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused"
+            )
+        );
+        cluster.apply("nginx:2", true);
+        cluster.run_for(60);
+        assert_eq!(
+            cluster.conditions()[1].2,
+            "DeploymentPaused",
+            "a paused Deployment does not roll out"
+        );
+        cluster.apply("nginx:2", false);
+        cluster.run_for(60);
+        let rs = cluster.new_replica_set();
+        assert_eq!(
+            cluster.conditions()[1],
+            condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet {rs:?} has successfully progressed.")
+            )
+        );
+    }
 }

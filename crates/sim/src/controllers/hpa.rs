@@ -55,13 +55,11 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
                     &mut conditions,
                     json!({"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "the HPA controller was able to get the target's current scale"}),
                     &now_text,
-                    false,
                 );
                 set_condition(
                     &mut conditions,
                     json!({"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned from resource metrics API"}),
                     &now_text,
-                    false,
                 );
                 if desired != current {
                     let mut scaled = (*object).clone();
@@ -86,14 +84,12 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
                         &mut conditions,
                         json!({"type": "ScalingLimited", "status": "True", "reason": if desired > current { "TooFewReplicas" } else { "TooManyReplicas" }, "message": "the desired replica count is outside the allowed range"}),
                         &now_text,
-                        false,
                     );
                 } else {
                     set_condition(
                         &mut conditions,
                         json!({"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange", "message": "the desired count is within the acceptable range"}),
                         &now_text,
-                        false,
                     );
                 }
                 status["currentReplicas"] = json!(observed);
@@ -104,7 +100,6 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
                     &mut conditions,
                     json!({"type": "AbleToScale", "status": "False", "reason": "FailedGetScale", "message": format!("the HPA controller was unable to get the target's current scale: {} {:?} not found", rt.qualified(), target["name"].as_str().unwrap_or(""))}),
                     &now_text,
-                    false,
                 );
                 status["currentReplicas"] = json!(0);
                 status["desiredReplicas"] = json!(0);

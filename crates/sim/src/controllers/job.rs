@@ -108,13 +108,11 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
                     &mut conditions,
                     json!({"type": interim, "status": "True", "reason": reason, "message": message, "lastProbeTime": now_text}),
                     &now_text,
-                    false,
                 );
                 set_condition(
                     &mut conditions,
                     json!({"type": kind, "status": "True", "reason": reason, "message": message, "lastProbeTime": now_text}),
                     &now_text,
-                    false,
                 );
                 if *kind == "Complete" {
                     status["completionTime"] = json!(now_text);

@@ -273,14 +273,9 @@ pub(crate) fn set_count(status: &mut Value, field: &str, n: i64) {
     }
 }
 
-/// A condition list entry update: keeps `lastTransitionTime` when the status is unchanged;
-/// returns whether anything changed. Conditions are `{type, status, reason, message, ...}`.
-pub(crate) fn set_condition(
-    conditions: &mut Vec<Value>,
-    mut condition: Value,
-    now: &str,
-    update_time: bool,
-) {
+/// A condition list entry update: keeps `lastTransitionTime` while the status is unchanged.
+/// Conditions are `{type, status, reason, message, ...}`.
+pub(crate) fn set_condition(conditions: &mut Vec<Value>, mut condition: Value, now: &str) {
     let kind = condition["type"].clone();
     match conditions.iter_mut().find(|c| c["type"] == kind) {
         Some(existing) => {
@@ -290,21 +285,15 @@ pub(crate) fn set_condition(
             {
                 return;
             }
-            if existing["status"] == condition["status"] {
-                condition["lastTransitionTime"] = existing["lastTransitionTime"].clone();
+            condition["lastTransitionTime"] = if existing["status"] == condition["status"] {
+                existing["lastTransitionTime"].clone()
             } else {
-                condition["lastTransitionTime"] = json!(now);
-            }
-            if update_time {
-                condition["lastUpdateTime"] = json!(now);
-            }
+                json!(now)
+            };
             *existing = condition;
         }
         None => {
             condition["lastTransitionTime"] = json!(now);
-            if update_time {
-                condition["lastUpdateTime"] = json!(now);
-            }
             conditions.push(condition);
         }
     }
@@ -486,13 +475,11 @@ mod tests {
             &mut cs,
             json!({"type": "Ready", "status": "True", "reason": "A"}),
             "t1",
-            false,
         );
         set_condition(
             &mut cs,
             json!({"type": "Ready", "status": "True", "reason": "B"}),
             "t2",
-            false,
         );
         assert_eq!(cs[0]["lastTransitionTime"], "t1");
         assert_eq!(cs[0]["reason"], "B");
@@ -500,7 +487,6 @@ mod tests {
             &mut cs,
             json!({"type": "Ready", "status": "False", "reason": "B"}),
             "t3",
-            false,
         );
         assert_eq!(cs[0]["lastTransitionTime"], "t3");
     }

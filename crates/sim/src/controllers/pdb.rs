@@ -46,7 +46,7 @@ pub(crate) fn reconcile(state: &mut State) -> bool {
         } else {
             json!({"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods", "message": ""})
         };
-        set_condition(&mut conditions, condition, &now_text, false);
+        set_condition(&mut conditions, condition, &now_text);
         for c in &mut conditions {
             c["observedGeneration"] = pdb["metadata"]["generation"].clone();
         }

@@ -491,7 +491,7 @@ fn compute(
         if let Some(m) = message {
             c["message"] = json!(m);
         }
-        set_condition(conditions, c, at, false);
+        set_condition(conditions, c, at);
     };
     set(
         &mut conditions,
@@ -792,7 +792,6 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
                     &mut conditions,
                     json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastProbeTime": null}),
                     &now_text,
-                    false,
                 );
                 updated["status"]["conditions"] = Value::Array(conditions);
                 if state.controller_update(&pods, &current, updated, "kube-scheduler", true) {
@@ -832,7 +831,6 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
                 &mut conditions,
                 json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null}),
                 &now_text,
-                false,
             );
             scheduled["status"]["conditions"] = Value::Array(conditions);
             state.controller_update(&pods, &current, scheduled, "kube-scheduler", true);
