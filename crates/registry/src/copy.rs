@@ -214,89 +214,37 @@ pub async fn copy_image(
     let outcomes = plan_tags(client, &repo, &tags, &root.digest, options.immutable).await?;
     let pinned = repo.with_digest(root.digest.clone()).to_string();
     let tags_done = outcomes.iter().all(|o| !o.written);
-    if tags_done
-        && (!tags.is_empty()
-            || client
-                .head_manifest(&repo.with_digest(root.digest.clone()))
-                .await?
-                .is_some())
-    {
+    // When every tag already names the image there is nothing to do; with no tag at all (a
+    // copy by digest), the manifest being there by digest says so.
+    let have_root = (tags_done && !tags.is_empty())
+        || client
+            .head_manifest(&repo.with_digest(root.digest.clone()))
+            .await?
+            .is_some();
+    let unchanged = tags_done && have_root;
+    let moved = if unchanged {
         tracing::info!(%pinned, "destination already has the image and its tags");
-        return Ok(CopyReport {
-            source: source.describe(),
-            repository: repo.to_string(),
-            digest: root.digest.clone(),
-            pinned,
-            media_type: root.media_type.clone(),
-            tags: outcomes,
-            manifests_written: 0,
-            blobs: BlobCounts::default(),
-            blob_bytes_total: 0,
-            blob_bytes_uploaded: 0,
-            unchanged: true,
-            stats: client.stats().since(&before),
-        });
-    }
-
-    let tree = walk(source, &root).await?;
-    let blob_bytes_total = tree.blobs.values().map(|d| d.size).sum();
-    let mut counts = BlobCounts {
-        total: tree.blobs.len() as u64,
-        ..BlobCounts::default()
-    };
-    let mut manifests_written = 0u64;
-    let have_root = client
-        .head_manifest(&repo.with_digest(root.digest.clone()))
-        .await?
-        .is_some();
-    if have_root {
-        // The registry only stores a manifest whose blobs it has: tagging is all that is left.
-        counts.present = counts.total;
-        tracing::info!(%pinned, "destination has the image by digest; writing tags only");
+        Moved::default()
     } else {
-        let mut blobs: Vec<Descriptor> = tree.blobs.values().cloned().collect();
-        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
-        let results: Vec<BlobResult> = futures::stream::iter(blobs)
-            .map(|desc| {
-                let repo = &repo;
-                async move { copy_blob(client, source, repo, &desc, options).await }
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .try_collect()
-            .await?;
-        for r in results {
-            match r {
-                BlobResult::Present => counts.present += 1,
-                BlobResult::Mounted => counts.mounted += 1,
-                BlobResult::Uploaded => counts.uploaded += 1,
-            }
-        }
-        for child in &tree.children {
-            let at = repo.with_digest(child.digest.clone());
-            if client.head_manifest(&at).await?.is_none() {
-                client
-                    .put_manifest(&repo, &child.digest.to_string(), child)
-                    .await?;
-                manifests_written += 1;
-            }
-        }
-        if tags.is_empty() {
-            client
-                .put_manifest(&repo, &root.digest.to_string(), &root)
-                .await?;
-            manifests_written += 1;
-        }
-    }
-    write_tags(client, &repo, &tags, &outcomes, &root).await?;
+        let by_digest = tags.is_empty();
+        let moved = transfer(client, source, &repo, &root, have_root, by_digest, options).await?;
+        write_tags(client, &repo, &tags, &outcomes, &root).await?;
+        moved
+    };
     let stats = client.stats().since(&before);
-    tracing::info!(
-        %pinned,
-        uploaded = counts.uploaded,
-        mounted = counts.mounted,
-        present = counts.present,
-        bytes = stats.blob_bytes_uploaded,
-        "copied"
-    );
+    let blob_bytes_uploaded = if unchanged {
+        0
+    } else {
+        tracing::info!(
+            %pinned,
+            uploaded = moved.blobs.uploaded,
+            mounted = moved.blobs.mounted,
+            present = moved.blobs.present,
+            bytes = stats.blob_bytes_uploaded,
+            "copied"
+        );
+        stats.blob_bytes_uploaded
+    };
     Ok(CopyReport {
         source: source.describe(),
         repository: repo.to_string(),
@@ -304,13 +252,79 @@ pub async fn copy_image(
         pinned,
         media_type: root.media_type.clone(),
         tags: outcomes,
-        manifests_written,
-        blobs: counts,
-        blob_bytes_total,
-        blob_bytes_uploaded: stats.blob_bytes_uploaded,
-        unchanged: false,
+        manifests_written: moved.manifests_written,
+        blobs: moved.blobs,
+        blob_bytes_total: moved.blob_bytes_total,
+        blob_bytes_uploaded,
+        unchanged,
         stats,
     })
+}
+
+/// What [`transfer`] moved.
+#[derive(Default)]
+struct Moved {
+    blobs: BlobCounts,
+    blob_bytes_total: u64,
+    manifests_written: u64,
+}
+
+/// Puts everything `root` needs into `repo` but its tags: the blobs (unless the registry has
+/// `root` by digest already: it only stores a manifest whose blobs it has), the child manifests
+/// by digest, and `root` itself by digest when it gets no tag.
+async fn transfer(
+    client: &Client,
+    source: &dyn ImageSource,
+    repo: &ImageRef,
+    root: &Manifest,
+    have_root: bool,
+    by_digest: bool,
+    options: &CopyOptions,
+) -> Result<Moved> {
+    let tree = walk(source, root).await?;
+    let mut moved = Moved {
+        blobs: BlobCounts {
+            total: tree.blobs.len() as u64,
+            ..BlobCounts::default()
+        },
+        blob_bytes_total: tree.blobs.values().map(|d| d.size).sum(),
+        manifests_written: 0,
+    };
+    if have_root {
+        moved.blobs.present = moved.blobs.total;
+        tracing::info!(digest = %root.digest, "destination has the image by digest; writing tags only");
+        return Ok(moved);
+    }
+    let mut blobs: Vec<Descriptor> = tree.blobs.values().cloned().collect();
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
+    let results: Vec<BlobResult> = futures::stream::iter(blobs)
+        .map(|desc| async move { copy_blob(client, source, repo, &desc, options).await })
+        .buffer_unordered(options.concurrency.max(1))
+        .try_collect()
+        .await?;
+    for r in results {
+        match r {
+            BlobResult::Present => moved.blobs.present += 1,
+            BlobResult::Mounted => moved.blobs.mounted += 1,
+            BlobResult::Uploaded => moved.blobs.uploaded += 1,
+        }
+    }
+    for child in &tree.children {
+        let at = repo.with_digest(child.digest.clone());
+        if client.head_manifest(&at).await?.is_none() {
+            client
+                .put_manifest(repo, &child.digest.to_string(), child)
+                .await?;
+            moved.manifests_written += 1;
+        }
+    }
+    if by_digest {
+        client
+            .put_manifest(repo, &root.digest.to_string(), root)
+            .await?;
+        moved.manifests_written += 1;
+    }
+    Ok(moved)
 }
 
 async fn copy_blob(
