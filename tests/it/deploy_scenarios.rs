@@ -122,7 +122,9 @@ async fn image_of(cluster: &Cluster, name: &str) -> String {
         .unwrap()
 }
 
-async fn example_deploys_to_the_embedded_simulator(name: &str, lb: &str) {
+/// An example's `local` environment deploys to the embedded simulator, its state persists for
+/// `ferry status`, and the simulator's own tracing stays out of the user's output.
+async fn example_deploys_to_the_embedded_simulator(name: &str, lb: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("examples").join(name), dir.path());
     let cfg = dir.path().join("ferry.toml").display().to_string();
@@ -136,9 +138,16 @@ async fn example_deploys_to_the_embedded_simulator(name: &str, lb: &str) {
     assert_eq!(code(&out), 0, "{name}:\n{}\n{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("deployed release v1"), "{name}: {text}");
+    if let Some(lb) = lb {
+        assert!(
+            text.contains(&format!("load balancer {lb}: ")),
+            "{name}: {text}"
+        );
+    }
+    let err = stderr(&out);
     assert!(
-        text.contains(&format!("load balancer {lb}: ")),
-        "{name}: {text}"
+        !err.contains(" WARN ") && !err.contains(" ERROR "),
+        "{name}: log lines in a default deploy's output:\n{err}"
     );
     // The state persisted: status sees every object of the release ready.
     let out = cluster
@@ -155,13 +164,26 @@ async fn example_deploys_to_the_embedded_simulator(name: &str, lb: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_004_cloudage_deploys_to_the_embedded_simulator() {
-    example_deploys_to_the_embedded_simulator("cloudage", "Service cloudage/cloudage").await;
+    example_deploys_to_the_embedded_simulator("cloudage", Some("Service cloudage/cloudage")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_000_cloudtolocalllm_deploys_to_the_embedded_simulator() {
-    example_deploys_to_the_embedded_simulator("cloudtolocalllm", "Service cloudtolocalllm/edge")
-        .await;
+    example_deploys_to_the_embedded_simulator(
+        "cloudtolocalllm",
+        Some("Service cloudtolocalllm/edge"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_002_ode_deploys_to_the_embedded_simulator() {
+    example_deploys_to_the_embedded_simulator("ode", Some("Service ode/ode-edge")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_003_devops_platform_dev_overlay_deploys_to_the_embedded_simulator() {
+    example_deploys_to_the_embedded_simulator("devops-platform", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

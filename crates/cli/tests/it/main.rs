@@ -1,3 +1,4 @@
 //! ferry-cli's integration tests: the real `ferry` binary.
 
 mod sim;
+mod workflows;
