@@ -101,8 +101,8 @@ gate it on the budget in [env.NAME.budget] or the flags.",
     )]
     #[command(display_order = 9)]
     Cost(CostArgs),
-    /// Check ferry.toml (syntax, keys, types, values the cost catalog knows) and each
-    /// environment's manifests, offline.
+    /// Check ferry.toml (syntax, keys, types, and the values of every section as the commands
+    /// that use them would) and each environment's manifests, offline.
     #[command(
         after_help = "Exit codes: 0 the file is valid; 3 it is not (every problem is \
 listed with file:line:column)."
