@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use ferry_auth::azure::{ARM_SCOPE, AzureTokenCredential as _};
+use ferry_auth::azure::{ARM_SCOPE, AzureAdCredential, AzureTokenCredential as _};
+use ferry_auth::clock::ManualClock;
 use ferry_auth::config::{AuthConfig, AuthContext};
 use ferry_auth::env::Env;
 use ferry_auth::{AuthError, ErrorKind};
@@ -26,6 +27,16 @@ fn config(aad: &MockServer, extra: &str) -> AuthConfig {
         aad.uri()
     ))
     .unwrap()
+}
+
+/// The credential `[azure]` (with `extra` lines) makes, with Azure AD at `aad` and the
+/// variables `env`, on a clock that starts now.
+fn credential(aad: &MockServer, extra: &str, env: Env) -> (AzureAdCredential, ManualClock) {
+    let (clock, shared) = clock_now();
+    let cred = config(aad, extra)
+        .azure(&AuthContext::new(env, shared))
+        .unwrap();
+    (cred, clock)
 }
 
 fn token_answer(token: &str) -> ResponseTemplate {
@@ -85,10 +96,7 @@ async fn a_github_token_is_exchanged_as_a_federated_assertion_and_cached_per_sco
         .mount(&aad)
         .await;
 
-    let (clock, shared) = clock_now();
-    let cred = config(&aad, "")
-        .azure(&AuthContext::new(env, shared))
-        .unwrap();
+    let (cred, clock) = credential(&aad, "", env);
     let arm = cred.token(ARM_SCOPE).await.unwrap();
     assert_eq!(arm.token.expose_secret(), arm_token);
     let again = cred.token(ARM_SCOPE).await.unwrap();
@@ -128,10 +136,7 @@ async fn no_matching_federated_credential_says_what_to_add() {
         })))
         .mount(&aad)
         .await;
-    let (_, shared) = clock_now();
-    let cred = config(&aad, "")
-        .azure(&AuthContext::new(env, shared))
-        .unwrap();
+    let (cred, _) = credential(&aad, "", env);
     let err = cred.token(ARM_SCOPE).await.unwrap_err();
     match &err {
         AuthError::Rejected {
@@ -186,10 +191,7 @@ async fn throttling_is_retried_and_an_expired_assertion_is_never_sent() {
         .with_priority(2)
         .mount(&aad)
         .await;
-    let (_, shared) = clock_now();
-    let cred = config(&aad, "")
-        .azure(&AuthContext::new(env, shared))
-        .unwrap();
+    let (cred, _) = credential(&aad, "", env);
     cred.token(ARM_SCOPE).await.unwrap();
     assert_eq!(aad.received_requests().await.unwrap().len(), 3);
 
@@ -201,10 +203,8 @@ async fn throttling_is_retried_and_an_expired_assertion_is_never_sent() {
     );
     let (_gh2, env) = github(&old).await;
     let aad2 = MockServer::start().await;
-    let (_, shared) = clock_now();
-    let err = config(&aad2, "")
-        .azure(&AuthContext::new(env, shared))
-        .unwrap()
+    let err = credential(&aad2, "", env)
+        .0
         .token(ARM_SCOPE)
         .await
         .unwrap_err();
@@ -224,14 +224,9 @@ async fn a_client_secret_is_the_alternative_and_never_shows() {
         .respond_with(token_answer("aad-token-from-secret-0001"))
         .mount(&aad)
         .await;
-    let env = Env::from_pairs([("DEPLOY_SECRET", secret.as_str())]);
-    let (_, shared) = clock_now();
-    let cred = config(
-        &aad,
-        "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n",
-    )
-    .azure(&AuthContext::new(env, shared.clone()))
-    .unwrap();
+    let by_secret = "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n";
+    let env = || Env::from_pairs([("DEPLOY_SECRET", secret.as_str())]);
+    let (cred, _) = credential(&aad, by_secret, env());
     assert!(cred.describe().contains("client secret"));
     let token = cred.token(ARM_SCOPE).await.unwrap();
     assert_eq!(token.token.expose_secret(), "aad-token-from-secret-0001");
@@ -246,16 +241,11 @@ async fn a_client_secret_is_the_alternative_and_never_shows() {
         })))
         .mount(&bad)
         .await;
-    let env = Env::from_pairs([("DEPLOY_SECRET", secret.as_str())]);
-    let err = config(
-        &bad,
-        "credentials = \"secret\"\nclient_secret_env = \"DEPLOY_SECRET\"\n",
-    )
-    .azure(&AuthContext::new(env, shared))
-    .unwrap()
-    .token(ARM_SCOPE)
-    .await
-    .unwrap_err();
+    let err = credential(&bad, by_secret, env())
+        .0
+        .token(ARM_SCOPE)
+        .await
+        .unwrap_err();
     assert!(
         err.help().unwrap().contains("secret's value"),
         "{:?}",

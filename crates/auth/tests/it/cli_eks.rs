@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::aws_front::{AwsFront, Fault, Match};
 use crate::support::cluster_front::ClusterFront;
-use crate::support::ferry::{Run, ferry};
+use crate::support::ferry::{Run, ferry, ferry_toml};
 use crate::support::{
     self, assert_aws_cli_agrees, assert_no_secrets, create_moto_cluster, eks_token_url, github_jwt,
     query, uuid_like, wall_clock,
@@ -57,27 +57,12 @@ impl EksWorld {
 
     /// Writes ferry.toml, with the cluster in `region` and `extra` lines in [env.prod.auth.aws].
     pub(crate) fn write_config(&self, region: &str, extra: &str) {
-        let text = format!(
-            r#"[app]
-name = "shop"
-
-[app.images]
-web = "example/shop-web"
-
-[env.prod.cluster]
-provider = "eks"
-cluster = "{cluster}"
-region = "{region}"
-
-[env.prod.deploy]
-manifests = "k8s"
-namespace = "shop"
-timeout = "3m"
-
-[env.prod.auth]
-oidc = {{ source = "file", file = "{token}" }}
-
-[env.prod.auth.github]
+        let cluster = format!(
+            "provider = \"eks\"\ncluster = \"{}\"\nregion = \"{region}\"\n",
+            self.cluster
+        );
+        let auth = format!(
+            r#"[env.prod.auth.github]
 repository = "octo/shop"
 branch = "main"
 
@@ -87,10 +72,9 @@ endpoint_url = "{aws}"
 max_attempts = 3
 {extra}
 "#,
-            cluster = self.cluster,
-            token = self.token_file.display(),
             aws = self.aws.url(),
         );
+        let text = ferry_toml(&cluster, &self.token_file, &auth);
         std::fs::write(self.dir.path().join("ferry.toml"), text).unwrap();
     }
 

@@ -17,10 +17,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::cli_eks::EksWorld;
 use crate::support::cluster_front::ClusterFront;
-use crate::support::ferry::{SimProcess, ferry};
+use crate::support::ferry::{SimProcess, ferry, ferry_toml};
 use crate::support::{
     self, assert_aws_cli_agrees, assert_no_secrets, eks_token_url, fixture, github_jwt, query,
-    uuid_like, wall_clock,
+    signed_at, uuid_like, wall_clock,
 };
 
 fn copy_manifests(dir: &Path) {
@@ -36,19 +36,7 @@ fn eks_token_acceptable(token: &str, region: &str) -> bool {
     let Some(url) = eks_token_url(token) else {
         return false;
     };
-    let signed_at = query(&url, "X-Amz-Date").and_then(|d| {
-        let rfc = format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            d.get(0..4)?,
-            d.get(4..6)?,
-            d.get(6..8)?,
-            d.get(9..11)?,
-            d.get(11..13)?,
-            d.get(13..15)?
-        );
-        rfc.parse::<jiff::Timestamp>().ok()
-    });
-    let age = signed_at.map(|t| support::unix(wall_clock()) - t.as_second());
+    let age = signed_at(&url).map(|t| support::unix(wall_clock()) - t.as_second());
     url.host_str() == Some(&format!("sts.{region}.amazonaws.com"))
         && query(&url, "Action").as_deref() == Some("GetCallerIdentity")
         && query(&url, "X-Amz-SignedHeaders").as_deref() == Some("host;x-k8s-aws-id")
@@ -245,29 +233,13 @@ impl AksWorld {
     }
 
     fn write_config(&self, token_file: &Path, resource_group: &str) {
-        let text = format!(
-            r#"[app]
-name = "shop"
-
-[app.images]
-web = "example/shop-web"
-
-[env.prod.cluster]
-provider = "aks"
-subscription = "{SUB}"
-resource_group = "{resource_group}"
-cluster = "shop-aks"
-arm_endpoint = "{arm}"
-
-[env.prod.deploy]
-manifests = "k8s"
-namespace = "shop"
-timeout = "3m"
-
-[env.prod.auth]
-oidc = {{ source = "file", file = "{token}" }}
-
-[env.prod.auth.github]
+        let cluster = format!(
+            "provider = \"aks\"\nsubscription = \"{SUB}\"\nresource_group = \"{resource_group}\"\n\
+             cluster = \"shop-aks\"\narm_endpoint = \"{}\"\n",
+            self.arm.uri()
+        );
+        let auth = format!(
+            r#"[env.prod.auth.github]
 repository = "octo/shop"
 environment = "production"
 
@@ -277,10 +249,9 @@ client_id = "{CLIENT}"
 authority = "{aad}"
 max_attempts = 2
 "#,
-            arm = self.arm.uri(),
             aad = self.aad.uri(),
-            token = token_file.display(),
         );
+        let text = ferry_toml(&cluster, token_file, &auth);
         std::fs::write(self.dir.path().join("ferry.toml"), text).unwrap();
     }
 

@@ -5,50 +5,48 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use ferry_auth::aws::{Credentials, EKS_TOKEN_LIFETIME, EKS_TOKEN_PREFIX, presign_eks_token};
+use ferry_auth::aws::{AwsAuth, EKS_TOKEN_LIFETIME, EKS_TOKEN_PREFIX, presign_eks_token};
 use ferry_auth::bearer::BearerTokenSource as _;
+use ferry_auth::clock::ManualClock;
 use ferry_auth::config::{AuthConfig, AuthContext};
 use ferry_auth::env::Env;
 use secrecy::ExposeSecret as _;
 
 use crate::support::aws_front::AwsFront;
-use crate::support::{self, assert_no_secrets, clock_now, github_jwt, wall_clock};
+use crate::support::{
+    self, assert_no_secrets, clock_now, eks_token_url, github_jwt, signed_at, wall_clock,
+};
 
-fn decode_url(token: &str) -> url::Url {
-    let b64 = token
-        .strip_prefix(EKS_TOKEN_PREFIX)
-        .expect("k8s-aws-v1. prefix");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(b64)
-        .expect("unpadded base64url");
-    url::Url::parse(std::str::from_utf8(&raw).unwrap()).unwrap()
-}
-
-/// Temporary credentials from moto's STS, through ferry's web identity provider.
-async fn moto_credentials() -> (Credentials, AwsFront, String) {
+/// ferry's web identity provider in `region` with moto's STS behind a front, `[aws]` settings
+/// `extra`, and an OIDC token valid for `token_life`; with its clock and the token.
+async fn moto_auth(
+    region: &str,
+    extra: &str,
+    token_life: Duration,
+) -> (AwsAuth, AwsFront, ManualClock, String) {
     support::init();
     let front = AwsFront::start(&ferry_testkit::server("FERRY_TEST_MOTO")).await;
-    let (_, clock) = clock_now();
+    let (clock, shared) = clock_now();
     let jwt = github_jwt(
         "repo:octo/shop:ref:refs/heads/main",
         "sts.amazonaws.com",
-        wall_clock() + Duration::from_secs(600),
+        wall_clock() + token_life,
     );
     let env = Env::from_pairs([("FERRY_OIDC_TOKEN", jwt.as_str())]);
     let cfg: AuthConfig = toml::from_str(&format!(
-        "oidc = {{ source = \"env\" }}\n[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/eks-deploy\"\nregion = \"eu-west-1\"\nendpoint_url = \"{}\"\n",
+        "oidc = {{ source = \"env\" }}\n[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/eks-deploy\"\nregion = \"{region}\"\nendpoint_url = \"{}\"\n{extra}",
         front.url()
     ))
     .unwrap();
-    let auth = cfg.aws(&AuthContext::new(env, clock), None).unwrap();
-    (auth.credentials().await.unwrap(), front, jwt)
+    let auth = cfg.aws(&AuthContext::new(env, shared), None).unwrap();
+    (auth, front, clock, jwt)
 }
 
 #[tokio::test]
 async fn the_token_is_the_one_aws_eks_get_token_makes() {
     let aws = ferry_testkit::server("FERRY_TEST_AWS_CLI");
-    let (creds, front, jwt) = moto_credentials().await;
+    let (auth, front, _, jwt) = moto_auth("eu-west-1", "", Duration::from_secs(600)).await;
+    let creds = auth.credentials().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(&aws)
         .args([
@@ -79,32 +77,14 @@ async fn the_token_is_the_one_aws_eks_get_token_makes() {
     );
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cli_token = cli["status"]["token"].as_str().unwrap();
-    let cli_url = decode_url(cli_token);
+    let cli_url = eks_token_url(cli_token).expect("a k8s-aws-v1. token");
 
     // The signing time the CLI used.
-    let date = cli_url
-        .query_pairs()
-        .find(|(k, _)| k == "X-Amz-Date")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
-    // 20261123T152047Z -> 2026-11-23T15:20:47Z
-    let d = date.as_bytes();
-    let rfc = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &date[0..4],
-        &date[4..6],
-        &date[6..8],
-        &date[9..11],
-        &date[11..13],
-        &date[13..15]
-    );
-    assert_eq!(d.len(), 16, "{date}");
-    let signed_at: jiff::Timestamp = rfc.parse().unwrap();
-    let at = std::time::SystemTime::try_from(signed_at).unwrap();
+    let at = std::time::SystemTime::try_from(signed_at(&cli_url).unwrap()).unwrap();
 
     let ours = presign_eks_token(&creds, "eu-west-1", "shop-prod", at).unwrap();
     assert_eq!(
-        decode_url(ours.token.expose_secret()),
+        eks_token_url(ours.token.expose_secret()).unwrap(),
         cli_url,
         "ferry's presigned URL differs from the AWS CLI's"
     );
@@ -138,21 +118,12 @@ async fn the_token_is_the_one_aws_eks_get_token_makes() {
 
 #[tokio::test]
 async fn the_token_source_mints_a_new_token_before_the_old_one_expires() {
-    support::init();
-    let front = AwsFront::start(&ferry_testkit::server("FERRY_TEST_MOTO")).await;
-    let (clock, shared) = clock_now();
-    let jwt = github_jwt(
-        "repo:octo/shop:ref:refs/heads/main",
-        "sts.amazonaws.com",
-        wall_clock() + Duration::from_secs(3600),
-    );
-    let env = Env::from_pairs([("FERRY_OIDC_TOKEN", jwt.as_str())]);
-    let cfg: AuthConfig = toml::from_str(&format!(
-        "oidc = {{ source = \"env\" }}\n[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/eks-deploy\"\nregion = \"us-west-2\"\nendpoint_url = \"{}\"\nduration = \"2h\"\n",
-        front.url()
-    ))
-    .unwrap();
-    let auth = cfg.aws(&AuthContext::new(env, shared), None).unwrap();
+    let (auth, front, clock, _) = moto_auth(
+        "us-west-2",
+        "duration = \"2h\"\n",
+        Duration::from_secs(3600),
+    )
+    .await;
     let source = Arc::new(auth.eks_token_source("shop"));
 
     let first = source.bearer_token().await.unwrap();

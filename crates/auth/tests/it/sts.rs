@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_auth::aws::AwsAuth;
+use ferry_auth::aws::{AwsAuth, Credentials};
 use ferry_auth::config::{AuthConfig, AuthContext};
 use ferry_auth::env::Env;
 use ferry_auth::{AuthError, ErrorKind};
@@ -62,6 +62,28 @@ async fn auth(s: &Setup, extra: &str) -> AwsAuth {
     config(&s.front, extra).aws(&s.ctx, None).unwrap()
 }
 
+/// STS's answer `code` to `AssumeRoleWithWebIdentity`, as the front gives it.
+fn refusal(status: u16, code: &str, message: &str) -> Fault {
+    Fault::sts_error("AssumeRoleWithWebIdentity", status, code, message)
+}
+
+impl Setup {
+    /// Credentials with `[aws]` settings `extra`, after arming `fault` in the front.
+    async fn credentials_despite(
+        &self,
+        fault: Fault,
+        extra: &str,
+    ) -> Result<Credentials, AuthError> {
+        self.front.add_fault(fault);
+        auth(self, extra).await.credentials().await
+    }
+
+    /// How many times STS was asked for credentials.
+    fn exchanges(&self) -> usize {
+        self.front.count("AssumeRoleWithWebIdentity")
+    }
+}
+
 #[tokio::test]
 async fn web_identity_from_a_token_file_is_cached_and_refreshed_before_expiry() {
     // A token that outlives the clock's jump (a platform rewrites the file long before this).
@@ -84,19 +106,19 @@ async fn web_identity_from_a_token_file_is_cached_and_refreshed_before_expiry() 
     // Cached: no second exchange.
     let again = auth.credentials().await.unwrap();
     assert_eq!(again.access_key_id(), first.access_key_id());
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(s.exchanges(), 1);
 
     // The SDK clients see the same credentials: GetCallerIdentity through moto.
     let who = auth.caller_identity().await.unwrap();
     assert_eq!(who.account, "123456789012");
     assert!(who.arn.contains("ferry-deploy"), "{who:?}");
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(s.exchanges(), 1);
 
     // 56 minutes on, under 5 minutes remain: exchanged again before they expire.
     s.clock.advance(Duration::from_secs(56 * 60));
     let fresh = auth.credentials().await.unwrap();
     assert_ne!(fresh.access_key_id(), first.access_key_id());
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 2);
+    assert_eq!(s.exchanges(), 2);
 
     let secrets = s.front.issued_secrets();
     assert_eq!(secrets.len(), 4, "two key/token pairs were issued");
@@ -122,7 +144,7 @@ async fn an_expired_token_is_refused_before_sts_is_asked() {
         "{err}"
     );
     assert!(err.help().unwrap().contains("2m ago"), "{:?}", err.help());
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 0);
+    assert_eq!(s.exchanges(), 0);
     assert_no_secrets(&[&s.jwt], &[&err.to_string(), &format!("{err:?}")]);
 }
 
@@ -132,20 +154,19 @@ async fn a_malformed_token_is_refused_before_sts_is_asked() {
     let err = auth(&s, "").await.credentials().await.unwrap_err();
     assert!(matches!(err, AuthError::MalformedToken { .. }), "{err:?}");
     assert!(err.to_string().contains("not a JWT"), "{err}");
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 0);
+    assert_eq!(s.exchanges(), 0);
     assert_no_secrets(&[&s.jwt], &[&err.to_string(), &format!("{err:?}")]);
 }
 
 #[tokio::test]
 async fn access_denied_names_the_trust_policy_and_is_not_retried() {
     let s = setup(None).await;
-    s.front.add_fault(Fault::sts_error(
-        "AssumeRoleWithWebIdentity",
+    let denied = refusal(
         403,
         "AccessDenied",
         "Not authorized to perform sts:AssumeRoleWithWebIdentity",
-    ));
-    let err = auth(&s, "").await.credentials().await.unwrap_err();
+    );
+    let err = s.credentials_despite(denied, "").await.unwrap_err();
     match &err {
         AuthError::Rejected {
             code,
@@ -167,64 +188,45 @@ async fn access_denied_names_the_trust_policy_and_is_not_retried() {
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert_eq!(err.kind(), ErrorKind::Denied);
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(s.exchanges(), 1);
     assert_no_secrets(&[&s.jwt], &[&err.to_string(), &format!("{err:?}")]);
 }
 
 #[tokio::test]
 async fn invalid_identity_token_says_to_set_up_the_oidc_provider() {
     let s = setup(None).await;
-    s.front.add_fault(Fault::sts_error(
-        "AssumeRoleWithWebIdentity",
+    let invalid = refusal(
         400,
         "InvalidIdentityToken",
         "No OpenIDConnect provider found in your account for https://token.actions.githubusercontent.com",
-    ));
-    let err = auth(&s, "").await.credentials().await.unwrap_err();
+    );
+    let err = s.credentials_despite(invalid, "").await.unwrap_err();
     assert!(
         err.help().unwrap().contains("OIDC identity provider"),
         "{:?}",
         err.help()
     );
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(s.exchanges(), 1);
 }
 
 #[tokio::test]
 async fn throttling_is_retried_with_backoff_and_then_succeeds() {
     let s = setup(None).await;
-    s.front.add_fault(
-        Fault::sts_error(
-            "AssumeRoleWithWebIdentity",
-            400,
-            "Throttling",
-            "Rate exceeded",
-        )
-        .times(2),
-    );
-    let creds = auth(&s, "max_attempts = 4")
-        .await
-        .credentials()
+    let throttled = refusal(400, "Throttling", "Rate exceeded").times(2);
+    let creds = s
+        .credentials_despite(throttled, "max_attempts = 4")
         .await
         .unwrap();
     assert!(creds.access_key_id().starts_with("ASIA"));
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 3);
+    assert_eq!(s.exchanges(), 3);
 }
 
 #[tokio::test]
 async fn throttling_that_outlasts_the_retries_is_reported_with_the_attempt_count() {
     let s = setup(None).await;
-    s.front.add_fault(
-        Fault::sts_error(
-            "AssumeRoleWithWebIdentity",
-            400,
-            "Throttling",
-            "Rate exceeded",
-        )
-        .times(50),
-    );
-    let err = auth(&s, "max_attempts = 3")
-        .await
-        .credentials()
+    let throttled = refusal(400, "Throttling", "Rate exceeded").times(50);
+    let err = s
+        .credentials_despite(throttled, "max_attempts = 3")
         .await
         .unwrap_err();
     assert!(
@@ -233,26 +235,15 @@ async fn throttling_that_outlasts_the_retries_is_reported_with_the_attempt_count
     );
     assert_eq!(err.kind(), ErrorKind::Denied);
     assert!(err.help().unwrap().contains("wait"), "{:?}", err.help());
-    assert_eq!(
-        s.front.count("AssumeRoleWithWebIdentity"),
-        3,
-        "bounded retries"
-    );
+    assert_eq!(s.exchanges(), 3, "bounded retries");
 }
 
 #[tokio::test]
 async fn server_errors_are_retried() {
     let s = setup(None).await;
-    let mut fault = Fault::sts_error(
-        "AssumeRoleWithWebIdentity",
-        503,
-        "ServiceUnavailable",
-        "try later",
-    );
-    fault.times = 1;
-    s.front.add_fault(fault);
-    auth(&s, "").await.credentials().await.unwrap();
-    assert_eq!(s.front.count("AssumeRoleWithWebIdentity"), 2);
+    let unavailable = refusal(503, "ServiceUnavailable", "try later");
+    s.credentials_despite(unavailable, "").await.unwrap();
+    assert_eq!(s.exchanges(), 2);
 }
 
 #[tokio::test]

@@ -3,12 +3,13 @@
 //! (so tests can grep for the secret keys it issued), and patches `DescribeCluster` answers so
 //! a cluster's endpoint and CA point at a real API server (moto's are random text).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+
+use super::front::{Running, answer, forward};
 
 /// Which requests a fault applies to.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ pub(crate) struct Seen {
 #[derive(Default)]
 struct Inner {
     upstream: String,
+    client: reqwest::Client,
     faults: Mutex<Vec<Fault>>,
     seen: Mutex<Vec<Seen>>,
     /// Response bodies that came back from moto.
@@ -74,15 +76,8 @@ struct Inner {
 
 /// A running front; it stops when dropped.
 pub(crate) struct AwsFront {
-    addr: SocketAddr,
+    server: Running,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for AwsFront {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl AwsFront {
@@ -95,17 +90,16 @@ impl AwsFront {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
+        let server = Running::start(|listener| async move {
             let _ = axum::serve(listener, app).await;
-        });
-        AwsFront { addr, inner, task }
+        })
+        .await;
+        AwsFront { server, inner }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     pub(crate) fn add_fault(&self, fault: Fault) {
@@ -208,37 +202,22 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             .body(Body::from(f.body))
             .unwrap();
     }
-    let url = format!(
-        "{}{}",
-        inner.upstream,
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
-    let client = reqwest::Client::new();
-    let mut fwd = client
-        .request(parts.method.clone(), &url)
-        .body(body.to_vec());
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            fwd = fwd.header(name, value);
-        }
-    }
-    let resp = match fwd.send().await {
+    let resp = match forward(
+        &inner.client,
+        &inner.upstream,
+        &parts,
+        body.to_vec().into(),
+        &[],
+    )
+    .await
+    {
         Ok(r) => r,
-        Err(e) => {
-            return Response::builder()
-                .status(502)
-                .body(Body::from(format!("front: upstream failed: {e}")))
-                .unwrap();
-        }
+        Err(failed) => return failed,
     };
     let status = resp.status();
     let headers = resp.headers().clone();
     let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
-    let answer = String::from_utf8_lossy(&bytes).into_owned();
+    let text_of_answer = String::from_utf8_lossy(&bytes).into_owned();
     // DescribeCluster: GET /clusters/NAME
     if parts.method == "GET"
         && let Some(name) = path.strip_prefix("/clusters/")
@@ -259,12 +238,6 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             bytes = serde_json::to_vec(&doc).unwrap();
         }
     }
-    inner.answers.lock().unwrap().push(answer);
-    let mut out = Response::builder().status(status.as_u16());
-    for (name, value) in &headers {
-        if name != "content-length" && name != "transfer-encoding" {
-            out = out.header(name, value);
-        }
-    }
-    out.body(Body::from(bytes)).unwrap()
+    inner.answers.lock().unwrap().push(text_of_answer);
+    answer(status.as_u16(), &headers, Body::from(bytes))
 }

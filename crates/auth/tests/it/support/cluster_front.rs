@@ -5,13 +5,14 @@
 //! endpoint and CA, so a deploy through the EKS or AKS provider proves the server and CA came
 //! from the cloud and that every request carried a token the check accepts.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use base64::Engine as _;
+
+use super::front::{Running, answer, forward};
 
 /// Decides whether a bearer token is acceptable.
 pub(crate) type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -28,16 +29,9 @@ struct Inner {
 
 /// A running endpoint; it stops when dropped.
 pub(crate) struct ClusterFront {
-    addr: SocketAddr,
+    server: Running,
     ca_pem: String,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ClusterFront {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl ClusterFront {
@@ -77,11 +71,9 @@ impl ClusterFront {
             refused: Mutex::new(0),
         });
         let app = axum::Router::new()
-            .fallback(forward)
+            .fallback(authenticate)
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
+        let server = Running::start(|listener| async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
@@ -100,18 +92,18 @@ impl ClusterFront {
                     .await;
                 });
             }
-        });
+        })
+        .await;
         ClusterFront {
-            addr,
+            server,
             ca_pem: ca.pem(),
             inner,
-            task,
         }
     }
 
     /// `https://127.0.0.1:PORT`.
     pub(crate) fn url(&self) -> String {
-        format!("https://{}", self.addr)
+        format!("https://{}", self.server.addr)
     }
 
     /// The CA as kubeconfig's `certificate-authority-data` (base64 PEM).
@@ -149,7 +141,7 @@ fn unauthorized() -> Response {
         .unwrap()
 }
 
-async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+async fn authenticate(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     *inner.requests.lock().unwrap() += 1;
     let token = req
         .headers()
@@ -167,44 +159,21 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         return unauthorized();
     }
     let (parts, body) = req.into_parts();
-    let url = format!(
-        "{}{}",
-        inner.upstream,
-        parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-    );
-    let mut fwd = inner
-        .client
-        .request(parts.method.clone(), &url)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    for (name, value) in &parts.headers {
-        if !matches!(
-            name.as_str(),
-            "host" | "authorization" | "content-length" | "transfer-encoding" | "connection"
-        ) {
-            fwd = fwd.header(name, value);
+    // The API server behind sees no token: the front is the authenticator.
+    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    match forward(
+        &inner.client,
+        &inner.upstream,
+        &parts,
+        body,
+        &["authorization"],
+    )
+    .await
+    {
+        Ok(resp) => {
+            let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+            answer(status, &headers, Body::from_stream(resp.bytes_stream()))
         }
+        Err(failed) => failed,
     }
-    let resp = match fwd.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            return Response::builder()
-                .status(502)
-                .body(Body::from(format!("cluster front: API server failed: {e}")))
-                .unwrap();
-        }
-    };
-    let mut out = Response::builder().status(resp.status().as_u16());
-    for (name, value) in resp.headers() {
-        if !matches!(
-            name.as_str(),
-            "content-length" | "transfer-encoding" | "connection"
-        ) {
-            out = out.header(name, value);
-        }
-    }
-    out.body(Body::from_stream(resp.bytes_stream())).unwrap()
 }

@@ -18,6 +18,32 @@ impl Run {
     }
 }
 
+/// A ferry.toml for app `shop` deploying `k8s/` to namespace `shop` as environment `prod`, with
+/// its OIDC token in `token_file`: `cluster` is the body of `[env.prod.cluster]` and `auth` the
+/// tables after `[env.prod.auth]` (the EKS and AKS set-ups differ only in these two).
+pub(crate) fn ferry_toml(cluster: &str, token_file: &Path, auth: &str) -> String {
+    format!(
+        r#"[app]
+name = "shop"
+
+[app.images]
+web = "example/shop-web"
+
+[env.prod.cluster]
+{cluster}
+[env.prod.deploy]
+manifests = "k8s"
+namespace = "shop"
+timeout = "3m"
+
+[env.prod.auth]
+oidc = {{ source = "file", file = "{token}" }}
+
+{auth}"#,
+        token = token_file.display()
+    )
+}
+
 /// How long one `ferry` run may take before the test kills it and fails.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
@@ -131,7 +157,8 @@ impl SimProcess {
 }
 
 fn wait_for_server(kubeconfig: &PathBuf) -> String {
-    for _ in 0..300 {
+    // Up to a minute: a loaded CI machine may take a while to start a debug binary.
+    for _ in 0..1200 {
         if let Ok(text) = std::fs::read_to_string(kubeconfig)
             && let Some(line) = text.lines().find(|l| l.trim_start().starts_with("server:"))
         {

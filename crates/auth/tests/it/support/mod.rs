@@ -4,6 +4,7 @@
 pub(crate) mod aws_front;
 pub(crate) mod cluster_front;
 pub(crate) mod ferry;
+mod front;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -185,6 +186,21 @@ pub(crate) fn query(url: &url::Url, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// When a presigned URL was signed: its `X-Amz-Date` (`20261123T152047Z`).
+pub(crate) fn signed_at(url: &url::Url) -> Option<jiff::Timestamp> {
+    let d = query(url, "X-Amz-Date")?;
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        d.get(0..4)?,
+        d.get(4..6)?,
+        d.get(6..8)?,
+        d.get(9..11)?,
+        d.get(11..13)?,
+        d.get(13..15)?
+    );
+    rfc.parse().ok()
+}
+
 /// Checks an EKS token against the AWS CLI: `aws eks get-token` for the same cluster and
 /// region, run with the credentials the token was signed with (found among those STS issued
 /// through `issued`) and its clock fixed at the token's signing time, must make the identical
@@ -202,17 +218,7 @@ pub(crate) fn assert_aws_cli_agrees(
         .iter()
         .find(|(id, _, _)| id == key_id)
         .expect("the token is signed with credentials STS issued");
-    let date = query(&url, "X-Amz-Date").expect("X-Amz-Date");
-    let rfc = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &date[0..4],
-        &date[4..6],
-        &date[6..8],
-        &date[9..11],
-        &date[11..13],
-        &date[13..15]
-    );
-    let at: jiff::Timestamp = rfc.parse().unwrap();
+    let at = signed_at(&url).expect("X-Amz-Date");
     let aws = std::path::PathBuf::from(ferry_testkit::server("FERRY_TEST_AWS_CLI"));
     let python = aws.parent().unwrap().join("python3");
     let home = tempfile::tempdir().unwrap();
@@ -246,6 +252,6 @@ pub(crate) fn assert_aws_cli_agrees(
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         cli["status"]["token"].as_str() == Some(token),
-        "the AWS CLI makes a different token for cluster {cluster} at {rfc}"
+        "the AWS CLI makes a different token for cluster {cluster} at {at}"
     );
 }
