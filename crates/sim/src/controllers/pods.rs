@@ -65,6 +65,24 @@ struct View {
     runs: Vec<(Timestamp, Option<Timestamp>, i64)>,
 }
 
+impl View {
+    /// A container that has not started: waiting for `reason`.
+    fn waiting(reason: &'static str) -> View {
+        View {
+            state: Run::Waiting {
+                reason,
+                message: String::new(),
+            },
+            last: None,
+            restarts: 0,
+            ready: false,
+            ready_at: None,
+            next: None,
+            runs: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// restartPolicy Always: runs for ever, restarts on exit.
@@ -75,7 +93,6 @@ enum Mode {
 
 struct Timeline<'a> {
     config: &'a SimConfig,
-    pod_name: &'a str,
     pod_ref: String,
 }
 
@@ -92,15 +109,7 @@ impl Timeline<'_> {
         let name = container["name"].as_str().unwrap_or("");
         let image = container["image"].as_str().unwrap_or("");
         let waiting = |reason: &'static str, message: String| Run::Waiting { reason, message };
-        let mut view = View {
-            state: waiting("ContainerCreating", String::new()),
-            last: None,
-            restarts: 0,
-            ready: false,
-            ready_at: None,
-            next: None,
-            runs: Vec::new(),
-        };
+        let mut view = View::waiting("ContainerCreating");
         if now < start {
             view.next = Some(start);
             return view;
@@ -230,9 +239,18 @@ impl Timeline<'_> {
                 }
             }
         }
-        let _ = self.pod_name;
         view
     }
+}
+
+/// How the kubelet names a pod in its messages: `name_namespace(uid)`.
+fn pod_ref(pod: &Value) -> String {
+    format!(
+        "{}_{}({})",
+        meta_str(pod, "name"),
+        meta_str(pod, "namespace"),
+        meta_str(pod, "uid")
+    )
 }
 
 fn short_hash(data: &str) -> String {
@@ -330,18 +348,10 @@ fn compute(
     now_text: &str,
 ) -> PodView {
     let spec = &pod["spec"];
-    let pod_name = meta_str(pod, "name");
-    let pod_ref = format!(
-        "{}_{}({})",
-        pod_name,
-        meta_str(pod, "namespace"),
-        meta_str(pod, "uid")
-    );
     let uid = meta_str(pod, "uid");
     let timeline = Timeline {
         config,
-        pod_name,
-        pod_ref,
+        pod_ref: pod_ref(pod),
     };
     let restart_policy = spec["restartPolicy"].as_str().unwrap_or("Always");
     let mode = match restart_policy {
@@ -372,18 +382,7 @@ fn compute(
     {
         let behaviour = config.behaviour_for(c["image"].as_str().unwrap_or(""));
         if !init_done {
-            let view = View {
-                state: Run::Waiting {
-                    reason: "PodInitializing",
-                    message: String::new(),
-                },
-                last: None,
-                restarts: 0,
-                ready: false,
-                ready_at: None,
-                next: None,
-                runs: Vec::new(),
-            };
+            let view = View::waiting("PodInitializing");
             init_statuses.push(container_status(c, &view, uid));
             continue;
         }
@@ -433,18 +432,7 @@ fn compute(
         let view = if init_done {
             timeline.view(c, behaviour, main_start, mode, job_duration, now)
         } else {
-            View {
-                state: Run::Waiting {
-                    reason: "PodInitializing",
-                    message: String::new(),
-                },
-                last: None,
-                restarts: 0,
-                ready: false,
-                ready_at: None,
-                next: None,
-                runs: Vec::new(),
-            }
+            View::waiting("PodInitializing")
         };
         push_next(view.next);
         statuses.push(container_status(c, &view, uid));
@@ -596,125 +584,83 @@ fn pod_cidr_prefix(node: &Value) -> String {
         .unwrap_or_else(|| "10.244.0".to_owned())
 }
 
-fn emit_transitions(state: &mut State, pod: &Value, old: &Value, new: &PodView) {
-    let old_statuses = old["status"]["containerStatuses"]
+/// The kubelet's events for the changes from `pod`'s stored status to `new`.
+fn emit_transitions(state: &mut State, pod: &Value, new: &PodView) {
+    let old_statuses = pod["status"]["containerStatuses"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let pod_name = meta_str(pod, "name").to_owned();
-    let pod_ref = format!(
-        "{}_{}({})",
-        pod_name,
-        meta_str(pod, "namespace"),
-        meta_str(pod, "uid")
-    );
+    let pod_ref = pod_ref(pod);
+    let mut event = |warning: bool, reason: &str, message: &str| {
+        state.event(pod, warning, reason, message, "kubelet");
+    };
     for (name, image, view) in &new.main {
         let before = old_statuses
             .iter()
             .find(|s| s["name"].as_str() == Some(name));
         let before_state = before.map(|s| &s["state"]);
         let before_restarts = before.and_then(|s| s["restartCount"].as_i64()).unwrap_or(0);
-        let waiting_reason = |s: Option<&Value>| {
-            s.and_then(|s| s["waiting"]["reason"].as_str())
-                .map(str::to_owned)
-        };
         match &view.state {
             Run::Running { .. } => {
                 let was_running = before_state.is_some_and(|s| s.get("running").is_some())
                     && before_restarts == view.restarts;
-                if !was_running {
-                    if view.restarts == 0 {
-                        state.event(
-                            pod,
-                            false,
-                            "Pulling",
-                            &format!("Pulling image {image:?}"),
-                            "kubelet",
-                        );
-                        state.event(
-                            pod,
-                            false,
-                            "Pulled",
-                            &format!("Successfully pulled image {image:?} in 1.2s (1.2s including waiting). Image size: 67108864 bytes."),
-                            "kubelet",
-                        );
-                    } else {
-                        state.event(
-                            pod,
-                            false,
-                            "Pulled",
-                            &format!("Container image {image:?} already present on machine"),
-                            "kubelet",
-                        );
-                    }
-                    state.event(
-                        pod,
+                if was_running {
+                    continue;
+                }
+                if view.restarts == 0 {
+                    event(false, "Pulling", &format!("Pulling image {image:?}"));
+                    event(
                         false,
-                        "Created",
-                        &format!("Created container: {name}"),
-                        "kubelet",
+                        "Pulled",
+                        &format!(
+                            "Successfully pulled image {image:?} in 1.2s (1.2s including waiting). Image size: 67108864 bytes."
+                        ),
                     );
-                    state.event(
-                        pod,
+                } else {
+                    event(
                         false,
-                        "Started",
-                        &format!("Started container {name}"),
-                        "kubelet",
+                        "Pulled",
+                        &format!("Container image {image:?} already present on machine"),
                     );
-                    if !view.ready && view.next.is_none() {
-                        state.event(
-                            pod,
-                            true,
-                            "Unhealthy",
-                            "Readiness probe failed: HTTP probe failed with statuscode: 503",
-                            "kubelet",
-                        );
-                    }
+                }
+                event(false, "Created", &format!("Created container: {name}"));
+                event(false, "Started", &format!("Started container {name}"));
+                if !view.ready && view.next.is_none() {
+                    event(
+                        true,
+                        "Unhealthy",
+                        "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                    );
                 }
             }
             Run::Waiting { reason, message } => {
-                if waiting_reason(before_state).as_deref() == Some(*reason) {
+                let before_reason = before_state.and_then(|s| s["waiting"]["reason"].as_str());
+                if before_reason == Some(*reason) {
                     continue;
                 }
                 match *reason {
                     "ErrImagePull" => {
-                        state.event(
-                            pod,
-                            false,
-                            "Pulling",
-                            &format!("Pulling image {image:?}"),
-                            "kubelet",
-                        );
-                        state.event(
-                            pod,
+                        event(false, "Pulling", &format!("Pulling image {image:?}"));
+                        event(
                             true,
                             "Failed",
                             &format!("Failed to pull image {image:?}: {message}"),
-                            "kubelet",
                         );
-                        state.event(pod, true, "Failed", "Error: ErrImagePull", "kubelet");
+                        event(true, "Failed", "Error: ErrImagePull");
                     }
                     "ImagePullBackOff" => {
-                        state.event(
-                            pod,
+                        event(
                             false,
                             "BackOff",
                             &format!("Back-off pulling image {image:?}"),
-                            "kubelet",
                         );
-                        state.event(pod, true, "Failed", "Error: ImagePullBackOff", "kubelet");
+                        event(true, "Failed", "Error: ImagePullBackOff");
                     }
-                    "CrashLoopBackOff" => {
-                        state.event(
-                            pod,
-                            true,
-                            "BackOff",
-                            &format!(
-                                "Back-off restarting failed container {name} in pod {pod_ref}"
-                            ),
-                            "kubelet",
-                        );
-                    }
+                    "CrashLoopBackOff" => event(
+                        true,
+                        "BackOff",
+                        &format!("Back-off restarting failed container {name} in pod {pod_ref}"),
+                    ),
                     _ => {}
                 }
             }
@@ -886,7 +832,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
             updated["status"] = status;
             if state.controller_update(&pods, &current, updated, "kubelet", true) {
                 changed = true;
-                emit_transitions(state, &current, &current, &view);
+                emit_transitions(state, &current, &view);
             }
         }
     }

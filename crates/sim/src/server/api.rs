@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::table::{self, IncludeObject};
 use super::{
-    Body, Dropped, RequestInfo, Shared, error_response, fault_response, full, json_response,
-    pick_fault, watch_stream,
+    Body, Dropped, RequestInfo, Shared, error_response, fault_response, full, header_text,
+    json_response, pick_fault, watch_stream,
 };
 use crate::resources::{Builtin, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -334,24 +334,9 @@ pub(crate) async fn handle(
     };
     let query = Query::parse(request.uri().query());
     let method = request.method().clone();
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let accept = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = header_text(&request, header::CONTENT_TYPE);
+    let accept = header_text(&request, header::ACCEPT);
+    let user_agent = header_text(&request, header::USER_AGENT);
     let rt = Arc::clone(&target.rt);
     info.group = rt.group.clone();
     info.resource = rt.plural.clone();

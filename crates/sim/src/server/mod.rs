@@ -240,12 +240,7 @@ pub(crate) async fn handle(
     let wall = format_micro_time(timestamp_of(wall_now()));
     let virtual_time = format_micro_time(shared.clock.now());
     let method = request.method().clone();
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let user_agent = header_text(&request, header::USER_AGENT);
     let mut info = RequestInfo {
         verb: "get".to_owned(),
         ..RequestInfo::default()
@@ -281,18 +276,23 @@ pub(crate) async fn handle(
     result
 }
 
+/// A request header as text (empty when absent or not text).
+pub(super) fn header_text<B>(request: &Request<B>, name: header::HeaderName) -> String {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
 async fn route(
     shared: &Arc<Shared>,
     request: Request<Incoming>,
     path: &str,
     info: &mut RequestInfo,
 ) -> Result<Response<Body>, Dropped> {
-    let accept = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let accept = header_text(&request, header::ACCEPT);
     let segments: Vec<&str> = path
         .trim_matches('/')
         .split('/')
