@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
-use ferry_registry::auth::{AuthChain, BasicAuth, DockerConfigAuth, DockerHubAuth};
+use ferry_registry::auth::{AuthChain, BasicAuth, DockerConfigAuth, DockerHubAuth, SharedAuth};
 use ferry_registry::clock::FnClock;
 use ferry_registry::{
     Client, CopyOptions, CopyReport, ErrorKind, ImageRef, Provider, RegistryConfig, SourceSpec,
@@ -334,13 +334,7 @@ pub(crate) fn client_for(
     if let (Some(user), Some(pass)) = (&opts.username, password(opts, env)?) {
         chain = chain.or_else(BasicAuth::new(dest.registry(), user.clone(), pass));
     }
-    let provider = target.config.as_ref().map(|r| (r.provider, r.registry()));
-    let auth_cfg = target
-        .loaded
-        .as_ref()
-        .and_then(|(cfg, name)| cfg.config.env.get(name))
-        .and_then(|e| e.auth.clone());
-    chain = provider_auth(chain, provider, auth_cfg.as_ref(), dest, env)?;
+    chain = provider_auth(chain, target, dest, env)?;
     if let Some(hub) = DockerHubAuth::from_env(env.vars()) {
         chain = chain.or_else(hub);
     }
@@ -357,25 +351,46 @@ pub(crate) fn client_for(
     builder.build().map_err(registry_failure)
 }
 
-/// The provider's own login: ECR and ACR from ferry-auth's cloud credentials.
+/// The provider's own login: ECR and ACR from ferry-auth's cloud credentials. With
+/// `[env.NAME.registry] provider` set, its login must work; a host only recognised as ECR or
+/// ACR by its name falls back to the other sources when no cloud credentials are set up.
 fn provider_auth(
     chain: AuthChain,
-    provider: Option<(Provider, String)>,
-    auth: Option<&ferry_auth::config::AuthConfig>,
+    target: &Target,
     dest: &ImageRef,
     env: &Environment,
 ) -> Result<AuthChain, Failure> {
     let host = dest.registry();
-    let kind = match &provider {
-        Some((p, _)) => Some(*p),
-        None if ferry_registry_ecr_host(host) => Some(Provider::Ecr),
-        None if host.ends_with(".azurecr.io") => Some(Provider::Acr),
-        None => None,
+    let configured = target.config.as_ref().map(|r| r.provider);
+    let kind = configured.or_else(|| {
+        if ferry_registry_ecr_host(host) {
+            Some(Provider::Ecr)
+        } else if host.ends_with(".azurecr.io") {
+            Some(Provider::Acr)
+        } else {
+            None
+        }
+    });
+    let located = target
+        .loaded
+        .as_ref()
+        .map(|(cfg, name)| (cfg, name.as_str()));
+    let auth = located
+        .and_then(|(cfg, name)| cfg.config.env.get(name))
+        .and_then(|e| e.auth.clone())
+        .unwrap_or_default();
+    let login = match kind {
+        Some(Provider::Ecr) => ecr_login(&auth, located, host, env),
+        Some(Provider::Acr) => acr_login(&auth, located, host, env),
+        _ => return Ok(chain),
     };
-    match kind {
-        Some(Provider::Ecr) => ecr_auth(chain, provider.is_some(), auth, host, env),
-        Some(Provider::Acr) => acr_auth(chain, provider.is_some(), auth, host, env),
-        _ => Ok(chain),
+    match login {
+        Ok(source) => Ok(chain.or_else_shared(source)),
+        Err(failure) if configured.is_some() => Err(failure),
+        Err(failure) => {
+            tracing::debug!(error = %failure.report, "no {} login for {host}", kind.map_or("", |k| k.as_str()));
+            Ok(chain)
+        }
     }
 }
 
@@ -389,93 +404,69 @@ fn ferry_registry_ecr_host(host: &str) -> bool {
     host.contains(".dkr.ecr.")
 }
 
+/// Where a provider's login failed in ferry.toml, when it came from there.
+type Located<'a> = Option<(&'a LoadedConfig, &'a str)>;
+
 #[cfg(feature = "ecr")]
-fn ecr_auth(
-    chain: AuthChain,
-    configured: bool,
-    auth: Option<&ferry_auth::config::AuthConfig>,
+fn ecr_login(
+    auth: &ferry_auth::config::AuthConfig,
+    located: Located<'_>,
     host: &str,
     env: &Environment,
-) -> Result<AuthChain, Failure> {
+) -> Result<SharedAuth, Failure> {
     use ferry_registry::auth::ecr::{EcrAuth, parse_ecr_host};
     let region = parse_ecr_host(host).map(|(_, region)| region);
     let aws = auth
-        .cloned()
-        .unwrap_or_default()
-        .aws(&crate::commands::auth::context(env), region.as_deref());
-    match aws {
-        Ok(aws) => {
-            let ecr =
-                EcrAuth::from_sdk_config(&aws.sdk_config(), Arc::new(FnClock(now))).with_host(host);
-            Ok(chain.or_else(ecr))
-        }
-        // Configured as ECR: the AWS setup must work. Only recognised by its host name: fall
-        // back to the other sources.
-        Err(e) if configured => Err(crate::commands::auth::auth_failure(e, None)),
-        Err(e) => {
-            tracing::debug!(error = %e, "no AWS credentials for ECR host {host}");
-            Ok(chain)
-        }
-    }
-}
-
-#[cfg(not(feature = "ecr"))]
-fn ecr_auth(
-    chain: AuthChain,
-    configured: bool,
-    _auth: Option<&ferry_auth::config::AuthConfig>,
-    _host: &str,
-    _env: &Environment,
-) -> Result<AuthChain, Failure> {
-    if configured {
-        return Err(invalid(miette::miette!(
-            "provider `ecr` needs a ferry built with the `ecr` feature"
-        )));
-    }
-    Ok(chain)
+        .aws(&crate::commands::auth::context(env), region.as_deref())
+        .map_err(|e| crate::commands::auth::auth_failure(e, located))?;
+    let ecr = EcrAuth::from_sdk_config(&aws.sdk_config(), Arc::new(FnClock(now))).with_host(host);
+    Ok(Arc::new(ecr))
 }
 
 #[cfg(feature = "acr")]
-fn acr_auth(
-    chain: AuthChain,
-    configured: bool,
-    auth: Option<&ferry_auth::config::AuthConfig>,
+fn acr_login(
+    auth: &ferry_auth::config::AuthConfig,
+    located: Located<'_>,
     host: &str,
     env: &Environment,
-) -> Result<AuthChain, Failure> {
+) -> Result<SharedAuth, Failure> {
     use ferry_registry::auth::acr::AcrAuth;
     let ctx = crate::commands::auth::context(env);
-    let auth = auth.cloned().unwrap_or_default();
-    match auth.azure(&ctx) {
-        Ok(cred) => {
-            let tenant = cred.tenant_id().to_owned();
-            let acr = AcrAuth::new(ctx.http.clone(), Arc::new(AzureAad(Arc::new(cred))))
-                .with_tenant(tenant)
-                .with_host(host);
-            Ok(chain.or_else(acr))
-        }
-        Err(e) if configured => Err(crate::commands::auth::auth_failure(e, None)),
-        Err(e) => {
-            tracing::debug!(error = %e, "no Azure credentials for ACR host {host}");
-            Ok(chain)
-        }
-    }
+    let cred = auth
+        .azure(&ctx)
+        .map_err(|e| crate::commands::auth::auth_failure(e, located))?;
+    let tenant = cred.tenant_id().to_owned();
+    let acr = AcrAuth::new(ctx.http.clone(), Arc::new(AzureAad(Arc::new(cred))))
+        .with_tenant(tenant)
+        .with_host(host);
+    Ok(Arc::new(acr))
+}
+
+#[cfg(not(feature = "ecr"))]
+fn ecr_login(
+    _: &ferry_auth::config::AuthConfig,
+    _: Located<'_>,
+    _: &str,
+    _: &Environment,
+) -> Result<SharedAuth, Failure> {
+    Err(not_built("ecr"))
 }
 
 #[cfg(not(feature = "acr"))]
-fn acr_auth(
-    chain: AuthChain,
-    configured: bool,
-    _auth: Option<&ferry_auth::config::AuthConfig>,
-    _host: &str,
-    _env: &Environment,
-) -> Result<AuthChain, Failure> {
-    if configured {
-        return Err(invalid(miette::miette!(
-            "provider `acr` needs a ferry built with the `acr` feature"
-        )));
-    }
-    Ok(chain)
+fn acr_login(
+    _: &ferry_auth::config::AuthConfig,
+    _: Located<'_>,
+    _: &str,
+    _: &Environment,
+) -> Result<SharedAuth, Failure> {
+    Err(not_built("acr"))
+}
+
+#[cfg(not(all(feature = "ecr", feature = "acr")))]
+fn not_built(provider: &str) -> Failure {
+    invalid(miette::miette!(
+        "provider `{provider}` needs a ferry built with the `{provider}` feature"
+    ))
 }
 
 /// ferry-auth's Azure AD credential as the token source ACR logins start from.
@@ -647,11 +638,35 @@ async fn push(args: &PushArgs, env: &Environment) -> CmdResult {
     Ok(Exit::Success)
 }
 
+/// The environment's registry, the reference (`what` names it in errors) and a client for it.
+fn connect(
+    opts: &RegistryOpts,
+    what: &str,
+    reference: &str,
+    env: &Environment,
+) -> Result<(Target, ImageRef, Client), Failure> {
+    let target = Target::load(opts)?;
+    let image = target.reference(what, reference)?;
+    let client = client_for(opts, &target, &image, env)?;
+    Ok((target, image, client))
+}
+
+/// Prints `json()` with `-o json`, else `text()`.
+fn emit(
+    output: ImageOutput,
+    json: impl FnOnce() -> serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> CmdResult {
+    match output {
+        ImageOutput::Json => write_json(&json())?,
+        ImageOutput::Text => write_out(&text())?,
+    }
+    Ok(Exit::Success)
+}
+
 async fn tag(args: &TagArgs, env: &Environment) -> CmdResult {
-    let target = Target::load(&args.registry)?;
-    let image = target.reference("REF", &args.reference)?;
     let tags = parse_tags(&args.tags)?;
-    let client = client_for(&args.registry, &target, &image, env)?;
+    let (target, image, client) = connect(&args.registry, "REF", &args.reference, env)?;
     let immutable = args.immutable || target.immutable();
     let outcomes = ferry_registry::tag_image(&client, &image, &tags, immutable)
         .await
@@ -659,73 +674,71 @@ async fn tag(args: &TagArgs, env: &Environment) -> CmdResult {
     let digest = ferry_registry::resolve(&client, &image.repo_only().with_tag(tags[0].clone()))
         .await
         .map_err(registry_failure)?;
-    if args.registry.output == ImageOutput::Json {
-        write_json(&serde_json::json!({
-            "repository": image.repo_only().to_string(),
-            "digest": digest,
-            "tags": outcomes,
-        }))?;
-    } else {
-        write_out(&format!(
-            "tagged {} as {}\n",
-            image.repo_only().with_digest(digest),
-            tag_line(&outcomes)
-        ))?;
-    }
-    Ok(Exit::Success)
+    emit(
+        args.registry.output,
+        || {
+            serde_json::json!({
+                "repository": image.repo_only().to_string(),
+                "digest": digest,
+                "tags": outcomes,
+            })
+        },
+        || {
+            format!(
+                "tagged {} as {}\n",
+                image.repo_only().with_digest(digest.clone()),
+                tag_line(&outcomes)
+            )
+        },
+    )
 }
 
 async fn resolve(args: &RefArgs, env: &Environment) -> CmdResult {
-    let target = Target::load(&args.registry)?;
-    let image = target.reference("REF", &args.reference)?;
-    let client = client_for(&args.registry, &target, &image, env)?;
+    let (_, image, client) = connect(&args.registry, "REF", &args.reference, env)?;
     let digest = ferry_registry::resolve(&client, &image)
         .await
         .map_err(registry_failure)?;
-    if args.registry.output == ImageOutput::Json {
-        write_json(&serde_json::json!({
-            "reference": image.to_string(),
-            "digest": digest,
-            "pinned": image.repo_only().with_digest(digest.clone()).to_string(),
-        }))?;
-    } else {
-        write_out(&format!("{digest}\n"))?;
-    }
-    Ok(Exit::Success)
+    emit(
+        args.registry.output,
+        || {
+            serde_json::json!({
+                "reference": image.to_string(),
+                "digest": digest,
+                "pinned": image.repo_only().with_digest(digest.clone()).to_string(),
+            })
+        },
+        || format!("{digest}\n"),
+    )
 }
 
 async fn ls(args: &RefArgs, env: &Environment) -> CmdResult {
-    let target = Target::load(&args.registry)?;
-    let image = target.reference("REPOSITORY", &args.reference)?;
-    let client = client_for(&args.registry, &target, &image, env)?;
+    let (_, image, client) = connect(&args.registry, "REPOSITORY", &args.reference, env)?;
     let tags = client.list_tags(&image).await.map_err(registry_failure)?;
-    if args.registry.output == ImageOutput::Json {
-        write_json(&serde_json::json!({
-            "repository": image.repo_only().to_string(),
-            "tags": tags,
-        }))?;
-    } else {
-        let mut text = String::new();
-        for t in &tags {
-            text.push_str(t);
-            text.push('\n');
-        }
-        write_out(&text)?;
-    }
-    Ok(Exit::Success)
+    emit(
+        args.registry.output,
+        || {
+            serde_json::json!({
+                "repository": image.repo_only().to_string(),
+                "tags": tags,
+            })
+        },
+        || tags.iter().map(|t| format!("{t}\n")).collect(),
+    )
 }
 
 async fn inspect(args: &RefArgs, env: &Environment) -> CmdResult {
-    let target = Target::load(&args.registry)?;
-    let image = target.reference("REF", &args.reference)?;
-    let client = client_for(&args.registry, &target, &image, env)?;
+    let (_, image, client) = connect(&args.registry, "REF", &args.reference, env)?;
     let info = ferry_registry::inspect(&client, &image)
         .await
         .map_err(registry_failure)?;
-    if args.registry.output == ImageOutput::Json {
-        write_json(&serde_json::to_value(&info).expect("image info serialises"))?;
-        return Ok(Exit::Success);
-    }
+    emit(
+        args.registry.output,
+        || serde_json::to_value(&info).expect("image info serialises"),
+        || inspect_text(&info),
+    )
+}
+
+fn inspect_text(info: &ferry_registry::ImageInfo) -> String {
     let mut text = format!(
         "{}\n  digest      {}\n  media type  {}\n  kind        {}\n",
         info.reference, info.digest, info.media_type, info.kind
@@ -761,8 +774,7 @@ async fn inspect(args: &RefArgs, env: &Environment) -> CmdResult {
             ));
         }
     }
-    write_out(&text)?;
-    Ok(Exit::Success)
+    text
 }
 
 /// Where a build's OCI layout goes before it is pushed.

@@ -517,6 +517,29 @@ fn ecr_login_from_the_environments_aws_credentials() {
     );
     let report = json(&out);
     assert_eq!(report["digest"], layout.digest.to_string());
+
+    // A mistake in the environment's AWS setup is located in ferry.toml, and nothing moves.
+    let text_before = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text_before.replace("region = \"us-east-1\"", "region = \"\""),
+    )
+    .unwrap();
+    let out = ferry(
+        &[
+            "image",
+            "push",
+            &layout.source("latest"),
+            "web:v2",
+            "--env",
+            "dev",
+            "--config",
+            &cfg,
+        ],
+        None,
+        &env,
+    );
+    assert_exit(&out, 3, &["ferry.toml:11:10", "auth.aws.region"]);
 }
 
 #[test]
