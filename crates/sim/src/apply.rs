@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::fieldset::{FieldSet, ManagedEntry, Walker};
 use crate::schema::Shape;
 use crate::status::ApiError;
+use crate::store::SERVER_METADATA;
 
 /// Inputs that do not change between calls for one request.
 pub(crate) struct ApplyRequest<'a> {
@@ -28,18 +29,6 @@ pub(crate) struct ApplyRequest<'a> {
     /// `metav1.Time` of now, for the managed fields entry.
     pub(crate) now: &'a str,
 }
-
-/// Metadata the applier cannot set: the server owns it.
-const SERVER_METADATA: [&str; 8] = [
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "managedFields",
-    "selfLink",
-];
 
 fn without_managed_fields(object: &Value) -> Value {
     let mut object = object.clone();

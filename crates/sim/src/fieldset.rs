@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::schema::{ListType, Shape, key_default};
+use crate::store::SERVER_METADATA;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FieldSet {
@@ -85,18 +86,7 @@ impl FieldSet {
         self.children.remove("f:apiVersion");
         self.children.remove("f:kind");
         if let Some(meta) = self.children.get_mut("f:metadata") {
-            for field in [
-                "name",
-                "namespace",
-                "uid",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "managedFields",
-                "selfLink",
-            ] {
+            for field in ["name", "namespace"].into_iter().chain(SERVER_METADATA) {
                 meta.children.remove(&format!("f:{field}"));
             }
             if meta.is_empty() {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::store::strings;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Requirement {
     Equals(String, String),
@@ -55,14 +57,7 @@ impl LabelSelector {
         if let Some(exprs) = selector["matchExpressions"].as_array() {
             for expr in exprs {
                 let key = expr["key"].as_str().unwrap_or("").to_owned();
-                let values: Vec<String> = expr["values"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let values = strings(&expr["values"]);
                 requirements.push(match expr["operator"].as_str().unwrap_or("") {
                     "In" => Requirement::In(key, values),
                     "NotIn" => Requirement::NotIn(key, values),

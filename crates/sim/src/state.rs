@@ -17,7 +17,7 @@ use crate::resources::{
 use crate::schema::Shape;
 use crate::selector::LabelSelector;
 use crate::status::{ApiError, Named};
-use crate::store::{Obj, Store, meta_str};
+use crate::store::{Obj, SERVER_METADATA, Store, meta_str};
 use crate::validate::{self, FieldValidation};
 use crate::{admission, defaults, smp};
 
@@ -404,16 +404,7 @@ impl State {
     ) -> Result<Written, ApiError> {
         Self::check_identity(rt, &mut object, namespace, None)?;
         if let Some(meta) = object["metadata"].as_object_mut() {
-            for field in [
-                "uid",
-                "resourceVersion",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "managedFields",
-                "selfLink",
-            ] {
+            for field in SERVER_METADATA {
                 meta.remove(field);
             }
         }

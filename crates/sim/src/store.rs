@@ -81,6 +81,29 @@ pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj["metadata"][field].as_str().unwrap_or("")
 }
 
+/// The strings of a JSON array (other items and other values give none).
+pub(crate) fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The metadata the server sets and no client can: dropped from what clients send, owned by
+/// no field manager.
+pub(crate) const SERVER_METADATA: [&str; 8] = [
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
 impl Store {
     pub(crate) fn new(history_limit: usize) -> Self {
         Store {
@@ -102,30 +125,13 @@ impl Store {
         let mut store = Store::new(history_limit);
         store.rv = rv;
         for (gr, object) in objects {
-            let key = (
-                meta_str(&object, "namespace").to_owned(),
-                meta_str(&object, "name").to_owned(),
-            );
-            let uid = meta_str(&object, "uid").to_owned();
-            if !uid.is_empty() {
-                store.uids.insert(
-                    uid,
-                    ObjRef {
-                        gr: gr.clone(),
-                        namespace: key.0.clone(),
-                        name: key.1.clone(),
-                    },
-                );
-            }
-            let at = ObjRef {
-                gr: gr.clone(),
-                namespace: key.0.clone(),
-                name: key.1.clone(),
-            };
+            let at = store.locate(&gr, &object);
             store.link(&object, &at);
             let table = store.tables.entry(gr).or_default();
             table.compacted = rv;
-            table.objects.insert(key, Arc::new(object));
+            table
+                .objects
+                .insert((at.namespace, at.name), Arc::new(object));
         }
         store
     }
@@ -225,6 +231,20 @@ impl Store {
         }
     }
 
+    /// Where `object` of type `gr` is kept; its uid is recorded as pointing there.
+    fn locate(&mut self, gr: &GroupResource, object: &Value) -> ObjRef {
+        let at = ObjRef {
+            gr: gr.clone(),
+            namespace: meta_str(object, "namespace").to_owned(),
+            name: meta_str(object, "name").to_owned(),
+        };
+        let uid = meta_str(object, "uid");
+        if !uid.is_empty() {
+            self.uids.insert(uid.to_owned(), at.clone());
+        }
+        at
+    }
+
     fn link(&mut self, object: &Value, at: &ObjRef) {
         for owner in Self::owner_uids(object) {
             self.children.entry(owner).or_default().insert(at.clone());
@@ -249,27 +269,9 @@ impl Store {
     pub(crate) fn put(&mut self, gr: &GroupResource, mut object: Value) -> Obj {
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let key = (
-            meta_str(&object, "namespace").to_owned(),
-            meta_str(&object, "name").to_owned(),
-        );
-        let uid = meta_str(&object, "uid").to_owned();
+        let at = self.locate(gr, &object);
+        let key = (at.namespace.clone(), at.name.clone());
         let object = Arc::new(object);
-        if !uid.is_empty() {
-            self.uids.insert(
-                uid,
-                ObjRef {
-                    gr: gr.clone(),
-                    namespace: key.0.clone(),
-                    name: key.1.clone(),
-                },
-            );
-        }
-        let at = ObjRef {
-            gr: gr.clone(),
-            namespace: key.0.clone(),
-            name: key.1.clone(),
-        };
         let limit = self.history_limit;
         let table = self.tables.entry(gr.clone()).or_default();
         let previous = table.objects.insert(key, Arc::clone(&object));

@@ -151,44 +151,21 @@ impl Schedule {
         let mut dt = TimeZone::UTC.to_datetime(start);
         let limit = dt.checked_add(5.years()).ok()?;
         while dt < limit {
-            if !self.months[dt.month() as usize] {
-                dt = dt
-                    .first_of_month()
-                    .checked_add(1.month())
-                    .ok()?
-                    .with()
-                    .hour(0)
-                    .minute(0)
-                    .build()
-                    .ok()?;
-                continue;
-            }
-            if !self.day_matches(dt) {
-                dt = dt
-                    .checked_add(1.day())
-                    .ok()?
-                    .with()
-                    .hour(0)
-                    .minute(0)
-                    .build()
-                    .ok()?;
-                continue;
-            }
-            if !self.hours[dt.hour() as usize] {
-                dt = dt
-                    .checked_add(1.hour())
-                    .ok()?
-                    .with()
-                    .minute(0)
-                    .build()
-                    .ok()?;
-                continue;
-            }
-            if !self.minutes[dt.minute() as usize] {
-                dt = dt.checked_add(1.minute()).ok()?;
-                continue;
-            }
-            return TimeZone::UTC.to_timestamp(dt).ok();
+            // skip to the start of the next month, day, hour or minute that may match
+            dt = if !self.months[dt.month() as usize] {
+                let next = dt.first_of_month().checked_add(1.month()).ok()?;
+                next.with().hour(0).minute(0).build().ok()?
+            } else if !self.day_matches(dt) {
+                let next = dt.checked_add(1.day()).ok()?;
+                next.with().hour(0).minute(0).build().ok()?
+            } else if !self.hours[dt.hour() as usize] {
+                let next = dt.checked_add(1.hour()).ok()?;
+                next.with().minute(0).build().ok()?
+            } else if !self.minutes[dt.minute() as usize] {
+                dt.checked_add(1.minute()).ok()?
+            } else {
+                return TimeZone::UTC.to_timestamp(dt).ok();
+            };
         }
         None
     }

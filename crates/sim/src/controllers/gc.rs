@@ -9,17 +9,10 @@ use serde_json::Value;
 use super::is_deleting;
 use crate::resources::ResourceType;
 use crate::state::{Propagation, State};
-use crate::store::{Obj, meta_str};
+use crate::store::{Obj, meta_str, strings};
 
 fn finalizers(object: &Value) -> Vec<String> {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .map(|f| {
-            f.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    strings(&object["metadata"]["finalizers"])
 }
 
 fn without_finalizer(object: &Value, finalizer: &str) -> Value {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::clock::{human_duration, parse_time};
 use crate::resources::{Builtin, ResourceType};
 use crate::selector::LabelSelector;
+use crate::store::strings;
 
 /// What each row carries besides its cells (`includeObject`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,14 +465,7 @@ fn external_ip(svc: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let external: Vec<String> = svc["spec"]["externalIPs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let external = strings(&svc["spec"]["externalIPs"]);
     match svc["spec"]["type"].as_str().unwrap_or("ClusterIP") {
         "ClusterIP" | "NodePort" => {
             if external.is_empty() {
