@@ -97,16 +97,34 @@ fn load_env(cfg: &LoadedConfig, name: &str) -> Result<DnsEnv, Failure> {
     })
 }
 
-/// The target: the flag, else the config, else the load balancer of the environment's current
-/// release in its cluster.
+/// The config and the environment `args` names.
+fn load(args: &DnsArgs) -> Result<(LoadedConfig, DnsEnv), Failure> {
+    let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
+    let e = load_env(&cfg, &args.env.env)?;
+    Ok((cfg, e))
+}
+
+/// What `e`'s names point at, and the provider of its zone.
+async fn target_and_provider(
+    cfg: &LoadedConfig,
+    e: &DnsEnv,
+    args: &DnsArgs,
+    env: &Environment,
+) -> Result<(Target, SharedDnsProvider), Failure> {
+    let target = target_for(cfg, e, args, env).await?;
+    let p = provider_for(e, env).await?;
+    Ok((target, p))
+}
+
+/// The target: `--target`, else the config, else the load balancer of the environment's
+/// current release in its cluster.
 async fn target_for(
     cfg: &LoadedConfig,
     e: &DnsEnv,
-    flag: Option<&str>,
-    config_path: &std::path::Path,
+    args: &DnsArgs,
     env: &Environment,
 ) -> Result<Target, Failure> {
-    if let Some(t) = flag {
+    if let Some(t) = args.target.as_deref() {
         return t
             .parse::<Target>()
             .map_err(|err| invalid(miette::miette!("--target: {err}")));
@@ -132,7 +150,7 @@ async fn target_for(
             )),
         )));
     }
-    let (key, target) = load_balancer_target(e, config_path, env).await?;
+    let (key, target) = load_balancer_target(e, &args.env.config.config, env).await?;
     tracing::info!(object = %key, %target, "target from the load balancer");
     Ok(target)
 }
@@ -624,18 +642,9 @@ fn json_plan(
 }
 
 async fn plan_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
-    let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
+    let (cfg, e) = load(args)?;
+    let (target, p) = target_and_provider(&cfg, &e, args, env).await?;
     let app = cfg.config.app.name.clone();
-    let e = load_env(&cfg, &args.env.env)?;
-    let target = target_for(
-        &cfg,
-        &e,
-        args.target.as_deref(),
-        &args.env.config.config,
-        env,
-    )
-    .await?;
-    let p = provider_for(&e, env).await?;
     let own = ownership(&app, &e)?;
     let planned = make_plan(&p, &e, &own, &target, args.adopt).await?;
     let mut out = std::io::stdout().lock();
@@ -659,26 +668,16 @@ async fn plan_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
 }
 
 async fn apply_cmd(args: &DnsApplyArgs, env: &Environment) -> CmdResult {
-    let cfg = crate::commands::cost::load_config(&args.common.env.config.config)?;
+    let (cfg, e) = load(&args.common)?;
+    let (target, p) = target_and_provider(&cfg, &e, &args.common, env).await?;
     let app = cfg.config.app.name.clone();
-    let e = load_env(&cfg, &args.common.env.env)?;
-    let target = target_for(
-        &cfg,
-        &e,
-        args.common.target.as_deref(),
-        &args.common.env.config.config,
-        env,
-    )
-    .await?;
-    let p = provider_for(&e, env).await?;
     let own = ownership(&app, &e)?;
     apply_and_verify(&app, &e, &p, &own, &target, args, "apply").await
 }
 
 async fn switch_cmd(args: &DnsSwitchArgs, env: &Environment) -> CmdResult {
-    let cfg = crate::commands::cost::load_config(&args.apply.common.env.config.config)?;
+    let (cfg, from) = load(&args.apply.common)?;
     let app = cfg.config.app.name.clone();
-    let from = load_env(&cfg, &args.apply.common.env.env)?;
     let to = load_env(&cfg, &args.to)?;
     if from.dns.provider != to.dns.provider || from.dns.zone != to.dns.zone {
         return Err(invalid(cfg.error_at(
@@ -695,15 +694,7 @@ async fn switch_cmd(args: &DnsSwitchArgs, env: &Environment) -> CmdResult {
             Some("give both environments the same [env.NAME.dns] provider and zone".into()),
         )));
     }
-    let target = target_for(
-        &cfg,
-        &to,
-        args.apply.common.target.as_deref(),
-        &args.apply.common.env.config.config,
-        env,
-    )
-    .await?;
-    let p = provider_for(&to, env).await?;
+    let (target, p) = target_and_provider(&cfg, &to, &args.apply.common, env).await?;
     let mut own = ownership(&app, &to)?;
     if from.dns.owner != to.dns.owner {
         own.previous_owners.push(from.dns.owner.clone());
@@ -855,17 +846,8 @@ fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), F
 }
 
 async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
-    let cfg = crate::commands::cost::load_config(&args.env.config.config)?;
-    let e = load_env(&cfg, &args.env.env)?;
-    let target = target_for(
-        &cfg,
-        &e,
-        args.target.as_deref(),
-        &args.env.config.config,
-        env,
-    )
-    .await?;
-    let p = provider_for(&e, env).await?;
+    let (cfg, e) = load(args)?;
+    let (target, p) = target_and_provider(&cfg, &e, args, env).await?;
     let desired = desired(&e, &target, &p)?;
     let report = run_verify(&e, &p, &desired, None).await?;
     let mut out = std::io::stdout().lock();
