@@ -17,7 +17,7 @@ use ferry_deployer::cluster::{
     SharedClusterProvider, SimOptions,
 };
 use ferry_registry::auth::{AuthChain, DockerConfigAuth, DockerHubAuth};
-use ferry_registry::{Provider, RegistryConfig};
+use ferry_registry::{Provider, RegistryConfig, SharedAuth};
 
 use crate::ambient::Environment;
 use crate::exit::{Exit, Failure};
@@ -189,17 +189,50 @@ fn provider_auth(
         .filter(|r| r.registry() == host)
         .map(|r| r.provider);
     let kind = match configured {
-        Some(p) => Some(p),
-        None if is_ecr_host(host) => Some(Provider::Ecr),
-        None if host.ends_with(".azurecr.io") => Some(Provider::Acr),
-        None => None,
+        Some(p) => p,
+        None if is_ecr_host(host) => Provider::Ecr,
+        None if host.ends_with(".azurecr.io") => Provider::Acr,
+        None => return Ok(chain),
     };
-    let configured = configured.is_some();
-    match kind {
-        Some(Provider::Ecr) => ecr_auth(chain, configured, auth, host, env),
-        Some(Provider::Acr) => acr_auth(chain, configured, auth, host, env),
-        _ => Ok(chain),
+    let auth = auth.cloned().unwrap_or_default();
+    let login = match kind {
+        Provider::Ecr => ecr_login(&auth, host, env),
+        Provider::Acr => acr_login(&auth, host, env),
+        _ => return Ok(chain),
+    };
+    match login {
+        Ok(source) => Ok(chain.or_else_shared(source)),
+        Err(NoLogin::Auth(e)) if configured.is_some() => {
+            Err(crate::commands::auth::auth_failure(e, None))
+        }
+        Err(NoLogin::NotBuilt(provider)) if configured.is_some() => Err(Failure::new(
+            Exit::InvalidInput,
+            miette::miette!(
+                "provider `{provider}` needs a ferry built with the `{provider}` feature"
+            ),
+        )),
+        Err(why) => {
+            tracing::debug!(host, "no {} login: {why:?}", kind.as_str());
+            Ok(chain)
+        }
     }
+}
+
+/// Why a registry provider's login could not be set up.
+#[derive(Debug)]
+enum NoLogin {
+    /// The cloud credentials it needs could not be.
+    #[cfg_attr(
+        not(any(feature = "ecr", feature = "acr")),
+        expect(dead_code, reason = "built only with ecr or acr")
+    )]
+    Auth(ferry_auth::AuthError),
+    /// This ferry was built without the provider's feature.
+    #[cfg_attr(
+        all(feature = "ecr", feature = "acr"),
+        expect(dead_code, reason = "both providers are built")
+    )]
+    NotBuilt(&'static str),
 }
 
 #[cfg(feature = "ecr")]
@@ -212,92 +245,42 @@ fn is_ecr_host(host: &str) -> bool {
     host.contains(".dkr.ecr.")
 }
 
+/// ECR: GetAuthorizationToken with the environment's AWS credentials (the region is the host's).
 #[cfg(feature = "ecr")]
-fn ecr_auth(
-    chain: AuthChain,
-    configured: bool,
-    auth: Option<&AuthConfig>,
-    host: &str,
-    env: &Environment,
-) -> Result<AuthChain, Failure> {
+fn ecr_login(auth: &AuthConfig, host: &str, env: &Environment) -> Result<SharedAuth, NoLogin> {
     use ferry_registry::auth::ecr::{EcrAuth, parse_ecr_host};
     let region = parse_ecr_host(host).map(|(_, region)| region);
     let aws = auth
-        .cloned()
-        .unwrap_or_default()
-        .aws(&crate::commands::auth::context(env), region.as_deref());
-    match aws {
-        Ok(aws) => {
-            let clock = Arc::new(ferry_registry::clock::FnClock(crate::ambient::now));
-            Ok(chain.or_else(EcrAuth::from_sdk_config(&aws.sdk_config(), clock).with_host(host)))
-        }
-        Err(e) if configured => Err(crate::commands::auth::auth_failure(e, None)),
-        Err(e) => {
-            tracing::debug!(error = %e, "no AWS credentials for ECR host {host}");
-            Ok(chain)
-        }
-    }
+        .aws(&crate::commands::auth::context(env), region.as_deref())
+        .map_err(NoLogin::Auth)?;
+    let clock = Arc::new(ferry_registry::clock::FnClock(crate::ambient::now));
+    Ok(Arc::new(
+        EcrAuth::from_sdk_config(&aws.sdk_config(), clock).with_host(host),
+    ))
 }
 
 #[cfg(not(feature = "ecr"))]
-fn ecr_auth(
-    chain: AuthChain,
-    configured: bool,
-    _auth: Option<&AuthConfig>,
-    _host: &str,
-    _env: &Environment,
-) -> Result<AuthChain, Failure> {
-    not_built(chain, configured, "ecr")
+fn ecr_login(_: &AuthConfig, _: &str, _: &Environment) -> Result<SharedAuth, NoLogin> {
+    Err(NoLogin::NotBuilt("ecr"))
 }
 
+/// ACR: the environment's Azure AD token exchanged at the registry's `/oauth2/exchange`.
 #[cfg(feature = "acr")]
-fn acr_auth(
-    chain: AuthChain,
-    configured: bool,
-    auth: Option<&AuthConfig>,
-    host: &str,
-    env: &Environment,
-) -> Result<AuthChain, Failure> {
+fn acr_login(auth: &AuthConfig, host: &str, env: &Environment) -> Result<SharedAuth, NoLogin> {
     use ferry_registry::auth::acr::AcrAuth;
     let ctx = crate::commands::auth::context(env);
-    match auth.cloned().unwrap_or_default().azure(&ctx) {
-        Ok(cred) => {
-            let tenant = cred.tenant_id().to_owned();
-            let acr = AcrAuth::new(ctx.http.clone(), Arc::new(AzureAad(Arc::new(cred))))
-                .with_tenant(tenant)
-                .with_host(host);
-            Ok(chain.or_else(acr))
-        }
-        Err(e) if configured => Err(crate::commands::auth::auth_failure(e, None)),
-        Err(e) => {
-            tracing::debug!(error = %e, "no Azure credentials for ACR host {host}");
-            Ok(chain)
-        }
-    }
+    let cred = auth.azure(&ctx).map_err(NoLogin::Auth)?;
+    let tenant = cred.tenant_id().to_owned();
+    Ok(Arc::new(
+        AcrAuth::new(ctx.http.clone(), Arc::new(AzureAad(Arc::new(cred))))
+            .with_tenant(tenant)
+            .with_host(host),
+    ))
 }
 
 #[cfg(not(feature = "acr"))]
-fn acr_auth(
-    chain: AuthChain,
-    configured: bool,
-    _auth: Option<&AuthConfig>,
-    _host: &str,
-    _env: &Environment,
-) -> Result<AuthChain, Failure> {
-    not_built(chain, configured, "acr")
-}
-
-#[cfg(not(all(feature = "ecr", feature = "acr")))]
-fn not_built(chain: AuthChain, configured: bool, provider: &str) -> Result<AuthChain, Failure> {
-    if configured {
-        return Err(Failure::new(
-            Exit::InvalidInput,
-            miette::miette!(
-                "provider `{provider}` needs a ferry built with the `{provider}` feature"
-            ),
-        ));
-    }
-    Ok(chain)
+fn acr_login(_: &AuthConfig, _: &str, _: &Environment) -> Result<SharedAuth, NoLogin> {
+    Err(NoLogin::NotBuilt("acr"))
 }
 
 /// ferry-auth's Azure AD credential as the token source ACR logins start from.

@@ -413,6 +413,16 @@ fn apply_flags(settings: &mut Settings, args: &DeployArgs) {
     }
 }
 
+/// A failed release's exit code: the deadline's (9) when it was the cause, else `otherwise`;
+/// and the words that say so.
+fn failure_exit(timed_out: bool, otherwise: Exit) -> (Exit, &'static str) {
+    if timed_out {
+        (Exit::Timeout, " (timeout)")
+    } else {
+        (otherwise, "")
+    }
+}
+
 /// Prints the outcome and picks the exit code.
 pub(crate) fn finish(outcome: &Outcome, progress: &Progress, env_name: &str) -> Exit {
     use serde_json::json;
@@ -439,37 +449,33 @@ pub(crate) fn finish(outcome: &Outcome, progress: &Progress, env_name: &str) -> 
             revision,
             timed_out,
             ..
-        } => (
-            if *timed_out {
-                Exit::Timeout
-            } else {
-                Exit::RolledBack
-            },
-            "rolled-back",
-            format!(
-                "ferry: release v{failed} failed{}; rolled back to v{restored} (recorded as v{revision})",
-                if *timed_out { " (timeout)" } else { "" }
-            ),
-            *failed,
-        ),
+        } => {
+            let (exit, why) = failure_exit(*timed_out, Exit::RolledBack);
+            (
+                exit,
+                "rolled-back",
+                format!(
+                    "ferry: release v{failed} failed{why}; rolled back to v{restored} (recorded as v{revision})"
+                ),
+                *failed,
+            )
+        }
         Outcome::Failed {
             revision,
             not_rolled_back,
             timed_out,
             ..
-        } => (
-            if *timed_out {
-                Exit::Timeout
-            } else {
-                Exit::FailedNotRolledBack
-            },
-            "failed",
-            format!(
-                "ferry: release v{revision} failed{} and was not rolled back: {not_rolled_back}",
-                if *timed_out { " (timeout)" } else { "" }
-            ),
-            *revision,
-        ),
+        } => {
+            let (exit, why) = failure_exit(*timed_out, Exit::FailedNotRolledBack);
+            (
+                exit,
+                "failed",
+                format!(
+                    "ferry: release v{revision} failed{why} and was not rolled back: {not_rolled_back}"
+                ),
+                *revision,
+            )
+        }
         _ => (
             Exit::Failure,
             "unknown",

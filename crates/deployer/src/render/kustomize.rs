@@ -1543,6 +1543,7 @@ struct RefField {
     path: &'static [&'static str],
 }
 
+/// References in a pod spec itself.
 const POD_REFS: &[RefField] = &[
     RefField {
         target_kind: "ConfigMap",
@@ -1557,45 +1558,6 @@ const POD_REFS: &[RefField] = &[
             "sources",
             "*",
             "configMap",
-            "name",
-        ],
-    },
-    RefField {
-        target_kind: "ConfigMap",
-        path: &[
-            "containers",
-            "*",
-            "env",
-            "*",
-            "valueFrom",
-            "configMapKeyRef",
-            "name",
-        ],
-    },
-    RefField {
-        target_kind: "ConfigMap",
-        path: &[
-            "initContainers",
-            "*",
-            "env",
-            "*",
-            "valueFrom",
-            "configMapKeyRef",
-            "name",
-        ],
-    },
-    RefField {
-        target_kind: "ConfigMap",
-        path: &["containers", "*", "envFrom", "*", "configMapRef", "name"],
-    },
-    RefField {
-        target_kind: "ConfigMap",
-        path: &[
-            "initContainers",
-            "*",
-            "envFrom",
-            "*",
-            "configMapRef",
             "name",
         ],
     },
@@ -1617,38 +1579,6 @@ const POD_REFS: &[RefField] = &[
     },
     RefField {
         target_kind: "Secret",
-        path: &[
-            "containers",
-            "*",
-            "env",
-            "*",
-            "valueFrom",
-            "secretKeyRef",
-            "name",
-        ],
-    },
-    RefField {
-        target_kind: "Secret",
-        path: &[
-            "initContainers",
-            "*",
-            "env",
-            "*",
-            "valueFrom",
-            "secretKeyRef",
-            "name",
-        ],
-    },
-    RefField {
-        target_kind: "Secret",
-        path: &["containers", "*", "envFrom", "*", "secretRef", "name"],
-    },
-    RefField {
-        target_kind: "Secret",
-        path: &["initContainers", "*", "envFrom", "*", "secretRef", "name"],
-    },
-    RefField {
-        target_kind: "Secret",
         path: &["imagePullSecrets", "*", "name"],
     },
     RefField {
@@ -1662,6 +1592,30 @@ const POD_REFS: &[RefField] = &[
     RefField {
         target_kind: "PriorityClass",
         path: &["priorityClassName"],
+    },
+];
+
+/// The container lists of a pod spec whose containers' references are rewritten (kustomize's
+/// own: not `ephemeralContainers`).
+const CONTAINER_LISTS: &[&str] = &["containers", "initContainers"];
+
+/// References in each container of [`CONTAINER_LISTS`].
+const CONTAINER_REFS: &[RefField] = &[
+    RefField {
+        target_kind: "ConfigMap",
+        path: &["env", "*", "valueFrom", "configMapKeyRef", "name"],
+    },
+    RefField {
+        target_kind: "ConfigMap",
+        path: &["envFrom", "*", "configMapRef", "name"],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &["env", "*", "valueFrom", "secretKeyRef", "name"],
+    },
+    RefField {
+        target_kind: "Secret",
+        path: &["envFrom", "*", "secretRef", "name"],
     },
 ];
 
@@ -1767,10 +1721,20 @@ fn fix_references(acc: &mut [Res]) {
         if let Some(pointer) = pod_spec_pointer(&kind)
             && let Some(spec) = r.obj.pointer_mut(pointer)
         {
+            let rename = |f: &RefField, v: &mut Value| {
+                rewrite_at(v, f.path, &|old| renamed(&snapshot, f.target_kind, old, ns));
+            };
             for f in POD_REFS {
-                rewrite_at(spec, f.path, &|old| {
-                    renamed(&snapshot, f.target_kind, old, ns)
-                });
+                rename(f, spec);
+            }
+            for list in CONTAINER_LISTS {
+                if let Some(Value::Array(containers)) = spec.get_mut(*list) {
+                    for container in containers {
+                        for f in CONTAINER_REFS {
+                            rename(f, container);
+                        }
+                    }
+                }
             }
         }
         for f in other_refs(&kind) {
