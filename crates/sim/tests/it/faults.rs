@@ -38,87 +38,62 @@ async fn faults_hit_the_verbs_they_name() {
             .send()
     };
 
-    cluster
-        .sim
-        .set_config(faults(
-            "create",
-            FaultRates {
-                error_500: 1.0,
-                ..FaultRates::default()
-            },
-        ))
-        .unwrap();
+    let fault =
+        |verb: &str, rates: FaultRates| cluster.sim.set_config(faults(verb, rates)).unwrap();
+    let status_of = |url: String| {
+        let request = http.get(url);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    fault(
+        "create",
+        FaultRates {
+            error_500: 1.0,
+            ..FaultRates::default()
+        },
+    );
     let response = create("a").await.unwrap();
     assert_eq!(response.status().as_u16(), 500);
     let status: serde_json::Value = response.json().await.unwrap();
     assert_eq!(status["reason"], "InternalError");
     // other verbs and the observability endpoints are untouched
-    assert_eq!(http.get(&list).send().await.unwrap().status().as_u16(), 200);
-    assert_eq!(
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        http.get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        http.get(format!("{base}/apis"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    for url in [
+        list.clone(),
+        format!("{base}/healthz"),
+        format!("{base}/metrics"),
+        format!("{base}/apis"),
+    ] {
+        assert_eq!(status_of(url.clone()).await, 200, "{url}");
+    }
 
-    cluster
-        .sim
-        .set_config(faults(
-            "*",
-            FaultRates {
-                throttle_429: 1.0,
-                ..FaultRates::default()
-            },
-        ))
-        .unwrap();
+    fault(
+        "*",
+        FaultRates {
+            throttle_429: 1.0,
+            ..FaultRates::default()
+        },
+    );
     let response = create("b").await.unwrap();
     assert_eq!(response.status().as_u16(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
 
-    cluster
-        .sim
-        .set_config(faults(
-            "create",
-            FaultRates {
-                timeout: 1.0,
-                ..FaultRates::default()
-            },
-        ))
-        .unwrap();
+    fault(
+        "create",
+        FaultRates {
+            timeout: 1.0,
+            ..FaultRates::default()
+        },
+    );
     let response = create("c").await.unwrap();
     assert_eq!(response.status().as_u16(), 504);
 
-    cluster
-        .sim
-        .set_config(faults(
-            "create",
-            FaultRates {
-                drop: 1.0,
-                ..FaultRates::default()
-            },
-        ))
-        .unwrap();
+    fault(
+        "create",
+        FaultRates {
+            drop: 1.0,
+            ..FaultRates::default()
+        },
+    );
     let err = create("d").await.unwrap_err();
     assert!(
         err.is_request() || err.is_connect() || err.is_body(),

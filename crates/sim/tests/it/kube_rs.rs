@@ -395,7 +395,7 @@ async fn watches_resume_report_gone_and_send_bookmarks() {
         kube::api::WatchEvent::Added(cm) => assert_eq!(cm.metadata.name.as_deref(), Some("late")),
         other => panic!("expected ADDED, got {other:?}"),
     }
-    match tokio::time::timeout(Duration::from_secs(10), events.next())
+    match tokio::time::timeout(Duration::from_secs(60), events.next())
         .await
         .unwrap()
         .unwrap()
@@ -409,7 +409,7 @@ async fn watches_resume_report_gone_and_send_bookmarks() {
     let mut stream = std::pin::pin!(stream);
     let mut names = std::collections::BTreeSet::new();
     while names.len() < 12 {
-        let cm = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        let cm = tokio::time::timeout(Duration::from_secs(60), stream.next())
             .await
             .unwrap()
             .unwrap()

@@ -1,6 +1,7 @@
 //! The acceptance scenario with the real kubectl as the client: apply a multi-document app
 //! server-side, get and describe it, roll out, update, fail, undo, diff, watch, delete.
 
+use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -251,39 +252,44 @@ async fn kubectl_drives_an_app_through_its_life() {
         .env("KUBECONFIG", cluster.kubeconfig())
         .env("HOME", cluster.dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(watch.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut watched = Vec::new();
+    // the scale waits for the watch's first listing, however long kubectl takes to start
+    let mut read_until = |pred: &dyn Fn(&str) -> bool| loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the watch printed no such line; so far: {watched:?}"));
+        let done = pred(&line);
+        watched.push(line);
+        if done {
+            return;
+        }
+    };
+    read_until(&|l| l.starts_with("web"));
     cluster.kubectl_ok(&["scale", "deployment/web", "-n", "shop", "--replicas=4"]);
-    cluster.kubectl_until(
-        &[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ],
-        |r| r == "4",
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    read_until(&|l| l.starts_with("web") && l.contains("4/4"));
     watch.kill().unwrap();
-    let watched = watch.wait_with_output().unwrap();
-    let watched = String::from_utf8_lossy(&watched.stdout).into_owned();
-    let lines: Vec<&str> = watched.lines().collect();
-    assert!(lines.len() >= 3, "{watched}");
-    assert!(lines[0].starts_with("NAME"), "{watched}");
+    watch.wait().unwrap();
+    assert!(watched[0].starts_with("NAME"), "{watched:?}");
     assert!(
-        lines[1].starts_with("web") && lines[1].contains("3/3"),
-        "{watched}"
+        watched[1].starts_with("web") && watched[1].contains("3/3"),
+        "{watched:?}"
     );
-    assert!(lines.last().unwrap().contains("4/4"), "{watched}");
     assert_eq!(
-        lines.iter().filter(|l| l.starts_with("NAME")).count(),
+        watched.iter().filter(|l| l.starts_with("NAME")).count(),
         1,
-        "{watched}"
+        "{watched:?}"
     );
 
     // delete -f at real-time speed (kubectl paces itself on the wall clock), then the garbage

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
@@ -33,21 +34,29 @@ async fn applying_the_same_objects_twice_changes_nothing() {
     let cluster = Cluster::start(fast()).await;
     let client = cluster.client().await;
     apply_file(&client, &fixture("app.yaml"), "ferry").await;
-    // let the controllers settle (rollout done, load balancer assigned)
+    // let the controllers settle: the rollout done and both load balancers assigned, the last
+    // things they do on their own
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let services: Api<Service> = Api::namespaced(client.clone(), "shop");
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "shop");
     tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            let svc: k8s_openapi::api::core::v1::Service = Api::namespaced(client.clone(), "shop")
-                .get("web")
-                .await
-                .unwrap();
+            let svc = services.get("web").await.unwrap();
+            let ing = ingresses.get("web").await.unwrap();
             let d = deployments.get("web").await.unwrap();
-            let lb = svc
+            let settled = svc
                 .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|l| l.ingress)
-                .is_some_and(|i| !i.is_empty());
-            if lb && d.status.and_then(|s| s.available_replicas) == Some(3) {
+                .and_then(|s| s.load_balancer?.ingress)
+                .is_some_and(|i| !i.is_empty())
+                && ing
+                    .status
+                    .and_then(|s| s.load_balancer?.ingress)
+                    .is_some_and(|i| !i.is_empty())
+                && d.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+                });
+            if settled {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -55,7 +64,6 @@ async fn applying_the_same_objects_twice_changes_nothing() {
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let first = apply_file(&client, &fixture("app.yaml"), "ferry").await;
     let writes_before = cluster.sim.metrics().total_writes();
