@@ -275,7 +275,18 @@ pub async fn verify(
     for server in servers {
         match server {
             NameServer::Address(a) => targets.push((a.to_string(), Some(*a), String::new())),
-            NameServer::Host(h) => match tokio::net::lookup_host((h.as_str(), 53)).await {
+            // The system resolver retries on its own: bounded by the time verify has.
+            NameServer::Host(h) => match tokio::time::timeout(
+                options.timeout,
+                tokio::net::lookup_host((h.as_str(), 53)),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?}", options.timeout),
+                ))
+            }) {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
                     if addrs.is_empty() {

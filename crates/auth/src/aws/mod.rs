@@ -55,7 +55,18 @@ fn retry_config(policy: &RetryPolicy) -> aws_smithy_types::retry::RetryConfig {
         .with_max_backoff(policy.max_backoff)
 }
 
-/// Every SDK config ferry builds: region, endpoint override, retries, clock, and the
+/// The SDK's time limits: like ferry's own HTTP clients (see
+/// [`AuthContext::new`](crate::config::AuthContext::new)), 10 s to connect and 30 s for each
+/// attempt, so an endpoint that accepts a connection and never answers ends in a (retried)
+/// timeout rather than a hang; the SDK sets only a connect timeout by default.
+fn timeout_config() -> aws_smithy_types::timeout::TimeoutConfig {
+    aws_smithy_types::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .build()
+}
+
+/// Every SDK config ferry builds: region, endpoint override, retries, time limits, clock, and the
 /// credentials (none for STS web identity, which is unsigned).
 fn build_sdk_config(
     region: &str,
@@ -68,6 +79,7 @@ fn build_sdk_config(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .retry_config(retry_config(retry))
+        .timeout_config(timeout_config())
         .time_source(aws_smithy_async::time::SharedTimeSource::new(
             ClockTimeSource(Arc::clone(clock)),
         ))
