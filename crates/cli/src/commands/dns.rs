@@ -423,7 +423,10 @@ async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider
                 None => {
                     let ctx = crate::commands::auth::context(env);
                     let credential = e.auth.azure(&ctx).map_err(auth_failure)?;
-                    Arc::new(AzureTokens(Arc::new(credential)))
+                    Arc::new(AzureTokens {
+                        credential: Arc::new(credential),
+                        zone: e.dns.zone.to_string(),
+                    })
                 }
             };
             let mut p = AzureDnsProvider::new(
@@ -462,32 +465,47 @@ fn auth_failure(e: ferry_auth::AuthError) -> Failure {
     )
 }
 
-/// ferry-auth's Azure AD credential as ferry-dns's token source.
+/// ferry-auth's Azure AD credential as ferry-dns's token source, for one zone.
 #[cfg(feature = "azure-dns")]
 #[derive(Debug)]
-struct AzureTokens(Arc<dyn ferry_auth::azure::AzureTokenCredential>);
+struct AzureTokens {
+    credential: Arc<dyn ferry_auth::azure::AzureTokenCredential>,
+    zone: String,
+}
 
 #[cfg(feature = "azure-dns")]
 #[async_trait::async_trait]
 impl ferry_dns::azure::AccessTokenSource for AzureTokens {
+    /// ferry-auth's error as the ferry-dns error of the same kind (and so the same exit code),
+    /// with its help: ferry-dns's errors have no place for it.
     async fn token(&self, scope: &str) -> Result<SecretString, DnsError> {
-        self.0.token(scope).await.map(|t| t.token).map_err(|e| {
-            let kind = e.kind();
-            let detail = e.to_string();
-            if matches!(kind, ferry_auth::ErrorKind::NotConfigured) {
-                DnsError::NotConfigured {
-                    what: "an Azure credential".into(),
-                    help: detail,
+        use ferry_auth::ErrorKind;
+        self.credential
+            .token(scope)
+            .await
+            .map(|t| t.token)
+            .map_err(|e| {
+                let detail = match e.help() {
+                    Some(help) => format!("{e}; {help}"),
+                    None => e.to_string(),
+                };
+                match e.kind() {
+                    ErrorKind::NotConfigured => DnsError::NotConfigured {
+                        what: "an Azure credential".into(),
+                        help: detail,
+                    },
+                    ErrorKind::InvalidConfig => DnsError::Invalid(detail),
+                    ErrorKind::Unavailable => {
+                        DnsError::transport("azure", "get an Azure AD token", detail)
+                    }
+                    _ => DnsError::Unauthorized {
+                        provider: "azure",
+                        zone: self.zone.clone(),
+                        action: "get a token for",
+                        detail,
+                    },
                 }
-            } else {
-                DnsError::Unauthorized {
-                    provider: "azure",
-                    zone: String::new(),
-                    action: "get a token for",
-                    detail,
-                }
-            }
-        })
+            })
     }
 }
 
