@@ -244,6 +244,31 @@ struct Want<'p> {
     given: String,
 }
 
+impl<'p> Want<'p> {
+    /// `count` `noun`s billed by the hour all month ("2 nodes × 730 h"), priced by the SKU
+    /// `sku` of `service` as given (in the file, or chosen by ferry), declared at `at`.
+    fn all_month(
+        component: String,
+        service: &'p str,
+        sku: String,
+        (count, noun): (u32, &str),
+        at: Vec<PathSeg>,
+        what: &'p str,
+    ) -> Self {
+        Want {
+            component,
+            service,
+            sku: sku.clone(),
+            unit: Unit::Hour,
+            quantity: Decimal::from(count) * HOURS_PER_MONTH,
+            detail: format!("{} × 730 h", plural(count, noun)),
+            at,
+            what,
+            given: sku,
+        }
+    }
+}
+
 fn p(parts: &[PathSeg]) -> Vec<PathSeg> {
     parts.to_vec()
 }
@@ -406,17 +431,14 @@ impl Estimator<'_> {
             Cloud::Azure => ("aks", "AKS"),
         };
         let tier = self.spec.control_plane.clone();
-        let line = self.flat(Want {
-            component: format!("{label} control plane ({tier} tier)"),
+        let line = self.flat(Want::all_month(
+            format!("{label} control plane ({tier} tier)"),
             service,
-            sku: tier.clone(),
-            unit: Unit::Hour,
-            quantity: HOURS_PER_MONTH,
-            detail: "1 cluster × 730 h".to_owned(),
-            at: vec![k("control_plane")],
-            what: "control plane tier",
-            given: tier,
-        });
+            tier,
+            (1, "cluster"),
+            vec![k("control_plane")],
+            "control plane tier",
+        ));
         self.push(
             "control plane".to_owned(),
             "control_plane",
@@ -432,18 +454,14 @@ impl Estimator<'_> {
         };
         for (i, g) in self.spec.node_groups.clone().into_iter().enumerate() {
             let at = p(&[k("node_groups"), PathSeg::Index(i)]);
-            let count = Decimal::from(g.count);
-            let mut lines = vec![self.flat(Want {
-                component: format!("{} on-demand", g.instance_type),
+            let mut lines = vec![self.flat(Want::all_month(
+                format!("{} on-demand", g.instance_type),
                 service,
-                sku: g.instance_type.clone(),
-                unit: Unit::Hour,
-                quantity: count * HOURS_PER_MONTH,
-                detail: format!("{} × 730 h", plural(g.count, "node")),
-                at: [at.clone(), vec![k("instance_type")]].concat(),
+                g.instance_type.clone(),
+                (g.count, "node"),
+                [at.clone(), vec![k("instance_type")]].concat(),
                 what,
-                given: g.instance_type.clone(),
-            })];
+            ))];
             if g.disk_gb > 0 {
                 let disk_type = g.disk_type.clone().unwrap_or_else(|| match self.cloud() {
                     Cloud::Aws => "gp3".to_owned(),
@@ -640,15 +658,15 @@ impl Estimator<'_> {
                     }
                     let extra = lb.rules.saturating_sub(5);
                     lines.push(self.flat(Want {
-                        component: "Standard LB rules beyond 5".to_owned(),
-                        service: "load-balancer",
-                        sku: "standard-extra-rule".to_owned(),
                         unit: Unit::RuleHour,
-                        quantity: Decimal::from(extra) * HOURS_PER_MONTH,
-                        detail: format!("{} × 730 h", plural(extra, "rule")),
-                        at: [at.clone(), vec![k("rules")]].concat(),
-                        what: "load balancer rule",
-                        given: "standard-extra-rule".to_owned(),
+                        ..Want::all_month(
+                            "Standard LB rules beyond 5".to_owned(),
+                            "load-balancer",
+                            "standard-extra-rule".to_owned(),
+                            (extra, "rule"),
+                            [at.clone(), vec![k("rules")]].concat(),
+                            "load balancer rule",
+                        )
                     }));
                     lines.push(self.flat(Want {
                         component: "Standard LB data processed".to_owned(),
@@ -682,17 +700,14 @@ impl Estimator<'_> {
             Cloud::Aws => ("vpc", "nat-gateway", "nat-gateway-data"),
             Cloud::Azure => ("nat-gateway", "gateway", "data"),
         };
-        let hours = self.flat(Want {
-            component: "NAT gateway hours".to_owned(),
+        let hours = self.flat(Want::all_month(
+            "NAT gateway hours".to_owned(),
             service,
-            sku: hour_sku.to_owned(),
-            unit: Unit::Hour,
-            quantity: Decimal::from(n) * HOURS_PER_MONTH,
-            detail: format!("{} × 730 h", plural(n, "gateway")),
-            at: vec![k("nat_gateways")],
-            what: "NAT gateway",
-            given: hour_sku.to_owned(),
-        });
+            hour_sku.to_owned(),
+            (n, "gateway"),
+            vec![k("nat_gateways")],
+            "NAT gateway",
+        ));
         let data = self.flat(Want {
             component: "NAT gateway data processed".to_owned(),
             service,
@@ -721,17 +736,14 @@ impl Estimator<'_> {
             Cloud::Aws => ("vpc", "public-ipv4"),
             Cloud::Azure => ("public-ip", "standard-ipv4"),
         };
-        let line = self.flat(Want {
-            component: "public IPv4 addresses".to_owned(),
+        let line = self.flat(Want::all_month(
+            "public IPv4 addresses".to_owned(),
             service,
-            sku: sku.to_owned(),
-            unit: Unit::Hour,
-            quantity: Decimal::from(n) * HOURS_PER_MONTH,
-            detail: format!("{} × 730 h", plural(n, "address")),
-            at: vec![k("public_ipv4")],
-            what: "public IP",
-            given: sku.to_owned(),
-        });
+            sku.to_owned(),
+            (n, "address"),
+            vec![k("public_ipv4")],
+            "public IP",
+        ));
         self.push(
             "public IPv4".to_owned(),
             "public_ipv4",
@@ -877,17 +889,14 @@ impl Estimator<'_> {
                 Cloud::Aws => "elasticache",
                 Cloud::Azure => "azure-cache",
             };
-            let line = self.flat(Want {
-                component: format!("{} on-demand", c.node_type),
+            let line = self.flat(Want::all_month(
+                format!("{} on-demand", c.node_type),
                 service,
-                sku: c.node_type.clone(),
-                unit: Unit::Hour,
-                quantity: Decimal::from(c.count) * HOURS_PER_MONTH,
-                detail: format!("{} × 730 h", plural(c.count, "node")),
-                at: [at.clone(), vec![k("node_type")]].concat(),
-                what: "cache node type",
-                given: c.node_type.clone(),
-            });
+                c.node_type.clone(),
+                (c.count, "node"),
+                [at.clone(), vec![k("node_type")]].concat(),
+                "cache node type",
+            ));
             self.push(format!("cache {}", c.name), "cache", at, vec![line]);
         }
     }
