@@ -73,6 +73,25 @@ async fn writes_from_metrics(url: &str) -> u64 {
         .sum()
 }
 
+/// Runs `request` for objects `0..n` (object `i` in namespace `bench-{i % NAMESPACES}`),
+/// `IN_FLIGHT` at a time; returns how long they took.
+async fn each<F, Fut>(client: &kube::Client, n: usize, request: F) -> Duration
+where
+    F: Fn(Api<ConfigMap>, usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = Api::namespaced(client.clone(), &format!("bench-{}", i % NAMESPACES));
+            request(api, i)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<()>()
+        .await;
+    start.elapsed()
+}
+
 #[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 fn report(line: &str) {
     println!("{line}");
@@ -123,24 +142,16 @@ async fn main() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
-    futures::stream::iter(0..OBJECTS)
-        .map(|i| {
-            let api: Api<ConfigMap> =
-                Api::namespaced(client.clone(), &format!("bench-{}", i % NAMESPACES));
-            async move {
-                let cm = serde_json::from_value(json!({
-                    "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": format!("cm-{i}"), "labels": {"bench": "create"}},
-                    "data": {"index": i.to_string(), "payload": "x".repeat(256)},
-                }))
-                .unwrap();
-                api.create(&PostParams::default(), &cm).await.unwrap();
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<()>()
-        .await;
-    let created = start.elapsed();
+    let created = each(&client, OBJECTS, |api, i| async move {
+        let cm = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "labels": {"bench": "create"}},
+            "data": {"index": i.to_string(), "payload": "x".repeat(256)},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    })
+    .await;
     let seen_at = tokio::time::timeout(Duration::from_secs(120), watched)
         .await
         .unwrap()
@@ -172,19 +183,10 @@ async fn main() {
     }
     let list_time = start.elapsed();
     assert_eq!(listed, OBJECTS);
-    let start = Instant::now();
-    futures::stream::iter(0..OBJECTS)
-        .map(|i| {
-            let api: Api<ConfigMap> =
-                Api::namespaced(client.clone(), &format!("bench-{}", i % NAMESPACES));
-            async move {
-                api.get(&format!("cm-{i}")).await.unwrap();
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<()>()
-        .await;
-    let get_time = start.elapsed();
+    let get_time = each(&client, OBJECTS, |api, i| async move {
+        api.get(&format!("cm-{i}")).await.unwrap();
+    })
+    .await;
     report(&format!(
         "list {OBJECTS} in {pages} pages of 500: {:.0} ms; get each: {:.2}s, {}",
         list_time.as_secs_f64() * 1000.0,
@@ -193,36 +195,27 @@ async fn main() {
     ));
 
     // 3. server-side apply, then the same again
-    let apply = |round: &'static str| {
-        let client = client.clone();
-        async move {
-            let start = Instant::now();
-            futures::stream::iter(0..APPLIED)
-                .map(|i| {
-                    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &format!("bench-{}", i % NAMESPACES));
-                    async move {
-                        let cm = json!({
-                            "apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": format!("applied-{i}"), "labels": {"bench": "apply"}},
-                            "data": {"index": i.to_string()},
-                        });
-                        api.patch(&format!("applied-{i}"), &PatchParams::apply("ferry-bench"), &Patch::Apply(&cm))
-                            .await
-                            .unwrap();
-                    }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect::<()>()
-                .await;
-            let _ = round;
-            start.elapsed()
-        }
+    let apply = || {
+        each(&client, APPLIED, |api, i| async move {
+            let cm = json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("applied-{i}"), "labels": {"bench": "apply"}},
+                "data": {"index": i.to_string()},
+            });
+            api.patch(
+                &format!("applied-{i}"),
+                &PatchParams::apply("ferry-bench"),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .unwrap();
+        })
     };
     let url = sim.url();
     let before = writes_from_metrics(&url).await;
-    let first = apply("first").await;
+    let first = apply().await;
     let middle = writes_from_metrics(&url).await;
-    let second = apply("again").await;
+    let second = apply().await;
     let after = writes_from_metrics(&url).await;
     report(&format!(
         "server-side apply {APPLIED} new ConfigMaps: {:.2}s, {}, {} writes; the same {APPLIED} again: {:.2}s, {}, {} writes (from /metrics)",
@@ -235,7 +228,7 @@ async fn main() {
     ));
     assert_eq!(after - middle, 0, "a no-op re-apply wrote");
 
-    // 5. a controller-heavy load: Deployments rolled out to pods
+    // 4. a controller-heavy load: Deployments rolled out to pods
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(client.clone(), "bench-0");
     let start = Instant::now();

@@ -9,6 +9,16 @@ use ferry_sim::{ImageBehaviour, ImageRule, SimConfig};
 
 use crate::support::{Cluster, fast, fixture, kubectl_bin, text};
 
+/// Waits (on the wall clock: kubectl's own bound) for the app's rollout.
+const ROLLOUT_STATUS: &[&str] = &[
+    "rollout",
+    "status",
+    "deployment/web",
+    "-n",
+    "shop",
+    "--timeout=60s",
+];
+
 fn config() -> SimConfig {
     SimConfig {
         images: vec![ImageRule::new("*:broken", ImageBehaviour::PullForever)],
@@ -39,14 +49,7 @@ async fn kubectl_drives_an_app_through_its_life() {
     }
 
     // rollout status
-    let status = cluster.kubectl_ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "shop",
-        "--timeout=60s",
-    ]);
+    let status = cluster.kubectl_ok(ROLLOUT_STATUS);
     assert!(status.contains("successfully rolled out"), "{status}");
 
     // get: the columns a real cluster prints
@@ -157,14 +160,7 @@ async fn kubectl_drives_an_app_through_its_life() {
         "-n",
         "shop",
     ]);
-    let status = cluster.kubectl_ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "shop",
-        "--timeout=60s",
-    ]);
+    let status = cluster.kubectl_ok(ROLLOUT_STATUS);
     assert!(status.contains("successfully rolled out"), "{status}");
     let replica_sets = cluster.kubectl_ok(&["get", "replicasets", "-n", "shop", "-o", "name"]);
     assert_eq!(replica_sets.lines().count(), 2, "{replica_sets}");
@@ -178,14 +174,7 @@ async fn kubectl_drives_an_app_through_its_life() {
         "-n",
         "shop",
     ]);
-    let failed = cluster.kubectl(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "shop",
-        "--timeout=60s",
-    ]);
+    let failed = cluster.kubectl(ROLLOUT_STATUS);
     assert!(!failed.status.success(), "{}", text(&failed));
     assert!(
         text(&failed).contains("exceeded its progress deadline"),
@@ -219,14 +208,7 @@ async fn kubectl_drives_an_app_through_its_life() {
     // rollout undo back to the working image
     let undone = cluster.kubectl_ok(&["rollout", "undo", "deployment/web", "-n", "shop"]);
     assert!(undone.contains("rolled back"), "{undone}");
-    let status = cluster.kubectl_ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "shop",
-        "--timeout=60s",
-    ]);
+    let status = cluster.kubectl_ok(ROLLOUT_STATUS);
     assert!(status.contains("successfully rolled out"), "{status}");
     let image = cluster.kubectl_ok(&[
         "get",

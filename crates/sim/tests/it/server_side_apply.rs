@@ -102,25 +102,21 @@ async fn a_conflicting_manager_gets_409_unless_it_forces() {
     let client = cluster.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let cm = |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": value, "region": "eu"}});
-    api.patch(
-        "settings",
-        &PatchParams::apply("ferry"),
-        &Patch::Apply(cm("blue")),
-    )
-    .await
-    .unwrap();
+    let apply_mode = |params: PatchParams, value: &str| {
+        let object = cm(value);
+        let api = api.clone();
+        async move { api.patch("settings", &params, &Patch::Apply(object)).await }
+    };
+    apply_mode(PatchParams::apply("ferry"), "blue")
+        .await
+        .unwrap();
 
     // the same value from another manager is shared ownership, not a conflict
     api.patch("settings", &PatchParams::apply("other"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"region": "eu"}})))
         .await
         .unwrap();
 
-    let err = api
-        .patch(
-            "settings",
-            &PatchParams::apply("other"),
-            &Patch::Apply(cm("green")),
-        )
+    let err = apply_mode(PatchParams::apply("other"), "green")
         .await
         .unwrap_err();
     match err {
@@ -142,12 +138,7 @@ async fn a_conflicting_manager_gets_409_unless_it_forces() {
         "blue"
     );
 
-    let forced = api
-        .patch(
-            "settings",
-            &PatchParams::apply("other").force(),
-            &Patch::Apply(cm("green")),
-        )
+    let forced = apply_mode(PatchParams::apply("other").force(), "green")
         .await
         .unwrap();
     assert_eq!(forced.data.unwrap()["mode"], "green");
@@ -164,12 +155,7 @@ async fn a_conflicting_manager_gets_409_unless_it_forces() {
     );
 
     // now the first manager is the one in conflict
-    let err = api
-        .patch(
-            "settings",
-            &PatchParams::apply("ferry"),
-            &Patch::Apply(cm("blue")),
-        )
+    let err = apply_mode(PatchParams::apply("ferry"), "blue")
         .await
         .unwrap_err();
     assert!(
@@ -185,12 +171,7 @@ async fn a_conflicting_manager_gets_409_unless_it_forces() {
     )
     .await
     .unwrap();
-    let err = api
-        .patch(
-            "settings",
-            &PatchParams::apply("other"),
-            &Patch::Apply(cm("green")),
-        )
+    let err = apply_mode(PatchParams::apply("other"), "green")
         .await
         .unwrap_err();
     assert!(
