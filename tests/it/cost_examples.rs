@@ -7,7 +7,7 @@ use ferry_cost::{Catalog, Cloud};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use super::{code, cost_json, example, ferry, stderr, stdout};
+use super::{code, cost, cost_json, example, ferry, stderr, stdout};
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
@@ -231,14 +231,8 @@ fn example_totals_match_a_hand_computation_from_catalog_rows() {
 
 #[test]
 fn all_environments_side_by_side_each_gated_on_its_own_budget() {
-    let out = ferry([
-        "cost",
-        "--config",
-        example("cloudtolocalllm").to_str().unwrap(),
-        "--env",
-        "all",
-    ]);
-    assert_eq!(super::code(&out), 0, "{}", stderr(&out));
+    let out = cost(&example("cloudtolocalllm"), &["--env", "all"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
         text.contains("dev (aws)") && text.contains("dev-aks (azure)"),
@@ -260,23 +254,19 @@ fn compare_to_gates_the_increase_and_over_budget_wins() {
     let previous = dir.path().join("previous.json");
     let base = std::fs::read_to_string(example("cloudtolocalllm")).unwrap();
     std::fs::write(&config, &base).unwrap();
-    let out = ferry([
-        "cost",
-        "--config",
-        config.to_str().unwrap(),
-        "--env",
-        "dev",
-        "--format",
-        "json",
-    ]);
+    let out = cost(&config, &["--env", "dev", "--format", "json"]);
     assert_eq!(code(&out), 0);
     std::fs::write(&previous, out.stdout).unwrap();
+    let compare = |extra: &[&str]| {
+        let args = [
+            &["--env", "dev", "--compare-to", previous.to_str().unwrap()],
+            extra,
+        ];
+        cost_json(&config, &args.concat())
+    };
 
     // Same spec: no change, within 10%.
-    let (exit, report) = cost_json(
-        &config,
-        &["--env", "dev", "--compare-to", previous.to_str().unwrap()],
-    );
+    let (exit, report) = compare(&[]);
     assert_eq!(exit, 0);
     assert_eq!(env(&report, "dev")["comparison"]["status"], "within");
     assert_eq!(
@@ -286,40 +276,17 @@ fn compare_to_gates_the_increase_and_over_budget_wins() {
 
     // Four nodes (with their disks) instead of two: +$70.74 (+40%), over the file's 10%.
     std::fs::write(&config, base.replacen("count = 2", "count = 4", 1)).unwrap();
-    let (exit, report) = cost_json(
-        &config,
-        &["--env", "dev", "--compare-to", previous.to_str().unwrap()],
-    );
+    let (exit, report) = compare(&[]);
     assert_eq!(exit, 5, "over the allowed increase");
     let cmp = &env(&report, "dev")["comparison"];
     assert_eq!(cmp["status"], "over");
     assert_eq!(money(&cmp["delta"]), d("70.736"));
     assert_eq!(cmp["changes"].as_array().unwrap().len(), 2);
     // A flag overrides the file's limit.
-    let (exit, _) = cost_json(
-        &config,
-        &[
-            "--env",
-            "dev",
-            "--compare-to",
-            previous.to_str().unwrap(),
-            "--max-increase",
-            "100",
-        ],
-    );
+    let (exit, _) = compare(&["--max-increase", "100"]);
     assert_eq!(exit, 0);
     // Over budget and over the increase: 4 wins.
-    let (exit, report) = cost_json(
-        &config,
-        &[
-            "--env",
-            "dev",
-            "--compare-to",
-            previous.to_str().unwrap(),
-            "--budget",
-            "200",
-        ],
-    );
+    let (exit, report) = compare(&["--budget", "200"]);
     assert_eq!(exit, 4);
     assert_eq!(env(&report, "dev")["status"], "over_budget_and_increase");
 }
@@ -333,29 +300,19 @@ fn a_bad_compare_to_file_is_a_located_error() {
         "{\n  \"schema_version\": 1,\n  \"environments\": [,]\n}\n",
     )
     .unwrap();
-    let out = ferry([
-        "cost",
-        "--config",
-        example("cloudtolocalllm").to_str().unwrap(),
-        "--env",
-        "dev",
-        "--compare-to",
-        bad.to_str().unwrap(),
-    ]);
+    let compare_to_bad = || {
+        cost(
+            &example("cloudtolocalllm"),
+            &["--env", "dev", "--compare-to", bad.to_str().unwrap()],
+        )
+    };
+    let out = compare_to_bad();
     assert_eq!(code(&out), 3);
     let err = stderr(&out);
     assert!(err.contains("previous.json:3:"), "{err}");
     assert!(stdout(&out).is_empty());
     std::fs::write(&bad, "{\"schema_version\": 7}").unwrap();
-    let out = ferry([
-        "cost",
-        "--config",
-        example("cloudtolocalllm").to_str().unwrap(),
-        "--env",
-        "dev",
-        "--compare-to",
-        bad.to_str().unwrap(),
-    ]);
+    let out = compare_to_bad();
     assert_eq!(code(&out), 3);
     assert!(
         stderr(&out).contains("schema_version 7 is not supported"),
@@ -382,7 +339,7 @@ fn unpriced_values_fail_unless_allowed_and_are_never_zero() {
         .unwrap()
         + 1;
     std::fs::write(&config, text).unwrap();
-    let out = ferry(["cost", "--config", config.to_str().unwrap(), "--env", "dev"]);
+    let out = cost(&config, &["--env", "dev"]);
     assert_eq!(code(&out), 3);
     assert!(
         stderr(&out).contains(&format!("ferry.toml:{line_no}:17")),
@@ -397,14 +354,7 @@ fn unpriced_values_fail_unless_allowed_and_are_never_zero() {
     let l = line(dev, "t3.colossal");
     assert_eq!(l["priced"], false);
     assert!(l["monthly"].is_null());
-    let out = ferry([
-        "cost",
-        "--config",
-        config.to_str().unwrap(),
-        "--env",
-        "dev",
-        "--allow-unpriced",
-    ]);
+    let out = cost(&config, &["--env", "dev", "--allow-unpriced"]);
     assert!(stdout(&out).contains("unpriced") && stdout(&out).contains("incomplete"));
 }
 

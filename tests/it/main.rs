@@ -63,17 +63,16 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `ferry cost --config CONFIG EXTRA...`.
+fn cost(config: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["cost", "--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ferry(&args)
+}
+
 /// `ferry cost --format json` on a config, parsed.
 fn cost_json(config: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
-    let mut args = vec![
-        "cost",
-        "--config",
-        config.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let out = ferry(&args);
+    let out = cost(config, &[&["--format", "json"], extra].concat());
     let json = serde_json::from_str(&stdout(&out))
         .unwrap_or_else(|e| panic!("not JSON ({e}); stderr:\n{}", stderr(&out)));
     (code(&out), json)

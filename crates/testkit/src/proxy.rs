@@ -41,7 +41,10 @@ pub enum FaultAction {
         /// A `Retry-After` in seconds.
         retry_after: Option<u64>,
     },
-    /// Forward, but cut both connections after this many request-body bytes.
+    /// Forward, but cut both connections after this many request-body bytes. The server's
+    /// side is half-closed first and the proxy waits for the server to answer or close, so
+    /// the server has finished with the broken request before the client learns of the cut:
+    /// what the server made of it is settled however loaded the machine is.
     DropRequestBody(u64),
     /// Forward, but cut the client's connection after this many response-body bytes.
     DropResponseBody(u64),
@@ -345,10 +348,11 @@ async fn handle(
     let upload =
         matches!(method.as_str(), "PATCH" | "PUT" | "POST") && path.contains("/blobs/uploads/");
     let download = method == "GET" && path.contains("/blobs/") && !path.contains("/uploads/");
-    let request_limit = match fault {
-        Some(FaultAction::DropRequestBody(n)) => Some(n),
-        _ => None,
-    };
+    if let Some(FaultAction::DropRequestBody(limit)) = fault {
+        forward_cut(req, &upstream, limit, upload.then_some(&*state)).await;
+        state.log(&method, &path, 0, true);
+        return Err("connection cut by the test proxy".into());
+    }
     let response_limit = match fault {
         Some(FaultAction::DropResponseBody(n)) => Some(n),
         _ => None,
@@ -365,25 +369,14 @@ async fn handle(
         let _ = conn.await;
     });
     let (parts, body) = req.into_parts();
-    let body = metered(
-        body,
-        upload.then(|| Arc::clone(&state)),
-        true,
-        request_limit,
-    );
+    let body = metered(body, upload.then(|| Arc::clone(&state)), true, None);
     let response = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => {
-            state.log(&method, &path, 0, request_limit.is_some());
+            state.log(&method, &path, 0, false);
             return Err(e.into());
         }
     };
-    if request_limit.is_some() {
-        // The body was cut, yet the server answered (it had read all it wanted): still drop
-        // the client's connection, as a real network failure would.
-        state.log(&method, &path, 0, true);
-        return Err("connection cut by the test proxy".into());
-    }
     state.log(
         &method,
         &path,
@@ -398,4 +391,68 @@ async fn handle(
         response_limit,
     );
     Ok(Response::from_parts(parts, body))
+}
+
+/// Sends `req` to `upstream` with its body cut after `limit` bytes (counted into `counter`'s
+/// upload bytes), half-closes the connection and waits (at most 30 s) until the server has
+/// answered or closed it.
+async fn forward_cut(req: Request<Incoming>, upstream: &str, limit: u64, counter: Option<&State>) {
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(mut stream) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (parts, body) = req.into_parts();
+    let chunked = !parts.headers.contains_key(hyper::header::CONTENT_LENGTH);
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = format!("{} {target} HTTP/1.1\r\n", parts.method).into_bytes();
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    if stream.write_all(&head).await.is_err() {
+        return;
+    }
+    let mut body = Box::pin(BodyStream::new(body));
+    let mut sent = 0u64;
+    while sent < limit {
+        let Some(Ok(frame)) = body.next().await else {
+            break;
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        data.truncate(usize::try_from(limit - sent).unwrap_or(usize::MAX));
+        let framed = if chunked {
+            [format!("{:x}\r\n", data.len()).as_bytes(), &data, b"\r\n"].concat()
+        } else {
+            data.to_vec()
+        };
+        if data.is_empty() || stream.write_all(&framed).await.is_err() {
+            break;
+        }
+        sent += data.len() as u64;
+        if let Some(state) = counter {
+            state
+                .upload_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+    }
+    let _ = stream.shutdown().await;
+    let settled = async {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf).await
+            && n > 0
+        {
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), settled).await;
 }
