@@ -72,6 +72,38 @@ fn event_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
+fn owner_refs(pod: &Value) -> impl Iterator<Item = &Value> {
+    pod.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// Whether `pod` belongs to the failed resource `object`: it is that Pod, or one of its owners is
+/// the resource (by uid in `owner_uids`, or by kind and name) or, for a Deployment, one of its
+/// ReplicaSets (`NAME-HASH`, the hash without dashes, so `api` does not claim `api-worker`'s
+/// pods). Pods of a Service, Ingress or other kind that owns no pods never belong.
+fn pod_belongs_to(pod: &Value, object: &ObjectKey, owner_uids: &BTreeSet<String>) -> bool {
+    if object.kind == "Pod" {
+        return str_at(pod, "/metadata/name") == Some(object.name.as_str());
+    }
+    owner_refs(pod).any(|r| {
+        if str_at(r, "/uid").is_some_and(|u| owner_uids.contains(u)) {
+            return true;
+        }
+        let (Some(kind), Some(name)) = (str_at(r, "/kind"), str_at(r, "/name")) else {
+            return false;
+        };
+        (kind == object.kind && name == object.name)
+            || (object.kind == "Deployment"
+                && kind == "ReplicaSet"
+                && name
+                    .strip_prefix(object.name.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| !hash.is_empty() && !hash.contains('-')))
+    })
+}
+
 /// Builds the report for a failed resource from the cluster: events since `since` about the
 /// resource and about `pods` (the workload's failing pods and their owners), and their logs.
 pub async fn build(
@@ -94,27 +126,10 @@ pub async fn build(
     let related: Vec<&Value> = pods
         .iter()
         .filter(|p| str_at(p, "/metadata/namespace") == Some(ns.as_str()))
-        .filter(|p| {
-            p.pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| {
-                    refs.iter().any(|r| {
-                        let u = r.get("uid").and_then(Value::as_str).unwrap_or("");
-                        owner_uids.contains(u)
-                            || r.get("name")
-                                .and_then(Value::as_str)
-                                .is_some_and(|n| n.starts_with(&format!("{}-", object.name)))
-                    })
-                })
-        })
+        .filter(|p| pod_belongs_to(p, object, &owner_uids))
         .collect();
     for p in &related {
-        for r in p
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for r in owner_refs(p) {
             if let Some(u) = r.get("uid").and_then(Value::as_str) {
                 owner_uids.insert(u.to_owned());
             }
@@ -129,20 +144,17 @@ pub async fn build(
     failing.sort();
     failing.dedup();
 
-    let mut names: BTreeSet<String> = failing.iter().map(|(n, _)| n.clone()).collect();
-    names.insert(object.name.clone());
+    // The objects whose events belong in the report, by kind and name: the resource, its pods
+    // and their owners (a Service and a Deployment may share a name; their events do not mix).
+    let mut about: BTreeSet<(String, String)> = BTreeSet::new();
+    about.insert((object.kind.clone(), object.name.clone()));
     for p in &related {
         if let Some(n) = str_at(p, "/metadata/name") {
-            names.insert(n.to_owned());
+            about.insert(("Pod".to_owned(), n.to_owned()));
         }
-        for r in p
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = r.get("name").and_then(Value::as_str) {
-                names.insert(n.to_owned());
+        for r in owner_refs(p) {
+            if let (Some(k), Some(n)) = (str_at(r, "/kind"), str_at(r, "/name")) {
+                about.insert((k.to_owned(), n.to_owned()));
             }
         }
     }
@@ -156,7 +168,10 @@ pub async fn build(
                 .filter(|e| {
                     let io = &e.involved_object;
                     let by_uid = io.uid.as_ref().is_some_and(|u| owner_uids.contains(u));
-                    let by_name = io.name.as_ref().is_some_and(|n| names.contains(n));
+                    let by_name = match (&io.kind, &io.name) {
+                        (Some(k), Some(n)) => about.contains(&(k.clone(), n.clone())),
+                        _ => false,
+                    };
                     (by_uid || by_name) && event_time(e).is_none_or(|t| t >= since)
                 })
                 .collect();
@@ -247,5 +262,79 @@ pub async fn build(
         pods: failing,
         events,
         logs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(kind: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            group: String::new(),
+            kind: kind.into(),
+            namespace: Some("demo".into()),
+            name: name.into(),
+        }
+    }
+
+    fn pod(name: &str, owner_kind: &str, owner: &str, uid: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "demo", "ownerReferences": [
+            {"kind": owner_kind, "name": owner, "uid": uid}
+        ]}})
+    }
+
+    #[test]
+    fn a_deployments_pods_are_those_of_its_replica_sets_only() {
+        let none = BTreeSet::new();
+        let api = key("Deployment", "api");
+        assert!(pod_belongs_to(
+            &pod("api-7d9c-x2", "ReplicaSet", "api-7d9c", "u1"),
+            &api,
+            &none
+        ));
+        // `api-worker`'s ReplicaSet is not `api`'s.
+        assert!(!pod_belongs_to(
+            &pod("api-worker-5f-x", "ReplicaSet", "api-worker-5f", "u2"),
+            &api,
+            &none
+        ));
+        // Known by uid whatever its name.
+        let uids = BTreeSet::from(["u2".to_owned()]);
+        assert!(pod_belongs_to(
+            &pod("x", "ReplicaSet", "other-1", "u2"),
+            &api,
+            &uids
+        ));
+    }
+
+    #[test]
+    fn a_service_owns_no_pods_even_when_a_deployment_shares_its_name() {
+        let none = BTreeSet::new();
+        let svc = key("Service", "web");
+        assert!(!pod_belongs_to(
+            &pod("web-7d9c-x2", "ReplicaSet", "web-7d9c", "u1"),
+            &svc,
+            &none
+        ));
+    }
+
+    #[test]
+    fn stateful_sets_jobs_and_bare_pods_find_their_pods() {
+        let none = BTreeSet::new();
+        assert!(pod_belongs_to(
+            &pod("db-0", "StatefulSet", "db", "u"),
+            &key("StatefulSet", "db"),
+            &none
+        ));
+        assert!(!pod_belongs_to(
+            &pod("db-0", "StatefulSet", "db", "u"),
+            &key("Job", "db"),
+            &none
+        ));
+        let bare = json!({"metadata": {"name": "probe", "namespace": "demo"}});
+        assert!(pod_belongs_to(&bare, &key("Pod", "probe"), &none));
+        assert!(!pod_belongs_to(&bare, &key("Pod", "other"), &none));
     }
 }
