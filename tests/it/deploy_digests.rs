@@ -19,14 +19,15 @@ fn blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
     (format!("sha256:{hex}"), bytes.len())
 }
 
-/// A one-layer OCI image layout (an empty tar layer), tagged `tag`.
+/// A one-layer OCI image layout (an empty tar layer), tagged `tag`; its config carries the tag as
+/// a label, so each tag is its own image with its own digest.
 fn oci_layout(dir: &Path, tag: &str) {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let layer = vec![0u8; 1024]; // an empty tar archive
     let (layer_digest, layer_size) = blob(dir, &layer);
     let config = json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}, "config": {}});
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}, "config": {"Labels": {"tag": tag}}});
     let (config_digest, config_size) = blob(dir, config.to_string().as_bytes());
     let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
@@ -209,4 +210,75 @@ async fn ecr_images_are_resolved_with_the_environments_aws_login() {
         !all.contains(secret) && !all.contains("123456789012-auth-token"),
         "a secret was printed:\n{all}"
     );
+}
+
+/// A release whose image cannot be pulled is rolled back, and the cluster runs the previous
+/// release's image digests again (not just its tags); both digests are in the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_release_rolls_back_to_the_previous_digests() {
+    let registry = ferry_testkit::server("FERRY_TEST_REGISTRY_NOAUTH");
+    let repo = format!("{registry}/ferry-e2e-rollback-{}/api", std::process::id());
+    let good = push_with_skopeo(&repo, "good1", None);
+    let bad = push_with_skopeo(&repo, "bad2", None);
+    assert_ne!(good, bad);
+
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "*:bad2@*",
+        ferry_sim::ImageBehaviour::PullForever,
+    ));
+    let cluster = Cluster::with_config(sim_config).await;
+    let dir = project(
+        "goback",
+        "goback",
+        &repo,
+        &format!("{repo}:latest"),
+        &format!("insecure_registries = [\"{registry}\"]\n"),
+    );
+    let cfg = dir.path().join("ferry.toml").display().to_string();
+    let deploy = |tag: &'static str| {
+        let cfg = cfg.clone();
+        let cluster = &cluster;
+        async move {
+            cluster
+                .ferry(&["deploy", "--config", &cfg, "--env", "local", "--tag", tag])
+                .await
+        }
+    };
+    let out = deploy("good1").await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let pinned = format!("{repo}:good1@{good}");
+    assert_eq!(deployed_image(&cluster, "goback").await, pinned);
+
+    let out = deploy("bad2").await;
+    assert_eq!(code(&out), 7, "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{repo}:bad2@{bad}")),
+        "the report names the image that failed:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(deployed_image(&cluster, "goback").await, pinned);
+
+    let out = cluster
+        .ferry(&[
+            "history", "--config", &cfg, "--env", "local", "--output", "json",
+        ])
+        .await;
+    let history: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let releases = history["releases"].as_array().unwrap();
+    let row = |i: usize| {
+        (
+            releases[i]["status"].as_str().unwrap().to_owned(),
+            releases[i]["images"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    assert_eq!(row(0), ("deployed".to_owned(), good.clone()), "{history:#}");
+    assert_eq!(row(1), ("rolled-back".to_owned(), bad), "{history:#}");
+    assert_eq!(row(2), ("superseded".to_owned(), good), "{history:#}");
 }
