@@ -122,3 +122,77 @@ async fn seed_000_deploys_then_redeploys_without_writes() {
     )
     .await;
 }
+
+/// History is bounded: after 12 releases the 10 newest records remain (the Secrets themselves,
+/// typed and labelled so one LIST finds them), the newest deployed and the rest superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_keeps_the_ten_newest_releases() {
+    let (sim, client) = sim(20.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new("hist", "test", "engine test");
+    settings.namespace = "hist".into();
+    for i in 1..=12 {
+        std::fs::write(
+            dir.path().join("app.yaml"),
+            format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: hist}}\n---\n\
+                 apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: hist}}\n\
+                 data: {{release: \"{i}\"}}\n"
+            ),
+        )
+        .unwrap();
+        let engine = Engine::new(
+            client.clone(),
+            settings.clone(),
+            clock(),
+            Arc::new(Collect::default()),
+        );
+        let outcome = engine
+            .deploy(release(dir.path(), &format!("t{i}"), &[]).await)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Deployed { revision, unchanged: false, .. } if revision == i),
+            "{i}: {outcome:?}"
+        );
+    }
+    let store = ferry_deployer::release::RecordStore::new(&client, "hist", "hist", "test");
+    let records = store.list().await.unwrap();
+    let rows: Vec<(u32, String, Option<String>)> = records
+        .iter()
+        .map(|r| (r.revision, r.status.to_string(), r.tag.clone()))
+        .collect();
+    let want: Vec<(u32, String, Option<String>)> = (3..=12)
+        .map(|i| {
+            let status = if i == 12 { "deployed" } else { "superseded" };
+            (i, status.to_owned(), Some(format!("t{i}")))
+        })
+        .collect();
+    assert_eq!(rows, want);
+    // The records are Secrets of ferry's own type with a prefixed name, found by their labels.
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), "hist");
+    let listed = secrets
+        .list(&kube::api::ListParams::default().labels("ferry.dev/app=hist,ferry.dev/env=test"))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = listed
+        .items
+        .iter()
+        .inspect(|s| {
+            assert_eq!(
+                s.type_.as_deref(),
+                Some(ferry_deployer::release::RECORD_TYPE)
+            )
+        })
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(
+        names.contains(&"ferry.release.v1.hist.test.v12".to_owned())
+            && !names.contains(&"ferry.release.v1.hist.test.v2".to_owned()),
+        "{names:?}"
+    );
+    sim.shutdown().await.unwrap();
+}
