@@ -76,7 +76,8 @@ fn parse_target(state: &State, segments: &[&str]) -> Result<Target, ApiError> {
             _ => false,
         };
         if !known {
-            return Err(ApiError::not_found(rt.named(name.as_deref().unwrap_or(""))));
+            // as the API server: an unknown subresource is an unknown path, whatever the object
+            return Err(ApiError::no_route());
         }
     }
     Ok(Target {

@@ -315,6 +315,19 @@ async fn route(
                 &discovery::version(),
             )));
         }
+        ["openapi", "v2"] => {
+            let response = if openapi::wants_v2_protobuf(&accept) {
+                let mut response = Response::new(full(openapi::v2_protobuf()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(openapi::V2_PROTOBUF),
+                );
+                response
+            } else {
+                json_response(StatusCode::OK, &openapi::v2_json())
+            };
+            return Ok(get_only(response));
+        }
         ["openapi", "v3"] => {
             let index = openapi::index(&shared.lock().registry);
             return Ok(get_only(json_response(StatusCode::OK, &index)));

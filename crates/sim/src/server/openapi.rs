@@ -8,6 +8,15 @@
 //! explain` shows no field documentation, and the strategic-merge-patch content type is not
 //! advertised, so client-side `kubectl apply` computes its patches from its compiled-in types
 //! (as it does for any server without OpenAPI v2) rather than from these schemas.
+//!
+//! `/openapi/v2` is served too, with no paths or definitions. kubectl falls back to it when
+//! the v3 documents do not name a kind (an unknown kind, a wrong apiVersion, a custom resource
+//! whose CRD is missing); finding nothing there, it leaves validation to the server and reports
+//! what a real cluster's kubectl reports: `no matches for kind "Widget" in version "v1"`. A 404
+//! there would instead stop kubectl with `failed to download openapi ... --validate=false`.
+//! kubectl asks for v2 in protobuf (gnostic's `openapi.v2.Document`); the three fields written
+//! here are encoded by hand ([`v2_protobuf`]) rather than pulling a protobuf code generator
+//! into the workspace for one constant message.
 
 use serde_json::{Map, Value, json};
 
@@ -181,9 +190,69 @@ pub(crate) fn group_version(registry: &Registry, group: &str, version: &str) -> 
     }))
 }
 
+/// The media type of `/openapi/v2` in protobuf, as the API server names it in its answer
+/// (kubectl asks for the older spelling with `@v1.0`, which Go's media type parser rejects in a
+/// Content-Type).
+pub(crate) const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// Whether an Accept header asks for `/openapi/v2` in protobuf (either spelling).
+pub(crate) fn wants_v2_protobuf(accept: &str) -> bool {
+    accept.contains("application/com.github.proto-openapi.spec.v2")
+}
+
+const V2_TITLE: &str = "Kubernetes (ferry-sim)";
+
+/// `/openapi/v2` as JSON: a Swagger 2.0 document with no paths (see the module docs).
+pub(crate) fn v2_json() -> Value {
+    json!({
+        "swagger": "2.0",
+        "info": {"title": V2_TITLE, "version": GIT_VERSION},
+        "paths": {},
+        "definitions": {},
+    })
+}
+
+/// `/openapi/v2` as gnostic's `openapi.v2.Document` in protobuf: `swagger` (field 1), `info`
+/// (field 2: `title` 1, `version` 2) and an empty `paths` (field 8).
+pub(crate) fn v2_protobuf() -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+        // wire type 2 (length-delimited); every length here is below 128, one varint byte
+        out.push(number << 3 | 2);
+        out.push(u8::try_from(bytes.len()).expect("short field"));
+        out.extend_from_slice(bytes);
+    }
+    let mut info = Vec::new();
+    field(&mut info, 1, V2_TITLE.as_bytes());
+    field(&mut info, 2, GIT_VERSION.as_bytes());
+    let mut doc = Vec::new();
+    field(&mut doc, 1, b"2.0");
+    field(&mut doc, 2, &info);
+    field(&mut doc, 8, &[]);
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_v2_document_is_gnostics_message_with_no_paths() {
+        let doc = v2_protobuf();
+        let mut expected = vec![0x0a, 3];
+        expected.extend_from_slice(b"2.0");
+        expected.extend_from_slice(&[
+            0x12,
+            u8::try_from(4 + V2_TITLE.len() + GIT_VERSION.len()).unwrap(),
+        ]);
+        expected.extend_from_slice(&[0x0a, u8::try_from(V2_TITLE.len()).unwrap()]);
+        expected.extend_from_slice(V2_TITLE.as_bytes());
+        expected.extend_from_slice(&[0x12, u8::try_from(GIT_VERSION.len()).unwrap()]);
+        expected.extend_from_slice(GIT_VERSION.as_bytes());
+        expected.extend_from_slice(&[0x42, 0]);
+        assert_eq!(doc, expected);
+        assert_eq!(v2_json()["swagger"], "2.0");
+        assert_eq!(v2_json()["paths"], json!({}));
+    }
 
     #[test]
     fn patch_operations_advertise_field_validation() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, fast};
+use crate::support::{Cluster, fast, text};
 
 async fn send(
     client: &reqwest::Client,
@@ -88,6 +88,27 @@ async fn bad_input_gets_a_status_never_a_hang() {
         assert_eq!(health.status().as_u16(), 200, "{case}");
     }
 
+    // an unknown resource under a namespace, or an unknown subresource, is an unknown path (not
+    // a missing namespace or object)
+    for path in [
+        "/api/v1/namespaces/default/widgets",
+        "/api/v1/namespaces/default/configmaps/kube-root-ca.crt/bogus",
+    ] {
+        let got = send(
+            &client,
+            Method::GET,
+            post(path),
+            "application/json",
+            Vec::new(),
+        )
+        .await;
+        assert_status(path, &got, 404, "NotFound");
+        assert_eq!(
+            got.1["message"], "the server could not find the requested resource",
+            "{path}"
+        );
+    }
+
     // a DNS-1123 violation names the field and the rule
     let (_, invalid) = send(
         &client,
@@ -124,4 +145,35 @@ async fn bad_input_gets_a_status_never_a_hang() {
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["kube-root-ca.crt"]);
+}
+
+/// kubectl's own answer to unknown kinds and versions, as against a real cluster: no
+/// `--validate=false` advice, and nothing applied from the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_names_unknown_kinds_and_versions() {
+    let cluster = Cluster::start(fast()).await;
+    for (doc, expected) in [
+        (
+            "apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n",
+            r#"no matches for kind "Widget" in version "v1""#,
+        ),
+        (
+            "apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: w}\n",
+            r#"no matches for kind "Deployment" in version "apps/v2""#,
+        ),
+    ] {
+        let file = cluster.dir.path().join("unknown.yaml");
+        std::fs::write(&file, doc).unwrap();
+        for server_side in [false, true] {
+            let mut args = vec!["apply", "-f", file.to_str().unwrap()];
+            if server_side {
+                args.push("--server-side");
+            }
+            let out = cluster.kubectl(&args);
+            let text = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+            assert!(text.contains(expected), "{args:?}: {text}");
+            assert!(!text.contains("validate=false"), "{args:?}: {text}");
+        }
+    }
 }
