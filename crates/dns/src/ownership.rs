@@ -314,6 +314,8 @@ fn type_in_default_position(name: &str) -> (String, Option<String>) {
 pub struct Claim {
     /// The owner id in the ownership record (`None` when the record has heritage but no owner).
     pub owner: Option<String>,
+    /// The `resource` label: what asked for the record (`ferry/APP/ENV` for ferry's).
+    pub resource: Option<String>,
     /// Where the ownership record is.
     pub txt_name: DnsName,
     /// Its value.
@@ -348,6 +350,7 @@ impl Claims {
                 };
                 let claim = Claim {
                     owner: labels.owner().map(str::to_owned),
+                    resource: labels.get(RESOURCE_LABEL).map(str::to_owned),
                     txt_name: set.name.clone(),
                     value: value.clone(),
                 };

@@ -19,7 +19,10 @@
 //!    hostname) are deleted.
 //! 5. Policies: `create-only` only creates; `upsert-only` (the default) creates and changes
 //!    managed names but never removes a name; `sync` also deletes ferry's own records at names
-//!    no longer configured. What a policy holds back is reported as [`Skipped`].
+//!    no longer configured: those whose ownership records carry ferry's owner id *and* its
+//!    resource label (`ferry/APP/ENV`), so another environment of the app sharing the zone
+//!    (with the same default owner id) never loses its names. What a policy holds back is
+//!    reported as [`Skipped`].
 //! 6. Ownership records are written before the records they claim and removed after them
 //!    (see [`ChangeSet`] for why the order matters).
 
@@ -411,10 +414,13 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
         let ours = if at_managed_name {
             owner_of(own, held) == Owned::Ours
         } else {
+            // Elsewhere only what this environment wrote: the owner id defaults to the app's
+            // name, so another environment of the app sharing the zone has the same one.
             !held.is_empty()
-                && held
-                    .iter()
-                    .all(|c| c.owner.as_deref() == Some(own.owner.as_str()))
+                && held.iter().all(|c| {
+                    c.owner.as_deref() == Some(own.owner.as_str())
+                        && c.resource.as_deref() == Some(own.resource.as_str())
+                })
         };
         if !ours {
             continue;

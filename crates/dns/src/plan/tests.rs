@@ -307,6 +307,48 @@ fn policies_limit_what_happens_to_names_no_longer_configured() {
     assert_eq!(create.skipped.len(), 2);
 }
 
+/// The owner id defaults to the app's name, so two environments of one app in one zone share
+/// it: `sync` in one must never remove the names the other wrote (its resource label differs).
+#[test]
+fn sync_removes_only_what_this_environment_wrote() {
+    let own = Ownership::new(OwnerId::new("shop").unwrap(), "ferry/shop/staging").unwrap();
+    let claim = |n: &str, env: &str| {
+        rs(
+            n,
+            RecordType::Txt,
+            &[&format!(
+                "heritage=external-dns,external-dns/owner=shop,external-dns/resource=ferry/shop/{env}"
+            )],
+        )
+    };
+    let current = vec![
+        rs("old-staging.example.com", RecordType::A, &["192.0.2.1"]),
+        claim("a-old-staging.example.com", "staging"),
+        rs("app.example.com", RecordType::A, &["192.0.2.9"]),
+        claim("a-app.example.com", "prod"),
+        rs("example.com", RecordType::A, &["192.0.2.9"]),
+        claim("example.com", "prod"),
+    ];
+    let want = desired(&["staging.example.com"], "192.0.2.2");
+    let sync = run(&current, &want, &own, Policy::Sync, false);
+    assert_eq!(
+        summary(&sync),
+        [
+            "create a-staging.example.com TXT",
+            "create staging.example.com A",
+            "delete old-staging.example.com A",
+            "delete a-old-staging.example.com TXT"
+        ]
+    );
+    // Nor is another environment's name reported as one this one keeps.
+    let upsert = run(&current, &want, &own, Policy::UpsertOnly, false);
+    assert_eq!(upsert.skipped.len(), 1, "{:?}", upsert.skipped);
+    assert_eq!(
+        upsert.skipped[0].change.key().name,
+        name("old-staging.example.com")
+    );
+}
+
 #[test]
 fn switch_takes_over_a_previous_owner_and_rewrites_the_claim() {
     let mut own = ownership("shop-eks");
