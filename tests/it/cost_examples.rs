@@ -319,6 +319,29 @@ fn a_bad_compare_to_file_is_a_located_error() {
         "{}",
         stderr(&out)
     );
+    // A real report edited so that its amounts would overflow a sum: refused, no panic, and no
+    // made-up `line 0, column 0`.
+    let (_, mut report) = cost_json(&example("cloudtolocalllm"), &["--env", "dev"]);
+    let max = "79228162514264337593543950335";
+    let dev = &mut report["environments"][0];
+    for r in dev["resources"].as_array_mut().unwrap() {
+        for l in r["lines"].as_array_mut().unwrap() {
+            l["monthly"] = max.into();
+        }
+    }
+    dev["total_monthly"] = max.into();
+    std::fs::write(&bad, report.to_string()).unwrap();
+    let out = compare_to_bad();
+    let err = stderr(&out);
+    assert_eq!(code(&out), 3, "{err}");
+    assert!(
+        err.contains("previous.json") && err.contains("is out of range"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("line 0"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub enum CostError {
     #[error("the embedded price catalog is invalid: {0}")]
     Catalog(String),
     /// A previous estimate (`--compare-to`) is not valid JSON of the expected shape.
-    #[error("line {line}, column {column}: {message}")]
+    #[error("{}", located(*.line, *.column, .message))]
     Report {
         /// 1-based line of the problem (0 when unknown).
         line: usize,
@@ -35,4 +35,13 @@ pub enum CostError {
         /// The version this crate reads and writes.
         supported: u64,
     },
+}
+
+/// `line 3, column 7: message`, or the message alone when the place is unknown (0).
+fn located(line: usize, column: usize, message: &str) -> String {
+    if line == 0 {
+        message.to_owned()
+    } else {
+        format!("line {line}, column {column}: {message}")
+    }
 }

@@ -54,7 +54,8 @@ pub struct Comparison {
     pub previous: Decimal,
     /// Current minus previous (negative when cheaper).
     pub delta: Decimal,
-    /// The delta as a percentage of the previous total (none when the previous total was 0).
+    /// The delta as a percentage of the previous total (none when the previous total was 0, or
+    /// so small that the percentage is beyond `Decimal`'s range: infinitely many percent).
     pub delta_pct: Option<Decimal>,
     /// The allowed increase, if one is set.
     pub max_increase: Option<MaxIncrease>,
@@ -105,7 +106,10 @@ pub fn check(total: Decimal, limits: Limits, previous: Previous) -> Verdict {
     let comparison = match previous {
         Previous::Total(prev) => {
             let delta = total - prev;
-            let delta_pct = (!prev.is_zero()).then(|| delta * Decimal::ONE_HUNDRED / prev);
+            // Checked: a tiny previous total (a hand-edited report) must not overflow.
+            let delta_pct = delta
+                .checked_mul(Decimal::ONE_HUNDRED)
+                .and_then(|d| d.checked_div(prev));
             let over = match limits.max_increase {
                 None => false,
                 Some(MaxIncrease::Usd(max)) => delta > max,
@@ -182,6 +186,13 @@ mod tests {
         // From zero, any increase is over a percentage limit.
         assert!(check(d("0.01"), pct, Previous::Total(Decimal::ZERO)).over_increase());
         assert!(!check(Decimal::ZERO, pct, Previous::Total(Decimal::ZERO)).over_increase());
+        // From a total so small the percentage is beyond Decimal's range: no overflow panic,
+        // an increase is over and a decrease is not.
+        let tiny = Previous::Total(d("0.0000000000000000000000000001"));
+        let v = check(d("176.161"), pct, tiny);
+        assert!(v.over_increase());
+        assert_eq!(v.comparison.unwrap().delta_pct, None);
+        assert!(!check(Decimal::ZERO, pct, tiny).over_increase());
     }
 
     #[test]

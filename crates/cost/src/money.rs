@@ -136,9 +136,32 @@ pub(crate) fn decimal_from_f64<E: serde::de::Error>(v: f64) -> Result<Decimal, E
         .map_err(|_| E::custom(format!("invalid value {v}: number out of range")))
 }
 
+/// The largest quantity (GB, capacity units) a spec may give: 10^12, a billion terabytes.
+///
+/// Far beyond any real environment, and low enough that quantity × 730 h × any catalog price,
+/// summed over every line a config file can hold, stays inside `Decimal`'s range: the estimator
+/// never overflows (rust_decimal panics on overflow).
+pub const MAX_QUANTITY: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
 struct QuantityVisitor {
     expecting: &'static str,
     usd: bool,
+}
+
+impl QuantityVisitor {
+    /// Quantities above [`MAX_QUANTITY`] are refused; USD amounts are only compared, never
+    /// multiplied, so they keep `Decimal`'s range.
+    fn bounded<E: serde::de::Error>(&self, value: Result<Decimal, E>) -> Result<Decimal, E> {
+        let value = value?;
+        if !self.usd && value > MAX_QUANTITY {
+            return Err(E::custom(format!(
+                "invalid value {}: expected a non-negative number of at most {}",
+                value.normalize(),
+                display_quantity(MAX_QUANTITY)
+            )));
+        }
+        Ok(value)
+    }
 }
 
 impl serde::de::Visitor<'_> for QuantityVisitor {
@@ -147,19 +170,19 @@ impl serde::de::Visitor<'_> for QuantityVisitor {
         f.write_str(self.expecting)
     }
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
-        decimal_from_i64(v)
+        self.bounded(decimal_from_i64(v))
     }
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
-        Ok(Decimal::from(v))
+        self.bounded(Ok(Decimal::from(v)))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
-        decimal_from_f64(v)
+        self.bounded(decimal_from_f64(v))
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
         if self.usd {
             parse_usd(v).map_err(E::custom)
         } else {
-            parse_amount(v, "a non-negative number").map_err(E::custom)
+            self.bounded(parse_amount(v, "a non-negative number").map_err(E::custom))
         }
     }
 }

@@ -38,6 +38,11 @@ use crate::estimate::{Estimate, LinePrice, path_string};
 use crate::gate::{BudgetCheck, Verdict};
 use crate::money::{HOURS_PER_MONTH, round_cents};
 
+/// The largest monthly amount a line of a report read back may hold (10^24 USD): far beyond
+/// anything a spec can cost, and far inside `Decimal`'s range.
+const MAX_REPORT_AMOUNT: Decimal =
+    Decimal::from_parts(2_701_131_776, 466_537_709, 54_210, false, 0);
+
 /// The schema version this crate writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -299,24 +304,43 @@ impl Report {
             }
         }
         let report: Report = serde_json::from_str(text).map_err(located)?;
+        let unlocated = |message: String| CostError::Report {
+            line: 0,
+            column: 0,
+            message,
+        };
         for env in &report.environments {
-            let sum: Decimal = env
-                .resources
-                .iter()
-                .flat_map(|r| r.lines.iter())
-                .filter_map(|l| l.monthly.map(|m| m.0))
-                .sum();
-            if sum != env.total_monthly.0 {
-                return Err(CostError::Report {
-                    line: 0,
-                    column: 0,
-                    message: format!(
-                        "environment `{}`: total_monthly {} is not the sum of its lines ({})",
+            // ferry writes no negative amount and none beyond what a spec can cost; refusing
+            // them keeps every sum and difference computed from this report inside `Decimal`'s
+            // range (rust_decimal panics on overflow).
+            let mut sum = Decimal::ZERO;
+            for line in env.resources.iter().flat_map(|r| r.lines.iter()) {
+                let Some(Money(amount)) = line.monthly else {
+                    continue;
+                };
+                if amount.is_sign_negative() && !amount.is_zero() || amount > MAX_REPORT_AMOUNT {
+                    return Err(unlocated(format!(
+                        "environment `{}`, line `{}`: monthly {} is out of range (0 to {})",
                         env.name,
-                        env.total_monthly,
-                        sum.normalize()
-                    ),
-                });
+                        line.component,
+                        amount.normalize(),
+                        crate::money::display_quantity(MAX_REPORT_AMOUNT)
+                    )));
+                }
+                sum = sum.checked_add(amount).ok_or_else(|| {
+                    unlocated(format!(
+                        "environment `{}`: the sum of its lines is out of range",
+                        env.name
+                    ))
+                })?;
+            }
+            if sum != env.total_monthly.0 {
+                return Err(unlocated(format!(
+                    "environment `{}`: total_monthly {} is not the sum of its lines ({})",
+                    env.name,
+                    env.total_monthly,
+                    sum.normalize()
+                )));
             }
         }
         Ok(report)
@@ -534,6 +558,39 @@ mod tests {
         );
         assert!(Report::from_json("[]").is_err());
         assert!(Report::from_json("").is_err());
+    }
+
+    /// A hand-edited report whose amounts would overflow a sum or a difference is refused, not
+    /// a panic; an error with no known place does not print `line 0, column 0`.
+    #[test]
+    fn out_of_range_amounts_are_refused() {
+        let report = Report::new("ferry test", "2026-11-23", vec![env(SPEC, None)]);
+        let edit = |monthly: &str, total: &str| {
+            let mut value = serde_json::to_value(&report).unwrap();
+            let env = &mut value["environments"][0];
+            for r in env["resources"].as_array_mut().unwrap() {
+                for l in r["lines"].as_array_mut().unwrap() {
+                    l["monthly"] = monthly.into();
+                }
+            }
+            env["total_monthly"] = total.into();
+            Report::from_json(&value.to_string())
+        };
+        let max = "79228162514264337593543950335";
+        for (monthly, total) in [(max, max), ("-5", "-5"), ("1000000000000000000000001", "0")] {
+            let err = edit(monthly, total).unwrap_err().to_string();
+            assert!(err.contains("is out of range"), "{monthly}: {err}");
+            assert!(!err.contains("line 0"), "{err}");
+        }
+        // At the limit, a report is still read.
+        let lines = report.environments[0]
+            .resources
+            .iter()
+            .map(|r| r.lines.len())
+            .sum::<usize>();
+        let limit = Decimal::from_str("1000000000000000000000000").unwrap();
+        let total = limit * Decimal::from(lines);
+        assert!(edit(&limit.to_string(), &total.to_string()).is_ok());
     }
 
     #[test]

@@ -22,9 +22,13 @@ const REGIONS: &[&str] = &[
 ];
 const DISKS: &[&str] = &["gp2", "gp3", "premium_ssd", "standard_ssd", "floppy"];
 
+/// The largest quantity a spec accepts (`ferry_cost::money::MAX_QUANTITY`).
+const MAX_GB: &str = "1000000000000";
+
 fn gb() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("0".to_owned()),
+        Just(MAX_GB.to_owned()),
         (0u64..200_000).prop_map(|n| n.to_string()),
         (0u64..100_000, 0u32..1000).prop_map(|(a, b)| format!("{a}.{b:03}")),
     ]
@@ -38,9 +42,9 @@ fn spec_text() -> impl Strategy<Value = String> {
         proptest::collection::vec(
             (
                 proptest::sample::select(INSTANCE_TYPES),
-                0u32..20,
+                prop_oneof![0u32..20, Just(u32::MAX)],
                 proptest::sample::select(DISKS),
-                0u32..5000,
+                prop_oneof![0u32..5000, Just(u32::MAX)],
             ),
             0..4,
         ),
@@ -69,6 +73,58 @@ fn spec_text() -> impl Strategy<Value = String> {
             }
             t
         })
+}
+
+/// Every quantity at the largest value the spec accepts and every count at `u32::MAX`, in every
+/// region of both clouds: the estimate is a number (rust_decimal panics on overflow), and the
+/// total is still the sum of its lines.
+#[test]
+fn the_largest_spec_accepted_estimates_without_overflow() {
+    assert_eq!(ferry_cost::money::MAX_QUANTITY.to_string(), MAX_GB);
+    let max = u32::MAX;
+    for (cloud, regions, instance, disk, lb) in [
+        ("aws", &REGIONS[..3], "t3.medium", "gp3", "nlb"),
+        ("aws", &REGIONS[..3], "m5.xlarge", "gp2", "alb"),
+        (
+            "azure",
+            &REGIONS[3..5],
+            "Standard_B2s",
+            "premium_ssd",
+            "azure_standard",
+        ),
+    ] {
+        for region in regions {
+            let text = format!(
+                "cloud = \"{cloud}\"\nregion = \"{region}\"\ncontrol_plane = \"standard\"\n\
+                 nat_gateways = {max}\nnat_processed_gb = {MAX_GB}\npublic_ipv4 = {max}\n\
+                 egress_gb = {MAX_GB}\nlogs_gb = {MAX_GB}\nobject_storage_gb = {MAX_GB}\n\
+                 registry_gb = {MAX_GB}\n\
+                 [[node_groups]]\nname = \"g\"\ninstance_type = \"{instance}\"\ncount = {max}\n\
+                 disk_type = \"{disk}\"\ndisk_gb = {max}\n\
+                 [[load_balancers]]\nname = \"lb\"\nkind = \"{lb}\"\ncapacity_units = {MAX_GB}\n\
+                 processed_gb = {MAX_GB}\nrules = {max}\n\
+                 [[volumes]]\nname = \"v\"\ntype = \"{disk}\"\nsize_gb = {max}\ncount = {max}\n\
+                 [[databases]]\nname = \"db\"\ninstance_class = \"db.t3.medium\"\n\
+                 engine = \"postgres\"\nmulti_az = true\nstorage_gb = {max}\n\
+                 [[caches]]\nname = \"c\"\nnode_type = \"cache.t3.medium\"\ncount = {max}\n"
+            );
+            let spec: InfraSpec = toml::from_str(&text).unwrap();
+            let est = estimate(&spec, Catalog::embedded());
+            let sum: Decimal = est.lines().filter_map(Line::monthly).sum();
+            assert_eq!(est.total(), sum, "{cloud} {region}");
+            assert!(est.total() > Decimal::ZERO, "{cloud} {region}");
+        }
+    }
+    // One more is refused when the file is read, with the limit in the message.
+    let err = toml::from_str::<InfraSpec>(
+        "cloud = \"aws\"\nregion = \"us-east-1\"\ncontrol_plane = \"standard\"\n\
+         egress_gb = 1000000000000.5\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("at most 1,000,000,000,000"),
+        "{err}"
+    );
 }
 
 proptest! {
