@@ -54,6 +54,24 @@ pub enum Expected {
     Proxied,
 }
 
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Addresses { v4, v6 } => {
+                let ips: Vec<String> = v4
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(v6.iter().map(ToString::to_string))
+                    .collect();
+                f.write_str(&ips.join(", "))
+            }
+            Expected::Cname { target } => write!(f, "CNAME {target}"),
+            Expected::Alias { target } => write!(f, "any address (alias of {target})"),
+            Expected::Proxied => f.write_str("any address (behind Cloudflare's proxy)"),
+        }
+    }
+}
+
 /// One name and what it should answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Expectation {

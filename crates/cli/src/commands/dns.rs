@@ -835,11 +835,12 @@ fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), F
     for c in &r.authoritative {
         writeln!(
             out,
-            "  {} {} @{}: {}",
+            "  {} {} @{}: {}{}",
             if c.matches { "ok  " } else { "FAIL" },
             c.name,
             c.server,
-            c.answer
+            c.answer,
+            expected_note(c)
         )
         .map_err(out_err)?;
     }
@@ -857,10 +858,28 @@ fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), F
             } else {
                 "old "
             };
-            writeln!(out, "  {state} {} @{}: {}", c.name, c.server, c.answer).map_err(out_err)?;
+            writeln!(
+                out,
+                "  {state} {} @{}: {}{}",
+                c.name,
+                c.server,
+                c.answer,
+                expected_note(c)
+            )
+            .map_err(out_err)?;
         }
     }
     Ok(())
+}
+
+/// What a check that did not match wanted (`, expected 192.0.2.10`); nothing when it matched
+/// or the server was not reached.
+fn expected_note(c: &ferry_dns::verify::Check) -> String {
+    if c.matches || matches!(c.answer, ferry_dns::verify::Answer::Unreachable { .. }) {
+        String::new()
+    } else {
+        format!(", expected {}", c.expected)
+    }
 }
 
 async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {

@@ -279,6 +279,42 @@ fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back(
     );
 }
 
+/// Names that do not answer the target within the verify timeout: exit 9, each failing name
+/// with what it answers and what was expected.
+#[test]
+fn names_not_answering_the_target_in_time_are_exit_9_with_what_was_expected() {
+    let s = Setup::new("late", &["app"], "");
+    let path = s.dir.join("ferry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("timeout = \"10s\"", "timeout = \"1s\"")).unwrap();
+    s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
+    // The names answer 192.0.2.10; the zone is asked to answer another address.
+    s.ferry(&["dns", "verify", "--env", "aks", "--target", "192.0.2.11"])
+        .exits(9)
+        .says("do NOT answer the target")
+        .says(&format!(
+            "FAIL {} @{}: 192.0.2.10, expected 192.0.2.11",
+            s.name("app"),
+            server("FERRY_TEST_KNOT")
+        ));
+    let json = s
+        .ferry(&[
+            "dns",
+            "verify",
+            "--env",
+            "aks",
+            "--target",
+            "192.0.2.11",
+            "-o",
+            "json",
+        ])
+        .exits(9);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["verify"]["converged"], false, "{}", json.all);
+    // Nothing was changed by verify.
+    assert_eq!(dig(&s.name("app"), "A"), ["192.0.2.10"]);
+}
+
 #[test]
 fn foreign_records_are_left_alone_and_reported_unless_adopted() {
     let s = Setup::new("foreign", &["app"], "");
