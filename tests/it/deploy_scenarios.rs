@@ -705,3 +705,97 @@ async fn concurrent_deploys_on_the_embedded_simulator_share_one_cluster() {
     assert_eq!(h[0]["status"], "deployed");
     assert_eq!(h[1]["status"], "superseded");
 }
+
+/// `--no-rollback` leaves a failed release in place (exit 8); `ferry status` names that failed
+/// attempt next to the current release; `ferry rollback` then goes back to the current release
+/// (whose objects the cluster no longer runs) and prunes what the failed one added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:nogo2",
+        ferry_sim::ImageBehaviour::PullForever,
+    ));
+    let cluster = Cluster::with_config(sim_config).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "good1", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // The failed release also adds a ConfigMap.
+    std::fs::write(
+        dir.path().join("k8s/extra.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: added, namespace: demo}\ndata: {a: b}\n",
+    )
+    .unwrap();
+    let out = deploy(&cluster, dir.path(), "nogo2", &["--no-rollback"]).await;
+    assert_eq!(code(&out), 8, "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("was not rolled back: automatic rollback is off"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(image_of(&cluster, "api").await, "demo/api:nogo2");
+
+    let cfg = config(dir.path());
+    let status = ["status", "--config", &cfg, "--env", "local"];
+    let out = cluster.ferry(&status).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("release v1 (deployed), tag good1"), "{text}");
+    assert!(
+        text.contains("latest attempt: v2 (failed), tag nogo2: Deployment demo/api"),
+        "{text}"
+    );
+    assert!(text.contains("objects not ready"), "{text}");
+    let out = cluster
+        .ferry(&[&status[..], &["--output", "json"]].concat())
+        .await;
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["release"]["revision"], 1, "{v:#}");
+    assert_eq!(v["latest_attempt"]["revision"], 2, "{v:#}");
+    assert_eq!(v["latest_attempt"]["status"], "failed", "{v:#}");
+    assert_eq!(v["healthy"], false, "{v:#}");
+
+    let out = cluster
+        .ferry(&["rollback", "--config", &cfg, "--env", "local"])
+        .await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("rollback: to v1"), "{}", stderr(&out));
+    assert_eq!(image_of(&cluster, "api").await, "demo/api:good1");
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client().await, "demo");
+    assert!(cms.get_opt("added").await.unwrap().is_none());
+
+    let out = cluster
+        .ferry(&[&status[..], &["--output", "json"]].concat())
+        .await;
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["release"]["revision"], 3, "{v:#}");
+    assert_eq!(v["release"]["tag"], "good1", "{v:#}");
+    assert_eq!(v["healthy"], true, "{v:#}");
+    assert!(v["latest_attempt"].is_null(), "{v:#}");
+}
+
+/// A zero deadline is refused before anything happens: it would fail the deploy, then its
+/// rollback, before either could start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_deadline_is_refused_before_any_write() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let before = cluster.sim.metrics().total_writes();
+    let out = deploy(&cluster, dir.path(), "z1", &["--timeout", "0s"]).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("`0s` is zero"), "{}", stderr(&out));
+    let cfg = config(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("timeout = \"2m\"", "timeout = \"0s\"");
+    std::fs::write(&cfg, text).unwrap();
+    let out = deploy(&cluster, dir.path(), "z1", &[]).await;
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("ferry.toml:"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is zero"), "{}", stderr(&out));
+    assert_eq!(cluster.sim.metrics().total_writes(), before);
+}

@@ -320,7 +320,7 @@ pub struct DeployArgs {
     pub commit: Option<String>,
     /// How long to wait for the release to become healthy (`10m`, `90s`); default from
     /// [env.NAME.deploy] timeout, else 10m.
-    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::deadline_arg)]
     pub timeout: Option<std::time::Duration>,
     /// Do not roll back automatically when the release fails.
     #[arg(long)]
@@ -329,7 +329,7 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// The lock lease's duration: how long a killed deploy can block the next one.
-    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::deadline_arg)]
     pub lock_ttl: Option<std::time::Duration>,
     /// Take fields other field managers own (server-side apply force).
     #[arg(long)]
@@ -368,11 +368,12 @@ pub struct RollbackArgs {
     /// The environment and output.
     #[command(flatten)]
     pub env: EnvArgs,
-    /// The revision to restore (see `ferry history`).
+    /// The revision to restore (see `ferry history`). Default: the current release when a newer
+    /// deploy failed and was not rolled back (or was killed), else the release before it.
     #[arg(long, value_name = "REVISION")]
     pub to: Option<u32>,
     /// How long to wait for the restored release to become healthy.
-    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::deadline_arg)]
     pub timeout: Option<std::time::Duration>,
     /// Fail at once (exit 10) when another deploy holds the environment's lock.
     #[arg(long)]

@@ -79,13 +79,24 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+/// A deadline from `ferry.toml`: a duration above zero (a zero deadline fails every deploy and
+/// then its rollback before either could start).
 fn duration(key: &'static str, v: &Option<String>) -> Result<Option<Duration>, ConfigProblem> {
     v.as_deref()
         .map(|s| {
-            humantime::parse_duration(s.trim()).map_err(|e| ConfigProblem {
+            let d = humantime::parse_duration(s.trim()).map_err(|e| ConfigProblem {
                 key,
                 message: format!("`{s}` is not a duration ({e}); write e.g. `90s`, `5m`, `1h`"),
-            })
+            })?;
+            if d.is_zero() {
+                return Err(ConfigProblem {
+                    key,
+                    message: format!(
+                        "`{s}` is zero: nothing could become ready in it; write e.g. `90s`, `5m`"
+                    ),
+                });
+            }
+            Ok(d)
         })
         .transpose()
 }
@@ -175,6 +186,15 @@ mod tests {
             ..DeployConfig::default()
         };
         assert_eq!(bad.apply(&mut s).unwrap_err().key, "timeout");
+        for zero in ["0s", "0"] {
+            let bad = DeployConfig {
+                resource_timeout: Some(zero.into()),
+                ..DeployConfig::default()
+            };
+            let err = bad.apply(&mut s).unwrap_err();
+            assert_eq!(err.key, "resource_timeout");
+            assert!(err.message.contains("is zero"), "{}", err.message);
+        }
         let bad = DeployConfig {
             namespace: Some("Not_A_Label".into()),
             ..DeployConfig::default()

@@ -1168,26 +1168,32 @@ impl Engine {
                             .join(", ")
                     ))
                 })?,
-            None => {
-                let cur = current.as_ref().map_or(u32::MAX, |c| c.revision);
-                history
-                    .iter()
-                    .rev()
-                    .find(|r| {
-                        r.revision < cur
-                            && matches!(
-                                r.status,
-                                ReleaseStatus::Superseded | ReleaseStatus::Deployed
-                            )
-                    })
-                    .cloned()
-                    .ok_or_else(|| {
-                        DeployError::NoRelease(format!(
-                            "no earlier healthy release of {} in {} to roll back to",
-                            self.settings.app, self.settings.env
-                        ))
-                    })?
-            }
+            // The newest attempt did not become current (it failed without a rollback, its
+            // rollback failed too, or it was killed): the cluster holds its objects, so going
+            // back means going back to the current release.
+            None => match (&current, history.last()) {
+                (Some(c), Some(newest)) if newest.revision > c.revision => c.clone(),
+                _ => {
+                    let cur = current.as_ref().map_or(u32::MAX, |c| c.revision);
+                    history
+                        .iter()
+                        .rev()
+                        .find(|r| {
+                            r.revision < cur
+                                && matches!(
+                                    r.status,
+                                    ReleaseStatus::Superseded | ReleaseStatus::Deployed
+                                )
+                        })
+                        .cloned()
+                        .ok_or_else(|| {
+                            DeployError::NoRelease(format!(
+                                "no earlier healthy release of {} in {} to roll back to",
+                                self.settings.app, self.settings.env
+                            ))
+                        })?
+                }
+            },
         };
         let mut catalog = self.discover().await?;
         let recorded: Vec<Manifest> = target
@@ -1202,7 +1208,12 @@ impl Engine {
         self.locked(async |_| {
             self.stage("rollback", format!("to v{}", target.revision));
             let after = history.iter().map(|r| r.revision).max().unwrap_or(0);
-            let failed_objects = current.map(|c| c.manifests).unwrap_or_default();
+            // What the cluster holds now: the newest record's objects (prune what it added).
+            let failed_objects = history
+                .last()
+                .filter(|r| r.revision != target.revision)
+                .map(|r| r.manifests.clone())
+                .unwrap_or_default();
             Ok(
                 match self
                     .restore(&catalog, &target, &failed_objects, after)

@@ -388,6 +388,18 @@ pub(crate) fn duration_arg(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 90s, 5m, 1h"))
 }
 
+/// A deadline flag (`--timeout`, `--lock-ttl`): a duration above zero. A zero deadline would
+/// fail the deploy, and then its rollback, before either could start.
+pub(crate) fn deadline_arg(s: &str) -> Result<Duration, String> {
+    let d = duration_arg(s)?;
+    if d.is_zero() {
+        return Err(format!(
+            "`{s}` is zero: nothing could become ready in it; write e.g. 90s, 5m"
+        ));
+    }
+    Ok(d)
+}
+
 fn apply_flags(settings: &mut Settings, args: &DeployArgs) {
     if let Some(t) = args.timeout {
         settings.timeout = t;
@@ -604,5 +616,8 @@ mod tests {
         assert!(duration_arg("soon").is_err());
         assert!(duration_arg("5").is_ok());
         assert!(duration_arg("5x").is_err());
+        assert_eq!(deadline_arg("90s").unwrap(), Duration::from_secs(90));
+        assert!(deadline_arg("0s").unwrap_err().contains("is zero"));
+        assert!(deadline_arg("0").is_err());
     }
 }

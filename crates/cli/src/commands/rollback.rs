@@ -1,6 +1,8 @@
 //! `ferry rollback [--to REVISION]`: re-apply a recorded release's manifests (all of them, not
 //! just pod templates), wait for health, prune what the newer release added, and record the
-//! rollback as a new revision. Default: the release before the current one.
+//! rollback as a new revision. Default: the current release when a newer deploy failed and was
+//! not rolled back (or was killed: the cluster holds its objects), else the release before the
+//! current one.
 
 use std::sync::Arc;
 

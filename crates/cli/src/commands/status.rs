@@ -1,4 +1,6 @@
-//! `ferry status`: the current release of an environment and the live health of its objects.
+//! `ferry status`: the current release of an environment and the live health of its objects,
+//! and the latest attempt when it is newer than the current release and did not become it (a
+//! deploy that failed without a rollback, or one still running or killed).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -14,9 +16,9 @@ use crate::exit::{CmdResult, Exit};
 /// Runs `ferry status`.
 pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
     let ctx = env_context(args, env)?;
-    let status = ctx
+    let (status, history) = ctx
         .with_engine(ctx.settings.clone(), Arc::new(Discard), async |engine| {
-            engine.status().await
+            Ok((engine.status().await?, engine.history().await?))
         })
         .await?;
     let mut out = std::io::stdout().lock();
@@ -39,6 +41,11 @@ pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
         Health::Failed(m) => ("failed", m.clone()),
     };
     let all_ready = objects.iter().all(|(_, h)| *h == Health::Ready);
+    // The newest record, when it came after the current release and is not it.
+    let latest = history
+        .iter()
+        .max_by_key(|r| r.revision)
+        .filter(|r| r.revision > release.revision);
     if args.json() {
         let objs: Vec<serde_json::Value> = objects
             .iter()
@@ -56,6 +63,9 @@ pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
                             "finished_at": release.finished_at, "description": release.description},
                 "healthy": all_ready,
                 "objects": objs,
+                "latest_attempt": latest.map(|r| serde_json::json!({
+                    "revision": r.revision, "status": r.status, "tag": r.tag,
+                    "started_at": r.started_at, "description": r.description})),
             })
         )
         .map_err(super::io_failure)?;
@@ -74,6 +84,17 @@ pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
                 .unwrap_or(&release.started_at)
         )
         .map_err(super::io_failure)?;
+        if let Some(r) = latest {
+            writeln!(
+                out,
+                "  latest attempt: v{} ({}), tag {}: {}",
+                r.revision,
+                r.status,
+                r.tag.as_deref().unwrap_or("-"),
+                r.description
+            )
+            .map_err(super::io_failure)?;
+        }
         for img in &release.images {
             writeln!(out, "  image {}: {}", img.name, img.reference())
                 .map_err(super::io_failure)?;
@@ -85,6 +106,11 @@ pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
             } else {
                 writeln!(out, "  {state:<8} {k}  {message}").map_err(super::io_failure)?;
             }
+        }
+        let not_ready = objects.iter().filter(|(_, h)| *h != Health::Ready).count();
+        if not_ready > 0 {
+            writeln!(out, "{not_ready} of {} objects not ready", objects.len())
+                .map_err(super::io_failure)?;
         }
     }
     Ok(Exit::Success)
