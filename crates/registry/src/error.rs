@@ -179,6 +179,10 @@ impl Error {
             Error::Auth(_) | Error::Unauthorized { .. } => ErrorKind::Auth,
             Error::ImmutableTag { .. } => ErrorKind::Policy,
             Error::NotFound { .. } => ErrorKind::NotFound,
+            // A file or directory the user named that is not there is bad input, not a failure.
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::InvalidInput
+            }
             Error::Connect { .. } | Error::Registry { .. } | Error::Io { .. } => ErrorKind::Runtime,
             Error::GaveUp { source, .. } => match source.downcast_ref::<Error>() {
                 Some(inner) => inner.kind(),
@@ -227,3 +231,24 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_invalid_input_other_io_failures_are_runtime() {
+        let missing = Error::io(
+            "/no/such",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(missing.kind(), ErrorKind::InvalidInput);
+        let denied = Error::io(
+            "/x",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(denied.kind(), ErrorKind::Runtime);
+        let broken = Error::io("/x", std::io::Error::other("disk on fire"));
+        assert_eq!(broken.kind(), ErrorKind::Runtime);
+    }
+}

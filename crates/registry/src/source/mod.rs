@@ -129,7 +129,24 @@ impl SourceSpec {
                 ),
             ))
         } else {
-            Ok(SourceSpec::Registry(ImageRef::parse(s)?))
+            ImageRef::parse(s).map(SourceSpec::Registry).map_err(|e| {
+                // `oci-arhive:./x.tar`, `foo:/tmp`: a mistyped transport, not a bad reference.
+                match s.split_once(':') {
+                    Some((word, rest))
+                        if !word.is_empty()
+                            && !word.contains(['/', '.'])
+                            && (rest.starts_with(['/', '.', '~']) || rest.contains(".tar")) =>
+                    {
+                        Error::source(
+                            s,
+                            format!(
+                                "unknown transport `{word}:`; sources are oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or a registry reference"
+                            ),
+                        )
+                    }
+                    _ => e.into(),
+                }
+            })
         }
     }
 
@@ -227,12 +244,19 @@ mod tests {
             ("oci-archive::v1", "`oci-archive:` needs a path"),
             ("docker-archive:", "`docker-archive:` needs a path"),
             ("dir:/tmp/x", "not supported"),
+            ("foo:/tmp/x", "unknown transport `foo:`"),
+            ("oci-arhive:./img.tar", "unknown transport `oci-arhive:`"),
         ] {
             let err = SourceSpec::parse(text).unwrap_err();
             assert!(err.to_string().contains(says), "{text}: {err}");
         }
         assert!(matches!(
             SourceSpec::parse("oci:./out:Bad Tag").unwrap_err(),
+            Error::Reference(_)
+        ));
+        // A bad reference that does not look like a transport stays a reference error.
+        assert!(matches!(
+            SourceSpec::parse("localhost:5000/a//b").unwrap_err(),
             Error::Reference(_)
         ));
     }

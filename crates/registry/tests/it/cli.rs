@@ -202,6 +202,34 @@ fn bad_input_gets_a_clear_error_and_its_exit_code() {
     );
     assert_exit(&out, 3, &["not supported"]);
 
+    // A mistyped transport is named as such, not taken for a registry host.
+    let out = ferry(
+        &[
+            "image",
+            "push",
+            "oci-arhive:./img.tar",
+            &format!("{reg}/x:v1"),
+        ],
+        None,
+        &[],
+    );
+    assert_exit(
+        &out,
+        3,
+        &["unknown transport `oci-arhive:`", "oci-archive:FILE"],
+    );
+
+    // A source that is not there is bad input, named, not a runtime failure.
+    let missing = tmp.path().join("no-such-layout");
+    for spec in [
+        format!("oci:{}", missing.display()),
+        format!("oci-archive:{}", missing.display()),
+        format!("docker-archive:{}", missing.display()),
+    ] {
+        let out = ferry(&["image", "push", &spec, &format!("{reg}/x:v1")], None, &[]);
+        assert_exit(&out, 3, &["no-such-layout", "No such file"]);
+    }
+
     let out = ferry(
         &[
             "image",
