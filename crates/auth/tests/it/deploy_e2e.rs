@@ -17,7 +17,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::cli_eks::EksWorld;
 use crate::support::cluster_front::ClusterFront;
-use crate::support::ferry::{SimProcess, ferry, ferry_toml};
+use crate::support::ferry::{Run, SimProcess, ferry, ferry_toml};
 use crate::support::{
     self, assert_aws_cli_agrees, assert_no_secrets, eks_token_url, fixture, github_jwt, query,
     signed_at, uuid_like, wall_clock,
@@ -162,6 +162,33 @@ fn aad_token(aud: &str) -> String {
     )
 }
 
+/// ARM's `listClusterUserCredential` for cluster `shop-aks` in `resource_group`: what AKS hands
+/// out for an AAD-enabled cluster, its server and CA, and a kubelogin user ferry ignores.
+async fn mount_user_credential(
+    arm: &MockServer,
+    resource_group: &str,
+    arm_token: &str,
+    server: &str,
+    ca_data: &str,
+) {
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: shop-aks\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca_data}\ncontexts:\n- name: shop-aks\n  context:\n    cluster: shop-aks\n    user: clusterUser_shop-prod_shop-aks\ncurrent-context: shop-aks\nusers:\n- name: clusterUser_shop-prod_shop-aks\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n",
+    );
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/subscriptions/{SUB}/resourceGroups/{resource_group}/providers/Microsoft.ContainerService/managedClusters/shop-aks/listClusterUserCredential"
+        )))
+        .and(header("authorization", format!("Bearer {arm_token}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "kubeconfigs": [{
+                "name": "clusterUser",
+                "value": base64::engine::general_purpose::STANDARD.encode(kubeconfig),
+            }]
+        })))
+        .mount(arm)
+        .await;
+}
+
 impl AksWorld {
     async fn new(endpoint: &ClusterFront, aks_token: String) -> AksWorld {
         support::init();
@@ -200,26 +227,14 @@ impl AksWorld {
                 .mount(&aad)
                 .await;
         }
-        // What AKS hands out for an AAD-enabled cluster: its server and CA, and a kubelogin user
-        // ferry ignores.
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: shop-aks\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: shop-aks\n  context:\n    cluster: shop-aks\n    user: clusterUser_shop-prod_shop-aks\ncurrent-context: shop-aks\nusers:\n- name: clusterUser_shop-prod_shop-aks\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n",
-            endpoint.url(),
-            endpoint.ca_data()
-        );
-        Mock::given(method("POST"))
-            .and(path(format!(
-                "/subscriptions/{SUB}/resourceGroups/shop-prod/providers/Microsoft.ContainerService/managedClusters/shop-aks/listClusterUserCredential"
-            )))
-            .and(header("authorization", format!("Bearer {arm_token}").as_str()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "kubeconfigs": [{
-                    "name": "clusterUser",
-                    "value": base64::engine::general_purpose::STANDARD.encode(kubeconfig),
-                }]
-            })))
-            .mount(&arm)
-            .await;
+        mount_user_credential(
+            &arm,
+            "shop-prod",
+            &arm_token,
+            &endpoint.url(),
+            &endpoint.ca_data(),
+        )
+        .await;
         let world = AksWorld {
             aad,
             arm,
@@ -439,7 +454,7 @@ async fn aks_errors_name_what_to_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unreachable_cluster_endpoint_fails_the_deploy_with_a_message() {
+async fn an_unreachable_eks_cluster_endpoint_fails_the_deploy_with_a_message() {
     support::init();
     // DescribeCluster points at a port nothing listens on.
     let front = ClusterFront::start("http://127.0.0.1:9", Arc::new(|_: &str| true)).await;
@@ -452,11 +467,59 @@ async fn an_unreachable_cluster_endpoint_fails_the_deploy_with_a_message() {
         .patch_cluster(&w.cluster, &format!("https://{closed}"), &front.ca_data());
     copy_manifests(w.path());
     let deploy = w.run(&["deploy", "--env", "prod", "--tag", "abc1234"]);
-    assert_ne!(deploy.code, 0, "{}", deploy.stderr);
+    assert_unreachable_named(
+        &deploy,
+        &format!("eks cluster {} in eu-west-1", w.cluster),
+        &format!("https://{closed}"),
+    );
+    let secrets = w.secrets();
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_secrets(&secrets, &[&deploy.all()]);
+}
+
+/// A deploy to a cluster nobody answers at: exit 1, the error naming the environment, its
+/// cluster and the API server the cloud reported (the error line itself, not the trace log
+/// around it).
+fn assert_unreachable_named(deploy: &Run, cluster: &str, server: &str) {
+    assert_eq!(deploy.code, 1, "{}", deploy.stderr);
+    let error = deploy
+        .stderr
+        .lines()
+        .find(|l| l.contains("cannot reach the cluster"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", deploy.stderr));
+    for expected in ["`prod`", cluster, &format!("API server {server}")] {
+        assert!(error.contains(expected), "missing {expected}: {error}");
+    }
     assert!(
-        deploy.stderr.contains(&closed.port().to_string()) || deploy.stderr.contains("connect"),
-        "{}",
+        deploy.stderr.contains("can reach its API server"),
+        "the help says what to check: {}",
         deploy.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_aks_cluster_endpoint_fails_the_deploy_with_a_message() {
+    support::init();
+    let front = ClusterFront::start("http://127.0.0.1:9", Arc::new(|_: &str| true)).await;
+    let w = AksWorld::new(&front, aad_token("6dae42f8-4368-4678-94ff-3960e28e3630")).await;
+    // listClusterUserCredential points at a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = format!("https://{closed}");
+    mount_user_credential(&w.arm, "shop-down", &w.arm_token, &server, &front.ca_data()).await;
+    w.write_config(&w.dir.path().join("azure-token"), "shop-down");
+    copy_manifests(w.dir.path());
+    let deploy = ferry(
+        w.dir.path(),
+        &["deploy", "--env", "prod", "--tag", "abc1234"],
+        &[],
+    );
+    assert_unreachable_named(
+        &deploy,
+        "aks cluster shop-aks in resource group shop-down",
+        &server,
     );
     let secrets = w.secrets();
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();

@@ -275,4 +275,9 @@ impl ClusterProvider for AksProvider {
             self.config.cluster, self.config.resource_group
         )
     }
+
+    /// The API server listClusterUserCredential reported, once [`client`](ClusterProvider::client) has asked.
+    fn server(&self) -> Option<String> {
+        self.endpoint.get().map(|e| e.server.clone())
+    }
 }

@@ -182,4 +182,9 @@ impl ClusterProvider for EksProvider {
             self.config.cluster, self.config.region
         )
     }
+
+    /// The API server DescribeCluster reported, once [`client`](ClusterProvider::client) has asked.
+    fn server(&self) -> Option<String> {
+        self.endpoint.get().map(|e| e.server.clone())
+    }
 }
