@@ -244,7 +244,11 @@ impl Route53Provider {
             Some("Throttling" | "ThrottlingException" | "PriorRequestNotComplete") => {
                 DnsError::RateLimited {
                     provider: PROVIDER,
-                    attempts: 0,
+                    attempts: self
+                        .client
+                        .config()
+                        .retry_config()
+                        .map_or(1, |r| r.max_attempts()),
                     after: format!(" ({detail}; the SDK's retries ran out)"),
                 }
             }

@@ -149,3 +149,80 @@ async fn an_unreachable_endpoint_is_a_transport_error() {
         .unwrap_err();
     assert!(matches!(err, DnsError::Transport { .. }), "{err:?}");
 }
+
+/// Route53's error document (restXml), as the API returns it.
+fn route53_error(status: u16, code: &str, message: &str) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status)
+        .insert_header("content-type", "text/xml")
+        .set_body_string(format!(
+            "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+             <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>0b5b6a53-ferry-test</RequestId></ErrorResponse>"
+        ))
+}
+
+/// A client of `server` retrying up to three attempts without waiting long.
+fn stub_config(server: &wiremock::MockServer) -> aws_sdk_route53::Config {
+    use aws_sdk_route53::config::retry::RetryConfig;
+    aws_sdk_route53::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(server.uri())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("k", "s", None, None, "t"))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(10)),
+        )
+        .build()
+}
+
+/// moto enforces no IAM policy and never throttles, so Route53's answers for a role that may
+/// not touch the zone, and for throttling, come from a stub speaking Route53's error format.
+#[tokio::test]
+async fn a_role_that_may_not_edit_the_zone_is_unauthorized_and_throttling_is_bounded() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer};
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/2013-04-01/hostedzonesbyname"))
+        .respond_with(route53_error(
+            403,
+            "AccessDenied",
+            "User: arn:aws:sts::123456789012:assumed-role/ci/gh is not authorized to perform: route53:ListHostedZonesByName",
+        ))
+        .mount(&server)
+        .await;
+    let err = Route53Provider::new(DnsName::parse("example.com").unwrap(), stub_config(&server))
+        .records()
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("example.com"), "the zone is named: {text}");
+    assert!(
+        text.contains("route53:ChangeResourceRecordSets"),
+        "the permissions to grant are named: {text}"
+    );
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/2013-04-01/hostedzone/ZTHROTTLED/rrset"))
+        .respond_with(route53_error(400, "Throttling", "Rate exceeded"))
+        .mount(&server)
+        .await;
+    let err = Route53Provider::new(DnsName::parse("example.com").unwrap(), stub_config(&server))
+        .with_hosted_zone_id(Some("ZTHROTTLED".into()))
+        .records()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DnsError::RateLimited { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    assert!(!err.is_auth() && !err.is_invalid_input(), "{err:?}");
+    let requests = server.received_requests().await.unwrap().len();
+    assert_eq!(requests, 3, "the SDK's retries are bounded by max_attempts");
+}
