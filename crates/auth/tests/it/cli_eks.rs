@@ -429,3 +429,81 @@ async fn bad_auth_settings_are_located_in_the_file() {
     );
     grep(std::slice::from_ref(&w.jwt), &[&run.all(), &typo.all()]);
 }
+
+/// The access key a presigned EKS token was signed with (its `X-Amz-Credential` scope's head).
+fn signing_key(exec_credential: &str) -> String {
+    let cred: serde_json::Value = serde_json::from_str(exec_credential).unwrap();
+    let url = eks_token_url(cred["status"]["token"].as_str().unwrap()).unwrap();
+    let scope = query(&url, "X-Amz-Credential").unwrap();
+    scope.split('/').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_standard_aws_chain_reads_a_profile_or_the_environment() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+
+    // credentials = "chain" with a profile: the shared credentials file's keys sign the token.
+    w.write_config("eu-west-1", "credentials = \"chain\"\nprofile = \"ci\"");
+    let profile_secret = format!("profilesecret{}", uuid_like());
+    let file = support::write_file(
+        w.path(),
+        "aws-credentials",
+        &format!(
+            "[default]\naws_access_key_id = AKIAFERRYDEFAULT0001\naws_secret_access_key = \
+             defaultsecret0001\n\n[ci]\naws_access_key_id = AKIAFERRYPROFILE0001\n\
+             aws_secret_access_key = {profile_secret}\n"
+        ),
+    );
+    let file = file.to_str().unwrap();
+    let no_imds = ("AWS_EC2_METADATA_DISABLED", "true");
+    let vars = [("AWS_SHARED_CREDENTIALS_FILE", file), no_imds];
+    let who = ferry(
+        w.path(),
+        &["auth", "whoami", "--env", "prod", "-o", "json"],
+        &vars,
+    );
+    assert_eq!(who.code, 0, "{}", who.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&who.stdout).unwrap();
+    assert_eq!(doc["aws"]["method"], "the standard AWS credential chain");
+    assert_eq!(doc["aws"]["account"], "123456789012");
+    let tok = ferry(w.path(), &["auth", "token", "--env", "prod"], &vars);
+    assert_eq!(tok.code, 0, "{}", tok.stderr);
+    assert_eq!(signing_key(&tok.stdout), "AKIAFERRYPROFILE0001");
+
+    // Without a profile: the environment's keys come first in the chain.
+    w.write_config("eu-west-1", "credentials = \"chain\"");
+    let env_secret = format!("envsecret{}", uuid_like());
+    let vars = [
+        ("AWS_SHARED_CREDENTIALS_FILE", file),
+        ("AWS_ACCESS_KEY_ID", "AKIAFERRYENVIRON0001"),
+        ("AWS_SECRET_ACCESS_KEY", env_secret.as_str()),
+        no_imds,
+    ];
+    let from_env = ferry(w.path(), &["auth", "token", "--env", "prod"], &vars);
+    assert_eq!(from_env.code, 0, "{}", from_env.stderr);
+    assert_eq!(signing_key(&from_env.stdout), "AKIAFERRYENVIRON0001");
+    assert_eq!(
+        w.aws.count("AssumeRoleWithWebIdentity"),
+        0,
+        "the chain never exchanges the OIDC token"
+    );
+
+    // A profile the files do not have, and nothing else: not configured, exit 11.
+    w.write_config("eu-west-1", "credentials = \"chain\"\nprofile = \"nope\"");
+    let none = ferry(
+        w.path(),
+        &["auth", "token", "--env", "prod"],
+        &[("AWS_SHARED_CREDENTIALS_FILE", file), no_imds],
+    );
+    assert_eq!(none.code, 11, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("standard AWS credential chain") && none.stdout.is_empty(),
+        "{}",
+        none.stderr
+    );
+    grep(
+        &[w.jwt.clone(), profile_secret, env_secret],
+        &[&who.all(), &tok.stderr, &from_env.stderr, &none.all()],
+    );
+}
