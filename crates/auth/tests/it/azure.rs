@@ -210,6 +210,10 @@ async fn throttling_is_retried_and_an_expired_assertion_is_never_sent() {
         .unwrap_err();
     assert!(matches!(err, AuthError::ExpiredToken { .. }), "{err:?}");
     assert_eq!(aad2.received_requests().await.unwrap().len(), 0);
+    assert_no_secrets(
+        &[&jwt, &old, "aad-token-after-throttling-0001"],
+        &[&err.to_string(), &format!("{err:?} {:?}", err.help())],
+    );
 }
 
 #[tokio::test]
@@ -279,6 +283,10 @@ async fn unreachable_authority_and_missing_ids_are_reported() {
     assert!(
         matches!(err, AuthError::Unreachable { attempts: 2, .. }),
         "{err:?}"
+    );
+    assert_no_secrets(
+        &["azsecret-unreachable-0001"],
+        &[&err.to_string(), &format!("{err:?} {:?}", err.help())],
     );
 
     let cfg: AuthConfig = toml::from_str("[azure]\nclient_id = \"c\"\n").unwrap();
