@@ -166,6 +166,14 @@ impl FromStr for Target {
                 "target `{text}` cannot be a wildcard"
             )));
         }
+        // A mistyped address (`10.0.0.256`, `192.0.2`) parses as a name; no hostname ends in a
+        // numeric label (RFC 3696 section 2), so refuse it rather than write a CNAME to it.
+        let last = host.as_str().rsplit('.').next().unwrap_or_default();
+        if last.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DnsError::invalid(format!(
+                "target `{text}` is not a valid IP address, and a hostname cannot end in a number"
+            )));
+        }
         Ok(Target::Hostname(host))
     }
 }
@@ -207,6 +215,19 @@ mod tests {
                 .to_string()
                 .contains("neither an IP")
         );
+    }
+
+    #[test]
+    fn mistyped_addresses_are_refused_not_taken_for_hostnames() {
+        for typo in ["999.1.1.1", "10.0.0.256", "192.0.2", "192.0.2.1.5"] {
+            let err = typo.parse::<Target>().unwrap_err();
+            assert!(
+                err.to_string().contains("not a valid IP address"),
+                "{typo}: {err}"
+            );
+        }
+        assert!("lb-1.elb.us-east-1.amazonaws.com".parse::<Target>().is_ok());
+        assert!("1.lb.example.net".parse::<Target>().is_ok());
     }
 
     #[test]
