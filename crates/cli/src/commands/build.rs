@@ -355,11 +355,7 @@ pub async fn run(args: &BuildArgs, env: &Environment) -> CmdResult {
         Some(d) => Some(target.reference("--push", d)?),
         None => None,
     };
-    let tags: Vec<ferry_registry::Tag> = args
-        .tags
-        .iter()
-        .map(|t| ferry_registry::Tag::parse(t).map_err(|e| registry_failure(e.into())))
-        .collect::<Result<_, _>>()?;
+    let tags = super::image::parse_tags("--tag", &args.tags)?;
     let builder = pick_builder(args.builder, env).await?;
     tracing::info!(builder = builder.name(), "building");
 

@@ -485,11 +485,12 @@ impl ferry_registry::auth::acr::AadTokenSource for AzureAad {
     }
 }
 
-fn parse_tags(tags: &[String]) -> Result<Vec<Tag>, Failure> {
+/// Parses tags given as `what` (`--tag` or `TAG`), naming the bad one.
+pub(crate) fn parse_tags(what: &str, tags: &[String]) -> Result<Vec<Tag>, Failure> {
     tags.iter()
         .map(|t| {
             Tag::parse(t).map_err(|e| {
-                registry_failure(ferry_registry::Error::Reference(e)).with_context("--tag", t)
+                registry_failure(ferry_registry::Error::Reference(e)).with_context(what, t)
             })
         })
         .collect()
@@ -617,7 +618,7 @@ async fn push(args: &PushArgs, env: &Environment) -> CmdResult {
         other => other,
     };
     let dest = target.reference("DEST", &args.dest)?;
-    let tags = parse_tags(&args.tags)?;
+    let tags = parse_tags("--tag", &args.tags)?;
     let client = client_for(&args.registry, &target, &dest, env)?;
     let source = source_spec.open(&client).await.map_err(registry_failure)?;
     let options = CopyOptions {
@@ -665,7 +666,7 @@ fn emit(
 }
 
 async fn tag(args: &TagArgs, env: &Environment) -> CmdResult {
-    let tags = parse_tags(&args.tags)?;
+    let tags = parse_tags("TAG", &args.tags)?;
     let (target, image, client) = connect(&args.registry, "REF", &args.reference, env)?;
     let immutable = args.immutable || target.immutable();
     let outcomes = ferry_registry::tag_image(&client, &image, &tags, immutable)

@@ -219,6 +219,32 @@ fn bad_input_gets_a_clear_error_and_its_exit_code() {
         &["unknown transport `oci-arhive:`", "oci-archive:FILE"],
     );
 
+    // A bad tag is named as the user gave it: `TAG` for `image tag`, `--tag` for `build`
+    // (checked before any build starts).
+    let out = ferry(
+        &["image", "tag", &format!("{reg}/x:v1"), "repo/x:1"],
+        None,
+        &[],
+    );
+    assert_exit(&out, 3, &["TAG `repo/x:1`", "invalid tag"]);
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let ctx = ctx.display().to_string();
+    let out = ferry(
+        &[
+            "build",
+            &ctx,
+            "--push",
+            &format!("{reg}/x:v1"),
+            "--tag",
+            "bad tag",
+        ],
+        None,
+        &[],
+    );
+    assert_exit(&out, 3, &["--tag `bad tag`", "invalid tag"]);
+
     // A source that is not there is bad input, named, not a runtime failure.
     let missing = tmp.path().join("no-such-layout");
     for spec in [
