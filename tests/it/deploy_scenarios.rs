@@ -789,6 +789,23 @@ async fn a_zero_deadline_is_refused_before_any_write() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("`0s` is zero"), "{}", stderr(&out));
     let cfg = config(dir.path());
+    // A missing or malformed --tag is a command-line problem too.
+    let out = cluster
+        .ferry(&["deploy", "--config", &cfg, "--env", "local"])
+        .await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--tag is required"),
+        "{}",
+        stderr(&out)
+    );
+    let out = deploy(&cluster, dir.path(), "no/slash", &[]).await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a valid image tag"),
+        "{}",
+        stderr(&out)
+    );
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("timeout = \"2m\"", "timeout = \"0s\"");
@@ -798,4 +815,42 @@ async fn a_zero_deadline_is_refused_before_any_write() {
     assert!(stderr(&out).contains("ferry.toml:"), "{}", stderr(&out));
     assert!(stderr(&out).contains("is zero"), "{}", stderr(&out));
     assert_eq!(cluster.sim.metrics().total_writes(), before);
+}
+
+/// `-q` (only errors on stderr): a deploy's progress lines go, its failure report stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_deploys_print_only_their_errors() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "calm1", &["-q"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("deployed release v1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(stderr(&out), "", "stderr of a quiet deploy");
+    let cfg = config(dir.path());
+    let out = cluster
+        .ferry(&[
+            "diff", "-q", "--config", &cfg, "--env", "local", "--tag", "calm2",
+        ])
+        .await;
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "stderr of a quiet diff");
+
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:loud2",
+        ferry_sim::ImageBehaviour::Crash,
+    ));
+    cluster.sim.set_config(sim_config).unwrap();
+    let out = deploy(&cluster, dir.path(), "loud2", &["-q"]).await;
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("FAILED Deployment demo/api"), "{err}");
+    assert!(!err.contains("ferry: render"), "{err}");
 }

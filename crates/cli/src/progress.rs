@@ -59,6 +59,15 @@ pub struct Progress {
     github_output: Option<PathBuf>,
     github_summary: Option<PathBuf>,
     summary: Mutex<Vec<String>>,
+    quiet: bool,
+}
+
+/// Whether the log filter lets only errors through (`-q`, or `FERRY_LOG=error`): then progress
+/// shows only failure reports. The filter is the one place `-q` is recorded (the binary sets it
+/// before any command runs), so the printer reads it rather than take another flag.
+fn only_errors() -> bool {
+    use tracing::level_filters::LevelFilter;
+    LevelFilter::current() < LevelFilter::WARN
 }
 
 const MAX_LIVE_ROWS: usize = 30;
@@ -81,6 +90,7 @@ impl Progress {
             github_output: env.get("GITHUB_OUTPUT").map(PathBuf::from),
             github_summary: env.get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             summary: Mutex::new(Vec::new()),
+            quiet: only_errors(),
         }
     }
 
@@ -267,6 +277,13 @@ impl EventSink for Progress {
         if self.mode == Mode::Json {
             if let Ok(v) = serde_json::to_value(&event) {
                 self.json(&v);
+            }
+            return;
+        }
+        if self.quiet && !matches!(event, DeployEvent::Failed { .. }) {
+            // Only errors on stderr; GitHub annotations (stdout) stay.
+            if let DeployEvent::Warning { message } = &event {
+                self.annotate("warning", "ferry", message);
             }
             return;
         }

@@ -255,18 +255,27 @@ pub(crate) async fn release_input(
 ) -> Result<ReleaseInput, Failure> {
     use ferry_deployer::events::{DeployEvent, EventSink as _};
     let images_cfg = &ctx.cfg.config.app.images;
+    // Both are command-line problems (exit 2, as clap's own): the flag is wrong or missing.
     if let Some(t) = tag
         && !images::valid_tag(t)
     {
-        return Err(invalid(miette::miette!(
-            "--tag `{t}` is not a valid image tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
-        )));
+        return Err(Failure::new(
+            Exit::Usage,
+            miette::miette!(
+                help = "pass the commit SHA, e.g. --tag \"$(git rev-parse --short HEAD)\"",
+                "--tag `{t}` is not a valid image tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
+            ),
+        ));
     }
     if tag.is_none() && !images_cfg.is_empty() {
-        return Err(invalid(miette::miette!(
-            "--tag is required: [app.images] names {} image(s) that ferry sets to the tag (the commit SHA)",
-            images_cfg.len()
-        )));
+        return Err(Failure::new(
+            Exit::Usage,
+            miette::miette!(
+                help = "pass --tag SHA (or set FERRY_TAG); in GitHub Actions it defaults to $GITHUB_SHA",
+                "--tag is required: [app.images] names {} image(s) that ferry sets to the tag (the commit SHA)",
+                images_cfg.len()
+            ),
+        ));
     }
     let path = ctx.base.join(ctx.deploy.manifests_path());
     progress.emit(DeployEvent::Stage {
