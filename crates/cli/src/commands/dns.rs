@@ -284,15 +284,19 @@ async fn load_balancer_target(
 }
 
 /// The exit code of a ferry-dns error.
-fn dns_failure(e: DnsError) -> Failure {
-    let exit = if e.is_auth() {
+fn dns_failure_exit(e: &DnsError) -> Exit {
+    if e.is_auth() {
         Exit::AuthFailed
     } else if e.is_invalid_input() {
         Exit::InvalidInput
     } else {
         Exit::Failure
-    };
-    Failure::new(exit, miette::Report::from_err(e))
+    }
+}
+
+/// A ferry-dns error as a failure with its exit code.
+fn dns_failure(e: DnsError) -> Failure {
+    Failure::new(dns_failure_exit(&e), miette::Report::from_err(e))
 }
 
 fn secret_from(
@@ -348,7 +352,13 @@ async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider
                         .unwrap_or("hmac-sha256")
                         .parse()
                         .map_err(dns_failure)?;
-                    Some(TsigKey::new(name, algorithm, secret).map_err(dns_failure)?)
+                    Some(TsigKey::new(name, algorithm, secret).map_err(|err| {
+                        let exit = dns_failure_exit(&err);
+                        Failure::new(
+                            exit,
+                            miette::Report::from_err(err).wrap_err(format!("{var} is not usable")),
+                        )
+                    })?)
                 }
             };
             let mut p = Rfc2136Provider::new(zone, server, key, Clock::new(now));

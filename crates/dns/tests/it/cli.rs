@@ -427,6 +427,11 @@ fn bad_input_is_located_and_changes_nothing() {
     s.ferry(&["dns", "apply", "--env", "aks", "--target", "not a host"])
         .exits(3)
         .says("--target");
+    // A secret that is not base64: the variable is named, its value is not shown.
+    s.ferry_with_secret("not base64!!", &["dns", "plan", "--env", "aks"])
+        .exits(3)
+        .says("FERRY_TSIG_SECRET is not usable")
+        .says("is not base64");
     // Missing credentials are an auth failure.
     s.ferry
         .clone()
