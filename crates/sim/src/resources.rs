@@ -80,6 +80,9 @@ pub(crate) struct CrdVersion {
     pub(crate) printer_columns: Vec<Value>,
     /// Every served version of the type (objects are stored at `storage_version`).
     pub(crate) storage_version: String,
+    /// `selectableFields`: the field selector paths besides `metadata.name` and
+    /// `metadata.namespace`, without the leading dot.
+    pub(crate) selectable_fields: Vec<String>,
 }
 
 /// One served resource type at one group/version.
@@ -142,6 +145,51 @@ impl ResourceType {
 
     pub(crate) fn is(&self, builtin: Builtin) -> bool {
         self.builtin == Some(builtin)
+    }
+
+    /// Whether a field selector may name `field` for this type: `metadata.name` and
+    /// `metadata.namespace` everywhere, plus the fields the API server's field label
+    /// conversions accept for the type (or a CRD's `selectableFields`).
+    pub(crate) fn selectable(&self, field: &str) -> bool {
+        if matches!(field, "metadata.name" | "metadata.namespace") {
+            return true;
+        }
+        if let Some(crd) = &self.crd {
+            return crd.selectable_fields.iter().any(|f| f == field);
+        }
+        let extra: &[&str] = match self.builtin {
+            Some(Builtin::Pod) => &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ],
+            Some(Builtin::Event) => &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            Some(Builtin::Namespace) => &["status.phase"],
+            Some(Builtin::Secret) => &["type"],
+            Some(Builtin::Node) => &["spec.unschedulable"],
+            Some(Builtin::ReplicaSet) => &["status.replicas"],
+            Some(Builtin::Job) => &["status.successful"],
+            _ => &[],
+        };
+        extra.contains(&field)
     }
 }
 
@@ -687,6 +735,16 @@ pub(crate) fn types_from_crd(crd: &Value) -> Vec<ResourceType> {
                         .cloned()
                         .unwrap_or_default(),
                     storage_version: storage_version.clone(),
+                    selectable_fields: v["selectableFields"]
+                        .as_array()
+                        .map(|fields| {
+                            fields
+                                .iter()
+                                .filter_map(|f| f["jsonPath"].as_str())
+                                .map(|p| p.trim_start_matches('.').to_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }),
             })
         })

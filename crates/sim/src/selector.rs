@@ -158,19 +158,35 @@ fn parse_set(text: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesised set of values, found {text:?}"))?;
-    Ok(inner
+    inner
         .split(',')
-        .map(|v| v.trim().to_owned())
+        .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect())
+        .map(check_value)
+        .collect()
 }
 
+/// A label key, checked as the API server checks it (a qualified name).
 fn check_key(key: &str) -> Result<String, String> {
     let key = key.trim();
-    if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(format!("invalid label key {key:?}"));
+    if key.is_empty() {
+        return Err("a label key is required".to_owned());
+    }
+    if let Some(message) = crate::validate::qualified_name_error(key) {
+        return Err(format!("key: Invalid value: {key:?}: {message}"));
     }
     Ok(key.to_owned())
+}
+
+/// A label value: empty, or a qualified name part.
+fn check_value(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if !value.is_empty() && !crate::validate::is_qualified_name_part(value) {
+        return Err(format!(
+            "values[0]: Invalid value: {value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 fn parse_term(term: &str) -> Result<Requirement, String> {
@@ -178,22 +194,13 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
         return Ok(Requirement::DoesNotExist(check_key(key)?));
     }
     if let Some((key, value)) = term.split_once("!=") {
-        return Ok(Requirement::NotEquals(
-            check_key(key)?,
-            value.trim().to_owned(),
-        ));
+        return Ok(Requirement::NotEquals(check_key(key)?, check_value(value)?));
     }
     if let Some((key, value)) = term.split_once("==") {
-        return Ok(Requirement::Equals(
-            check_key(key)?,
-            value.trim().to_owned(),
-        ));
+        return Ok(Requirement::Equals(check_key(key)?, check_value(value)?));
     }
     if let Some((key, value)) = term.split_once('=') {
-        return Ok(Requirement::Equals(
-            check_key(key)?,
-            value.trim().to_owned(),
-        ));
+        return Ok(Requirement::Equals(check_key(key)?, check_value(value)?));
     }
     let words: Vec<&str> = term.splitn(2, char::is_whitespace).collect();
     if words.len() == 2 {
@@ -237,6 +244,18 @@ impl FieldSelector {
             terms.push((field.trim().to_owned(), equal, value.trim().to_owned()));
         }
         Ok(FieldSelector { terms })
+    }
+
+    /// Checks every field against what the type lets a field selector name.
+    pub(crate) fn check(&self, rt: &crate::resources::ResourceType) -> Result<(), String> {
+        match self
+            .terms
+            .iter()
+            .find(|(field, _, _)| !rt.selectable(field))
+        {
+            Some((field, _, _)) => Err(format!("field label not supported: {field}")),
+            None => Ok(()),
+        }
     }
 
     /// Fields are looked up by their dotted path in the object; a missing field is the empty
@@ -292,6 +311,27 @@ mod tests {
                 .matches_labels(&labels(&[]))
         );
         assert!(LabelSelector::parse("a in b").is_err());
+        assert!(LabelSelector::parse("example.com/tier=front_1.x").is_ok());
+    }
+
+    #[test]
+    fn label_keys_and_values_are_checked() {
+        for bad in [
+            "!!bad",
+            "a=b=c",
+            "A B=x",
+            "a in (b c)",
+            "a!=-x",
+            "/a",
+            "a/b/c",
+        ] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            LabelSelector::parse("a=b=c")
+                .unwrap_err()
+                .contains("\"b=c\"")
+        );
     }
 
     #[test]
@@ -314,5 +354,22 @@ mod tests {
         assert!(f.matches(&json!({"metadata": {"name": "x"}, "involvedObject": {"kind": "Pod"}})));
         assert!(!f.matches(&json!({"metadata": {"name": "x"}, "involvedObject": {"kind": "Pod"}, "status": {"phase": "Failed"}})));
         assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn field_selectors_name_only_supported_fields() {
+        use crate::resources::{Builtin, Registry};
+        let registry = Registry::builtin();
+        let pods = registry.all().find(|rt| rt.is(Builtin::Pod)).unwrap();
+        let maps = registry.all().find(|rt| rt.is(Builtin::ConfigMap)).unwrap();
+        let ok =
+            FieldSelector::parse("metadata.name=x,spec.nodeName=n,status.phase!=Failed").unwrap();
+        assert_eq!(ok.check(pods), Ok(()));
+        assert_eq!(
+            ok.check(maps),
+            Err("field label not supported: spec.nodeName".to_owned())
+        );
+        let bogus = FieldSelector::parse("bogus.field=1").unwrap();
+        assert!(bogus.check(pods).is_err());
     }
 }

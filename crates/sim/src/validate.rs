@@ -392,7 +392,7 @@ fn is_dns1035_label(s: &str) -> bool {
 }
 
 /// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters.
-fn is_qualified_name_part(s: &str) -> bool {
+pub(crate) fn is_qualified_name_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -401,7 +401,7 @@ fn is_qualified_name_part(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-fn qualified_name_error(s: &str) -> Option<String> {
+pub(crate) fn qualified_name_error(s: &str) -> Option<String> {
     let (prefix, name) = match s.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, s),

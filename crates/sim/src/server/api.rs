@@ -276,11 +276,22 @@ fn list_value(rt: &ResourceType, items: &[Obj], metadata: Value) -> Value {
     })
 }
 
-fn selectors(query: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(rt: &ResourceType, query: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
+    let field_text = query.get("fieldSelector").unwrap_or("");
+    let fields = FieldSelector::parse(field_text)
         .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+    fields.check(rt).map_err(|e| {
+        // the API server's words, e.g. Unable to find "/v1, Resource=pods" that match ...
+        ApiError::bad_request(format!(
+            "Unable to find \"{}/{}, Resource={}\" that match label selector {:?}, field selector {field_text:?}: {e}",
+            rt.group,
+            rt.version,
+            rt.plural,
+            query.get("labelSelector").unwrap_or(""),
+        ))
+    })?;
     Ok((labels, fields))
 }
 
@@ -477,7 +488,7 @@ async fn dispatch(
             }
         }
         "list" => {
-            let (labels, fields) = selectors(query)?;
+            let (labels, fields) = selectors(rt, query)?;
             let limit = query
                 .get("limit")
                 .and_then(|l| l.parse::<usize>().ok())
@@ -556,7 +567,7 @@ async fn dispatch(
             }
         }
         "watch" => {
-            let (labels, mut fields) = selectors(query)?;
+            let (labels, mut fields) = selectors(rt, query)?;
             if let Some(name) = &target.name {
                 fields = FieldSelector::parse(&format!("metadata.name={name}")).unwrap_or_default();
             }
@@ -684,7 +695,7 @@ async fn dispatch(
         "deletecollection" => {
             let opts = delete_opts(rt, query, body)?;
             info.dry_run = opts.dry_run;
-            let (labels, fields) = selectors(query)?;
+            let (labels, fields) = selectors(rt, query)?;
             let mut state = shared.lock();
             let ns_filter = if rt.namespaced && !namespace.is_empty() {
                 Some(namespace.as_str())

@@ -70,6 +70,10 @@ async fn bad_input_gets_a_status_never_a_hang() {
         ("namespace in the path that does not exist", Method::POST, post("/api/v1/namespaces/nowhere/configmaps"), "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(), 404, "NotFound"),
         ("unsupported patch type", Method::PATCH, post(&format!("{cm_path}/kube-root-ca.crt")), "text/plain", b"hello".to_vec(), 415, "UnsupportedMediaType"),
         ("apply without a field manager", Method::PATCH, post(&format!("{cm_path}/x")), "application/apply-patch+yaml", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
+        ("label selector with an invalid key", Method::GET, post(&format!("{cm_path}?labelSelector=!!bad")), "application/json", Vec::new(), 400, "BadRequest"),
+        ("label selector with an invalid value", Method::GET, post(&format!("{cm_path}?labelSelector=a%3Db%3Dc")), "application/json", Vec::new(), 400, "BadRequest"),
+        ("field selector on an unsupported field", Method::GET, post("/api/v1/namespaces/default/pods?fieldSelector=bogus.field%3D1"), "application/json", Vec::new(), 400, "BadRequest"),
+        ("field selector on a field of another type", Method::GET, post(&format!("{cm_path}?fieldSelector=status.phase%3DRunning&watch=1")), "application/json", Vec::new(), 400, "BadRequest"),
         ("oversized body", Method::POST, post(cm_path), "application/json", {
             let mut big = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"x":""#.to_vec();
             big.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024));
@@ -145,6 +149,45 @@ async fn bad_input_gets_a_status_never_a_hang() {
         .map(|i| i["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["kube-root-ca.crt"]);
+}
+
+/// kubectl relays the selector errors; the selectors kubectl itself sends still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_selectors_are_checked_as_a_cluster_checks_them() {
+    let cluster = Cluster::start(fast()).await;
+    let out = cluster.kubectl(&["get", "pods", "--field-selector", "bogus.field=1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("field label not supported: bogus.field"),
+        "{}",
+        text(&out)
+    );
+    let out = cluster.kubectl(&["get", "configmaps", "-l", "a=b=c"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("unable to parse requirement"),
+        "{}",
+        text(&out)
+    );
+    let ok = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "status.phase!=Failed,spec.nodeName!=x",
+        "-l",
+        "app notin (x),!absent",
+    ]);
+    assert!(ok.is_empty(), "{ok}");
+    let events = cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        "involvedObject.kind=Pod,type=Warning",
+    ]);
+    assert!(events.is_empty(), "{events}");
 }
 
 /// kubectl's own answer to unknown kinds and versions, as against a real cluster: no
