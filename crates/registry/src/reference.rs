@@ -63,6 +63,17 @@ pub enum ReferenceError {
          or `_`, and are at most {TAG_MAX_LEN} characters)"
     )]
     InvalidTag(String),
+    /// The reference holds `USER:PASSWORD@` (never repeated in the message).
+    #[error(
+        "an image reference cannot hold credentials (`USER:PASSWORD@HOST/...`); give them to the \
+         registry login instead"
+    )]
+    Credentials,
+    /// The reference starts with a URL scheme (`https://`).
+    #[error(
+        "`{0}://` is a URL scheme; an image reference has none: [REGISTRY/]REPOSITORY[:TAG][@DIGEST]"
+    )]
+    Scheme(String),
     /// The digest is malformed or uses an algorithm ferry does not verify.
     #[error("invalid digest `{digest}`: {reason}")]
     InvalidDigest {
@@ -301,6 +312,26 @@ impl FromStr for Tag {
     }
 }
 
+/// Where `USER:PASSWORD@` ends in text meant as a reference: the last `@` with a `/` after
+/// it (a digest's `@` never has one).
+fn userinfo_end(s: &str) -> Option<usize> {
+    s.rmatch_indices('@')
+        .map(|(i, _)| i)
+        .find(|&i| s[i..].contains('/'))
+}
+
+/// `text` with any `USER:PASSWORD@` it holds replaced by `***@`, for echoing user input that
+/// should have been a reference (`https://u:p@host/repo` becomes `https://***@host/repo`).
+pub fn redact_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    match userinfo_end(text) {
+        Some(end) => {
+            let start = text.find("://").map_or(0, |i| i + 3).min(end);
+            format!("{}***{}", &text[..start], &text[end..]).into()
+        }
+        None => text.into(),
+    }
+}
+
 /// An image reference: registry, repository, and optionally a tag and/or a digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageRef {
@@ -315,6 +346,12 @@ impl ImageRef {
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
         if s.is_empty() {
             return Err(ReferenceError::Empty);
+        }
+        if userinfo_end(s).is_some() {
+            return Err(ReferenceError::Credentials);
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(ReferenceError::Scheme(scheme.to_owned()));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, d)) => (rest, Some(Digest::parse(d)?)),
@@ -702,6 +739,29 @@ mod tests {
     fn malformed_references_are_refused_with_the_reason() {
         let err = |s: &str| ImageRef::parse(s).unwrap_err();
         assert_eq!(err(""), ReferenceError::Empty);
+        // Credentials in a reference are refused without being repeated.
+        for with_password in [
+            "u:s3cret@ghcr.io/a/b:v1",
+            "https://u:s3cret@ghcr.io/a/b",
+            "u:p@ss@localhost:5000/a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            let e = err(with_password);
+            assert_eq!(e, ReferenceError::Credentials, "{with_password}");
+            assert!(!e.to_string().contains("s3cret"));
+            let shown = redact_credentials(with_password);
+            assert!(shown.contains("***@") && !shown.contains("u:"), "{shown}");
+        }
+        assert_eq!(
+            redact_credentials("https://u:s3cret@ghcr.io/a/b"),
+            "https://***@ghcr.io/a/b"
+        );
+        let pinned =
+            "ghcr.io/a/b@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        assert_eq!(redact_credentials(pinned), pinned);
+        assert_eq!(
+            err("https://ghcr.io/a/b:v1"),
+            ReferenceError::Scheme("https".into())
+        );
         assert!(matches!(err("Nginx"), ReferenceError::UpperCase(_)));
         assert!(matches!(
             err("ghcr.io/Org/app"),

@@ -287,6 +287,8 @@ trait WithContext {
 
 impl WithContext for Failure {
     fn with_context(self, what: &str, text: &str) -> Self {
+        // The input is echoed, but never a password someone wrote into a reference.
+        let text = ferry_registry::reference::redact_credentials(text);
         let report = self.report.wrap_err(format!("{what} `{text}`"));
         Failure {
             exit: self.exit,

@@ -133,7 +133,8 @@ impl SourceSpec {
                 // `oci-arhive:./x.tar`, `foo:/tmp`: a mistyped transport, not a bad reference.
                 match s.split_once(':') {
                     Some((word, rest))
-                        if !word.is_empty()
+                        if e != crate::reference::ReferenceError::Credentials
+                            && !word.is_empty()
                             && !word.contains(['/', '.'])
                             && (rest.starts_with(['/', '.', '~']) || rest.contains(".tar")) =>
                     {
@@ -253,6 +254,11 @@ mod tests {
         assert!(matches!(
             SourceSpec::parse("oci:./out:Bad Tag").unwrap_err(),
             Error::Reference(_)
+        ));
+        // Credentials in a reference are refused as such, whatever else the text looks like.
+        assert!(matches!(
+            SourceSpec::parse("u:s3cret@host.io/x.tar").unwrap_err(),
+            Error::Reference(crate::reference::ReferenceError::Credentials)
         ));
         // A bad reference that does not look like a transport stays a reference error.
         assert!(matches!(

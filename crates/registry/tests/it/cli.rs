@@ -245,6 +245,25 @@ fn bad_input_gets_a_clear_error_and_its_exit_code() {
     );
     assert_exit(&out, 3, &["--tag `bad tag`", "invalid tag"]);
 
+    // A password written into a reference is refused and never echoed.
+    for (src, dest) in [
+        (source.clone(), format!("https://u:s3cret-pw@{reg}/x:v1")),
+        (
+            format!("docker://u:s3cret-pw@{reg}/x:v1"),
+            format!("{reg}/y:v1"),
+        ),
+    ] {
+        let out = ferry(&["image", "copy", &src, &dest], None, &[]);
+        assert_exit(&out, 3, &["cannot hold credentials", "***@"]);
+        assert!(!text(&out).contains("s3cret-pw"), "{}", text(&out));
+    }
+    let out = ferry(
+        &["image", "resolve", &format!("https://{reg}/x:v1")],
+        None,
+        &[],
+    );
+    assert_exit(&out, 3, &["`https://` is a URL scheme"]);
+
     // A source that is not there is bad input, named, not a runtime failure.
     let missing = tmp.path().join("no-such-layout");
     for spec in [
