@@ -361,11 +361,15 @@ impl Engine {
             .manifest
             .namespace()
             .is_some_and(|ns| t.namespaced && prepared.new_namespaces.contains(ns));
-        let crd_missing = prepared
+        !ns_missing && Self::kind_exists(prepared, t)
+    }
+
+    /// Whether the server serves the target's kind already (not only the release's own CRD).
+    fn kind_exists(prepared: &Prepared, t: &Target) -> bool {
+        !prepared
             .catalog
             .resolve(t.manifest.api_version(), t.manifest.kind())
-            .is_some_and(|k| k.from_release_crd);
-        !ns_missing && !crd_missing
+            .is_some_and(|k| k.from_release_crd)
     }
 
     /// Plans every target (server-side dry-run), `Create` without a dry-run where the
@@ -381,6 +385,10 @@ impl Engine {
                 if self.can_dry_run(prepared, t) {
                     plan::plan_one(client, t, force).await
                 } else {
+                    if Self::kind_exists(prepared, t) {
+                        // Its namespace comes with the release: the server still judges it.
+                        plan::probe_elsewhere(client, t, plan::PROBE_NAMESPACE).await?;
+                    }
                     Ok((
                         Change {
                             key: t.key(),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::{Map, Value};
 use sha2::Digest as _;
@@ -224,6 +224,50 @@ pub async fn plan_one(
         },
         live,
     ))
+}
+
+/// The namespace [`probe_elsewhere`] borrows: every cluster has it.
+pub const PROBE_NAMESPACE: &str = "default";
+
+/// The server's verdict on an object whose own namespace does not exist yet (the release
+/// creates it), so it cannot be dry-run where it belongs: a dry-run create of the same object in
+/// `namespace`. Only a refusal of the object itself counts (400: it cannot be decoded, 415,
+/// 422: it is invalid): the server decodes and validates before it looks for a same-named
+/// object, and any other answer (no such namespace, already exists, forbidden) says nothing
+/// about the object, so it is no verdict. Nothing is written.
+pub async fn probe_elsewhere(
+    client: &kube::Client,
+    target: &Target,
+    namespace: &str,
+) -> Result<(), PlanError> {
+    let object = target.manifest.describe_short();
+    let mut value = target.manifest.object.clone();
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("namespace".into(), Value::String(namespace.to_owned()));
+    }
+    let Ok(dynamic) = serde_json::from_value::<DynamicObject>(value) else {
+        return Ok(()); // metadata the offline checks report
+    };
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    match api_for(client, &target.resource, Some(namespace))
+        .create(&params, &dynamic)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 415 | 422) => Err(PlanError::Refused {
+            object,
+            source_file: target.manifest.source.to_string(),
+            message: s
+                .message
+                .replace(&format!("namespace \"{namespace}\""), "its namespace"),
+            code: s.code,
+        }),
+        Err(kube::Error::Api(_)) => Ok(()),
+        Err(source) => Err(PlanError::Api { object, source }),
+    }
 }
 
 /// Plans every target, `parallelism` at a time, in target order.
