@@ -25,7 +25,7 @@
 //! environments behaves the same on every runner. Secrets are never in the file: static keys
 //! and client secrets are read from variables the file names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,6 +247,17 @@ fn retry_for(max_attempts: Option<u32>) -> RetryPolicy {
 }
 
 impl AuthConfig {
+    /// Makes a relative `oidc.file` relative to `base`, the directory of the file this config
+    /// was read from (as every path in `ferry.toml` is), not to the working directory: kubectl
+    /// runs `ferry auth token` as its exec plugin from wherever kubectl itself runs.
+    pub fn relative_to(&mut self, base: &Path) {
+        if let Some(file) = &self.oidc.file
+            && file.is_relative()
+        {
+            self.oidc.file = Some(base.join(file));
+        }
+    }
+
     /// The OIDC token source this config describes, for `purpose`.
     pub fn oidc_source(&self, ctx: &AuthContext, purpose: TokenPurpose) -> SharedOidcTokenSource {
         let env = &ctx.env;
@@ -545,6 +556,21 @@ mod tests {
 
         let err = toml::from_str::<AuthConfig>("[aws]\nrole = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `role`"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_token_file_is_relative_to_the_config_file() {
+        let mut cfg: AuthConfig =
+            toml::from_str("oidc = { source = \"file\", file = \"secrets/token\" }\n").unwrap();
+        cfg.relative_to(Path::new("/src/shop"));
+        assert_eq!(
+            cfg.oidc.file.as_deref(),
+            Some(Path::new("/src/shop/secrets/token"))
+        );
+        let mut abs: AuthConfig =
+            toml::from_str("oidc = { source = \"file\", file = \"/run/token\" }\n").unwrap();
+        abs.relative_to(Path::new("/src/shop"));
+        assert_eq!(abs.oidc.file.as_deref(), Some(Path::new("/run/token")));
     }
 
     #[test]

@@ -232,6 +232,14 @@ pub struct Located {
     pub help: Option<String>,
 }
 
+/// The directory of a config file at `path`: relative paths in it are relative to it.
+fn config_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_owned)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 impl LoadedConfig {
     /// Reads and deserialises a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -267,7 +275,7 @@ impl LoadedConfig {
     /// Deserialises config text that came from `path` (used for messages only).
     pub fn from_text(path: &Path, text: String) -> Result<Self, ConfigError> {
         let source = Arc::new(text);
-        let config = match toml::from_str::<FerryConfig>(&source) {
+        let mut config = match toml::from_str::<FerryConfig>(&source) {
             Ok(config) => config,
             Err(err) => {
                 let span = err.span().unwrap_or(0..0);
@@ -280,6 +288,12 @@ impl LoadedConfig {
                 ));
             }
         };
+        let loaded_from = config_dir(path);
+        for env in config.env.values_mut() {
+            if let Some(auth) = &mut env.auth {
+                auth.relative_to(&loaded_from);
+            }
+        }
         Ok(LoadedConfig {
             path: path.to_owned(),
             source,
@@ -289,11 +303,7 @@ impl LoadedConfig {
 
     /// The directory of the config file: relative paths in it are relative to it.
     pub fn dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(Path::to_owned)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."))
+        config_dir(&self.path)
     }
 
     /// The environment `name`, or an error listing the ones that exist.

@@ -507,3 +507,47 @@ async fn the_standard_aws_chain_reads_a_profile_or_the_environment() {
         &[&who.all(), &tok.stderr, &from_env.stderr, &none.all()],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relative_token_file_is_relative_to_ferry_toml_not_the_working_directory() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    let config = w.path().join("ferry.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let absolute = format!("file = \"{}\"", w.token_file.display());
+    assert!(text.contains(&absolute), "{text}");
+    std::fs::write(&config, text.replace(&absolute, "file = \"oidc-token\"")).unwrap();
+
+    // kubectl runs the exec plugin from its own working directory, with the absolute --config
+    // `ferry kubeconfig` wrote into the kubeconfig.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let args = |cmd: &[&'static str]| {
+        let mut all: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
+        all.extend(["--env".into(), "prod".into(), "--config".into()]);
+        all.push(config.to_str().unwrap().to_owned());
+        all
+    };
+    let token_args = args(&["auth", "token"]);
+    let tok = ferry(
+        elsewhere.path(),
+        &token_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    assert_eq!(tok.code, 0, "{}", tok.stderr);
+    let cred: serde_json::Value = serde_json::from_str(&tok.stdout).unwrap();
+    assert_eq!(cred["kind"], "ExecCredential");
+    let who_args = args(&["auth", "whoami"]);
+    let who = ferry(
+        elsewhere.path(),
+        &who_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    assert_eq!(who.code, 0, "{}", who.stderr);
+    assert!(
+        who.stdout
+            .contains(&format!("token file {}", w.token_file.display())),
+        "{}",
+        who.stdout
+    );
+    grep(&w.secrets(), &[&tok.stderr, &who.all()]);
+}
