@@ -119,6 +119,29 @@ fn rolling_update(spec: &mut Value, surge: Value, unavailable: Value) {
     }
 }
 
+/// As the API server reads a v1 Secret: `stringData` is write-only, merged into `data`
+/// (base64), its values winning over `data`'s for the same key, and never stored.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(strings) = secret
+        .as_object_mut()
+        .and_then(|map| map.remove("stringData"))
+    else {
+        return;
+    };
+    let Value::Object(strings) = strings else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    let data = ensure_object(secret, "data");
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or("");
+        data[key] = Value::String(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Fills in defaults for an object of type `rt`.
 pub(crate) fn apply_defaults(rt: &ResourceType, object: &mut Value) {
     let Some(builtin) = rt.builtin else { return };
@@ -249,7 +272,10 @@ pub(crate) fn apply_defaults(rt: &ResourceType, object: &mut Value) {
                 set_default(port, "targetPort", number);
             }
         }
-        Builtin::Secret => set_default(object, "type", json!("Opaque")),
+        Builtin::Secret => {
+            set_default(object, "type", json!("Opaque"));
+            merge_string_data(object);
+        }
         Builtin::PersistentVolumeClaim => {
             let spec = ensure_object(object, "spec");
             set_default(spec, "volumeMode", json!("Filesystem"));
@@ -298,6 +324,32 @@ pub(crate) fn apply_defaults(rt: &ResourceType, object: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_string_data_is_merged_into_data() {
+        let rt = crate::resources::Registry::builtin()
+            .all()
+            .find(|rt| rt.is(Builtin::Secret))
+            .unwrap()
+            .clone();
+        let mut secret = json!({
+            "metadata": {"name": "s"},
+            "data": {"user": "b2xk", "keep": "eA=="},
+            "stringData": {"user": "admin", "password": "hunter2"},
+        });
+        apply_defaults(&rt, &mut secret);
+        assert_eq!(
+            secret,
+            json!({
+                "metadata": {"name": "s"},
+                "type": "Opaque",
+                "data": {"user": "YWRtaW4=", "keep": "eA==", "password": "aHVudGVyMg=="},
+            })
+        );
+        let again = secret.clone();
+        apply_defaults(&rt, &mut secret);
+        assert_eq!(secret, again, "idempotent");
+    }
     use crate::resources::Registry;
 
     #[test]

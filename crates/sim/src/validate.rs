@@ -953,6 +953,28 @@ fn data_keys(object: &Value, c: &mut Check) {
     }
 }
 
+/// The keys a Secret of a well-known type must hold (values are never echoed).
+fn secret_type(secret: &Value, c: &mut Check) {
+    let has = |key: &str| secret["data"].get(key).is_some();
+    let required: &[&str] = match secret["type"].as_str().unwrap_or("") {
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+        "kubernetes.io/dockercfg" => &[".dockercfg"],
+        "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            c.push(FieldError::required("data[username]", ""));
+            c.push(FieldError::required("data[password]", ""));
+            return;
+        }
+        _ => &[],
+    };
+    for key in required {
+        if !has(key) {
+            c.push(FieldError::required(format!("data[{key}]"), ""));
+        }
+    }
+}
+
 fn hpa(object: &Value, c: &mut Check) {
     let spec = &object["spec"];
     let max = spec["maxReplicas"].as_i64().unwrap_or(0);
@@ -1134,7 +1156,11 @@ pub(crate) fn validate(rt: &ResourceType, object: &Value) -> Result<(), ApiError
             &mut c,
         ),
         Some(Builtin::Service) => service(object, &mut c),
-        Some(Builtin::ConfigMap | Builtin::Secret) => data_keys(object, &mut c),
+        Some(Builtin::ConfigMap) => data_keys(object, &mut c),
+        Some(Builtin::Secret) => {
+            data_keys(object, &mut c);
+            secret_type(object, &mut c);
+        }
         Some(Builtin::HorizontalPodAutoscaler) => hpa(object, &mut c),
         Some(Builtin::Ingress) => ingress(object, &mut c),
         Some(Builtin::CustomResourceDefinition) => crd(object, &mut c),

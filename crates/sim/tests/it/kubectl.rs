@@ -330,3 +330,46 @@ async fn kubectl_logs_show_crash_loops() {
         "{described}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_secrets_keep_string_data_in_data() {
+    let cluster = Cluster::start(fast()).await;
+    let app = fixture("app.yaml");
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
+    // stringData is write-only: merged into data, base64, as a real cluster stores it
+    let secret = cluster.kubectl_ok(&["get", "secret", "web-secret", "-n", "shop", "-o", "json"]);
+    let secret: serde_json::Value = serde_json::from_str(&secret).unwrap();
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==", "{secret}");
+    assert!(secret.get("stringData").is_none(), "{secret}");
+    // applying the same Secret again changes nothing on the server
+    let version = |c: &Cluster| {
+        c.kubectl_ok(&[
+            "get",
+            "secret",
+            "web-secret",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+    };
+    let before = version(&cluster);
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
+    assert_eq!(version(&cluster), before);
+
+    // a TLS Secret needs both halves; the error names the key, never a value
+    let tls = cluster.dir.path().join("tls.yaml");
+    std::fs::write(
+        &tls,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: half, namespace: shop}\ntype: kubernetes.io/tls\nstringData: {tls.crt: TOP-SECRET-CERT}\n",
+    )
+    .unwrap();
+    let out = cluster.kubectl(&["apply", "-f", tls.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("data[tls.key]: Required value"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("TOP-SECRET-CERT"), "{}", text(&out));
+}
