@@ -767,6 +767,15 @@ async fn apply_and_verify(
         }
         return Err(conflicts_failure(&planned.plan));
     }
+    // Where to verify is settled before anything changes: a zone ferry cannot check is refused
+    // while it is still as it was. The memory provider's zone lives in this process only, so
+    // there is nothing to ask; it is not verified.
+    let unverifiable = e.dns.provider == ProviderKind::Memory && e.dns.verify_servers.is_none();
+    let servers = if args.no_verify || !e.dns.verify_enabled || unverifiable {
+        None
+    } else {
+        Some(verify_servers(e, p).await?)
+    };
     if !planned.plan.is_empty() {
         p.apply(&planned.plan.changes).await.map_err(dns_failure)?;
         if !json {
@@ -783,10 +792,11 @@ async fn apply_and_verify(
             .map_err(out_err)?;
         }
     }
-    let report = if args.no_verify || !e.dns.verify_enabled {
-        None
-    } else {
-        Some(run_verify(e, p, &planned.desired, args.verify_timeout).await?)
+    let report = match servers {
+        None => None,
+        Some(servers) => {
+            Some(run_verify(e, &servers, &planned.desired, args.verify_timeout).await?)
+        }
     };
     if json {
         let mut doc = json_plan(app, e, p, target, &planned.plan);
@@ -795,6 +805,12 @@ async fn apply_and_verify(
         writeln!(out, "{doc}").map_err(out_err)?;
     } else if let Some(r) = &report {
         print_verify(&mut out, r)?;
+    } else if unverifiable && !args.no_verify && e.dns.verify_enabled {
+        writeln!(
+            out,
+            "verify: skipped (the memory provider's zone has no servers to ask)"
+        )
+        .map_err(out_err)?;
     }
     Ok(match report {
         Some(r) if !r.converged => Exit::Timeout,
@@ -802,29 +818,35 @@ async fn apply_and_verify(
     })
 }
 
-async fn run_verify(
-    e: &DnsEnv,
-    p: &SharedDnsProvider,
-    desired: &[RecordSet],
-    timeout: Option<Duration>,
-) -> Result<VerifyReport, Failure> {
-    let servers = match &e.dns.verify_servers {
+/// The zone's authoritative servers to verify against: `[env.NAME.dns.verify] servers`, else
+/// the provider's.
+async fn verify_servers(e: &DnsEnv, p: &SharedDnsProvider) -> Result<Vec<NameServer>, Failure> {
+    let servers: Vec<NameServer> = match &e.dns.verify_servers {
         Some(list) => list.iter().map(|a| NameServer::Address(*a)).collect(),
         None => p.name_servers().await.map_err(dns_failure)?,
     };
     if servers.is_empty() {
         return Err(invalid(miette::miette!(
-            help = "set [env.NAME.dns.verify] servers, or skip verification with --no-verify",
+            help = "set [env.NAME.dns.verify] servers, or skip verification with --no-verify; nothing was changed",
             "the {} provider has no authoritative servers to verify against",
             p.name()
         )));
     }
+    Ok(servers)
+}
+
+async fn run_verify(
+    e: &DnsEnv,
+    servers: &[NameServer],
+    desired: &[RecordSet],
+    timeout: Option<Duration>,
+) -> Result<VerifyReport, Failure> {
     let mut options = e.dns.verify.clone();
     if let Some(t) = timeout {
         options.timeout = t;
     }
     let expectations = Expectation::from_records(desired, &e.dns.zone);
-    verify(&servers, &expectations, &options)
+    verify(servers, &expectations, &options)
         .await
         .map_err(dns_failure)
 }
@@ -896,7 +918,8 @@ async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
     let (cfg, e) = load(args)?;
     let (target, p) = target_and_provider(&cfg, &e, args, env).await?;
     let desired = desired(&e, &target, &p)?;
-    let report = run_verify(&e, &p, &desired, None).await?;
+    let servers = verify_servers(&e, &p).await?;
+    let report = run_verify(&e, &servers, &desired, None).await?;
     let mut out = std::io::stdout().lock();
     if args.env.json() {
         writeln!(out, "{}", serde_json::json!({"env": e.name, "zone": e.dns.zone, "target": target, "verify": report}))

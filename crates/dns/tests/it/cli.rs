@@ -315,6 +315,42 @@ fn names_not_answering_the_target_in_time_are_exit_9_with_what_was_expected() {
     assert_eq!(dig(&s.name("app"), "A"), ["192.0.2.10"]);
 }
 
+/// A zone ferry could not verify is refused before anything changes; the memory provider
+/// (nothing outside the process to ask) applies without verifying.
+#[test]
+fn verification_is_settled_before_anything_changes() {
+    let s = Setup::new("noverify", &["app"], "");
+    let path = s.dir.join("ferry.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "[env.aks.dns.verify]\n",
+            "[env.aks.dns.verify]\nservers = []\n",
+        ),
+    )
+    .unwrap();
+    s.ferry(&["dns", "apply", "--env", "aks"])
+        .exits(3)
+        .says("no authoritative servers to verify against")
+        .says("nothing was changed");
+    assert!(dig(&s.name("app"), "A").is_empty(), "nothing was applied");
+
+    let dir = std::env::temp_dir().join(crate::unique("ferry-dns-memory"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ferry.toml"),
+        "[app]\nname = \"shop\"\n[env.dev.dns]\nprovider = \"memory\"\nzone = \"example.com\"\n\
+         records = [\"@\", \"app\"]\ntarget = \"192.0.2.1\"\n",
+    )
+    .unwrap();
+    Ferry::new(dir.join("ferry.toml"))
+        .run(&["dns", "apply", "--env", "dev"])
+        .exits(0)
+        .says("applied 4 changes")
+        .says("verify: skipped");
+}
+
 #[test]
 fn foreign_records_are_left_alone_and_reported_unless_adopted() {
     let s = Setup::new("foreign", &["app"], "");
