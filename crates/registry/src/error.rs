@@ -203,6 +203,14 @@ impl Error {
             Error::Connect { registry, .. } => Some(format!(
                 "is `{registry}` the right registry host, and is it reachable from here?"
             )),
+            Error::Registry {
+                registry,
+                operation,
+                status: 404,
+                ..
+            } if operation.starts_with("log in") => Some(format!(
+                "`{registry}` does not serve the registry API at /v2/: is it a container registry?"
+            )),
             Error::ImmutableTag { .. } => Some(
                 "push a new tag (the commit SHA), or copy by digest; immutable environments never move tags"
                     .to_owned(),
@@ -250,5 +258,22 @@ mod tests {
         assert_eq!(denied.kind(), ErrorKind::Runtime);
         let broken = Error::io("/x", std::io::Error::other("disk on fire"));
         assert_eq!(broken.kind(), ErrorKind::Runtime);
+    }
+
+    #[test]
+    fn a_host_without_the_registry_api_is_named_as_such() {
+        let answered = |operation: &str, status| Error::Registry {
+            registry: "example.com".into(),
+            operation: operation.into(),
+            status,
+            message: "Not Found".into(),
+        };
+        let help = answered("log in to example.com", 404).help().unwrap();
+        assert!(
+            help.contains("does not serve the registry API at /v2/"),
+            "{help}"
+        );
+        assert_eq!(answered("log in to example.com", 500).help(), None);
+        assert_eq!(answered("PUT manifest", 404).help(), None);
     }
 }
