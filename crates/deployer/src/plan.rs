@@ -120,8 +120,22 @@ fn strip_server_fields(v: &mut Value) {
     }
 }
 
-/// Secret values replaced by a short digest and length, so diffs show which keys change but
-/// never what they hold.
+/// A value's fingerprint under a key drawn once per process: equal values look equal within
+/// one run (a diff shows which keys change), but a fingerprint in a CI log cannot be checked
+/// against guessed passwords, as a plain SHA-256 could be.
+fn fingerprint(s: &str) -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEY
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write(s.as_bytes());
+    format!("{:016x}", h.finish())
+}
+
+/// Secret values replaced by their length and a keyed fingerprint, so diffs show which keys
+/// change but never what they hold.
 pub fn mask_secret(v: &mut Value) {
     if v.get("kind").and_then(Value::as_str) != Some("Secret") {
         return;
@@ -130,8 +144,11 @@ pub fn mask_secret(v: &mut Value) {
         if let Some(Value::Object(map)) = v.get_mut(field) {
             for val in map.values_mut() {
                 let s = val.as_str().unwrap_or("");
-                let d = hex::encode(sha2::Sha256::digest(s.as_bytes()));
-                *val = Value::String(format!("(hidden: {} bytes, sha256 {})", s.len(), &d[..12]));
+                *val = Value::String(format!(
+                    "(hidden: {} bytes, fingerprint {})",
+                    s.len(),
+                    &fingerprint(s)[..12]
+                ));
             }
         }
     }
@@ -347,5 +364,23 @@ mod tests {
             !d.contains("aHVudGVyMg") && !d.contains("c3dvcmRmaXNo"),
             "{d}"
         );
+        // Not the value's plain SHA-256 either (that could be checked against guesses).
+        for v in ["aHVudGVyMg==", "c3dvcmRmaXNo"] {
+            let plain = hex::encode(sha2::Sha256::digest(v.as_bytes()));
+            assert!(!d.contains(&plain[..12]), "{d}");
+        }
+        // Within a run, an unchanged value looks the same on both sides.
+        let same = object_diff(Some(&before), Some(&before));
+        assert!(same.is_empty(), "{same}");
+        let mut masked = before.clone();
+        mask_secret(&mut masked);
+        let mut again = before.clone();
+        mask_secret(&mut again);
+        assert_eq!(masked, again);
+        assert_ne!(masked, {
+            let mut m = after.clone();
+            mask_secret(&mut m);
+            m
+        });
     }
 }
