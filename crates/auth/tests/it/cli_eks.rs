@@ -184,7 +184,25 @@ async fn whoami_shows_identity_claims_and_expiry_but_never_a_token() {
     assert_eq!(doc["oidc"]["claims"]["repository"], "octo/shop");
     assert_eq!(doc["aws"]["account"], "123456789012");
     assert_eq!(doc["oidc"]["expired"], false);
-    grep(&w.secrets(), &[&who.all(), &json.all()]);
+    assert_eq!(
+        doc["aws"]["arn"],
+        "arn:aws:sts::123456789012:assumed-role/ferry-deploy/ferry"
+    );
+
+    // In GitHub Actions the session is named after the run and attempt, so CloudTrail shows
+    // which job used the role.
+    let in_actions = ferry(
+        w.path(),
+        &["auth", "whoami", "--env", "prod", "-o", "json"],
+        &[("GITHUB_RUN_ID", "8123456789"), ("GITHUB_RUN_ATTEMPT", "2")],
+    );
+    assert_eq!(in_actions.code, 0, "{}", in_actions.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&in_actions.stdout).unwrap();
+    assert_eq!(
+        doc["aws"]["arn"],
+        "arn:aws:sts::123456789012:assumed-role/ferry-deploy/ferry-8123456789-2"
+    );
+    grep(&w.secrets(), &[&who.all(), &json.all(), &in_actions.all()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
