@@ -569,3 +569,32 @@ async fn a_relative_token_file_is_relative_to_ferry_toml_not_the_working_directo
     );
     grep(&w.secrets(), &[&tok.stderr, &who.all()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_role_without_eks_describe_cluster_exits_11_and_is_not_retried() {
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    w.aws.add_fault(Fault {
+        matches: Match::PathPrefix(format!("/clusters/{}", w.cluster)),
+        status: 403,
+        content_type: "application/json",
+        body: r#"{"__type":"AccessDeniedException","message":"User: arn:aws:sts::123456789012:assumed-role/ferry-deploy/ferry is not authorized to perform: eks:DescribeCluster"}"#.into(),
+        times: 100,
+    });
+    let run = w.run(&["kubeconfig", "--env", "prod"]);
+    assert_eq!(run.code, 11, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("AccessDeniedException")
+            && run.stderr.contains("eks:DescribeCluster")
+            && run.stderr.contains("permissions policy"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(
+        w.aws.count_path(&format!("/clusters/{}", w.cluster)),
+        1,
+        "a refusal is not retried"
+    );
+    grep(&w.secrets(), &[&run.all()]);
+}
