@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{code, ferry, root, stderr, stdout};
 
 const SCREEN_LINES: usize = 30;
+const SCREEN_COLUMNS: usize = 200;
 
 fn corpus_dir() -> PathBuf {
     root().join("tests/fixtures/bad-config")
@@ -94,6 +95,18 @@ fn check(
         if lines > SCREEN_LINES * problems {
             return Err(format!(
                 "{what}: {lines} lines of error, more than one screen\n{err}"
+            ));
+        }
+        // ...and no snippet line so wide that a terminal wraps it over many screens (a
+        // one-line file of 10,000 brackets). Messages are prose a terminal wraps once or twice.
+        if let Some(wide) = err
+            .lines()
+            .filter(|l| l.contains('│'))
+            .find(|l| l.chars().count() > SCREEN_COLUMNS)
+        {
+            return Err(format!(
+                "{what}: a line of {} characters in the error\n{wide:.300}…",
+                wide.chars().count()
             ));
         }
     }

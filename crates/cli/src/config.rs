@@ -221,9 +221,9 @@ pub struct Located {
     pub column: usize,
     /// What is wrong, and what was expected.
     pub message: String,
-    /// The file's text, for the snippet.
+    /// The file's text (or, around a very wide line, a cut of it), for the snippet.
     #[source_code]
-    pub src: NamedSource<Arc<String>>,
+    pub src: NamedSource<Snippet>,
     /// Where.
     #[label("here")]
     pub span: SourceSpan,
@@ -377,15 +377,98 @@ fn invalid(
 ) -> ConfigError {
     let (line, column) = line_column(source, span.start);
     let shown = path.display().to_string();
+    let (snippet, span) = snippet(source, span, line, column);
     ConfigError::Invalid(Box::new(Located {
         path: shown.clone(),
         line,
         column,
         message: message.trim().to_owned(),
-        src: NamedSource::new(shown, Arc::clone(source)),
-        span: (span.start, span.end.saturating_sub(span.start)).into(),
+        src: NamedSource::new(shown, snippet),
+        span,
         help,
     }))
+}
+
+/// The widest source line shown in an error's snippet, in characters.
+const SNIPPET_WIDTH: usize = 120;
+
+/// The text miette shows under a config error: the whole file, or a cut of one wide line.
+///
+/// A cut reports the file's own column in the snippet's `[file:line:column]` header (miette
+/// would count from the cut).
+#[derive(Debug)]
+pub struct Snippet {
+    text: Arc<String>,
+    /// For a cut: the span's offset in the cut and its 0-based column in the file.
+    cut: Option<(usize, usize)>,
+}
+
+impl miette::SourceCode for Snippet {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        let column = match self.cut {
+            Some((at, column)) if before == 0 && after == 0 && span.offset() == at => column,
+            _ => inner.column(),
+        };
+        Ok(Box::new(miette::MietteSpanContents::new(
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
+/// The source miette shows under an error, and the span in it. When a line around the problem
+/// is wider than [`SNIPPET_WIDTH`] (a generated or hostile file: one line of 10,000 brackets),
+/// miette would print it whole and the error would fill many screens; the snippet is then the
+/// problem's line alone, cut to a window around the column (`…` where cut), after `line - 1`
+/// empty lines so that its line number is still right.
+fn snippet(
+    source: &Arc<String>,
+    span: std::ops::Range<usize>,
+    line: usize,
+    column: usize,
+) -> (Snippet, SourceSpan) {
+    let len = span.end.saturating_sub(span.start);
+    let lines: Vec<&str> = source
+        .lines()
+        .skip(line.saturating_sub(2))
+        .take(3)
+        .collect();
+    if lines.iter().all(|l| l.chars().count() <= SNIPPET_WIDTH) {
+        let whole = Snippet {
+            text: Arc::clone(source),
+            cut: None,
+        };
+        return (whole, (span.start, len).into());
+    }
+    let text = source.lines().nth(line - 1).unwrap_or("");
+    let chars: Vec<char> = text.chars().collect();
+    let col = (column - 1).min(chars.len());
+    let from = col.saturating_sub(SNIPPET_WIDTH / 2);
+    let to = (from + SNIPPET_WIDTH).min(chars.len());
+    let mut out = "\n".repeat(line - 1);
+    if from > 0 {
+        out.push('…');
+    }
+    let start = out.len() + chars[from..col].iter().map(|c| c.len_utf8()).sum::<usize>();
+    out.extend(&chars[from..to]);
+    let end = out.len();
+    if to < chars.len() {
+        out.push('…');
+    }
+    let cut = Snippet {
+        text: Arc::new(out),
+        cut: Some((start, column - 1)),
+    };
+    (cut, (start, len.min(end - start)).into())
 }
 
 /// 1-based line and character column of a byte offset.
@@ -428,6 +511,48 @@ mod tests {
         let cfg = load("[app]\nname = \"shop\"\n\n[env.dev]\n").unwrap();
         assert_eq!(cfg.config.app.name, "shop");
         assert!(cfg.env("dev").is_ok());
+    }
+
+    /// A problem on a very wide line (10,000 brackets) still renders on one screen, with the
+    /// file's own line and column in the snippet's header.
+    #[test]
+    fn a_wide_line_is_cut_in_the_snippet() {
+        let text = format!(
+            "[app]\nname = \"shop\"\n# {}\nbogus = 1 # {}\n",
+            "é".repeat(5000),
+            "]".repeat(10_000)
+        );
+        let err = load(&text).unwrap_err();
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, &err)
+            .unwrap();
+        assert!(
+            out.contains("ferry.toml:4:1: unknown field `bogus`"),
+            "{out}"
+        );
+        assert!(out.contains("[ferry.toml:4:1]"), "{out}");
+        assert!(out.contains(" 4 │ bogus = 1 # ]]]"), "{out}");
+        assert!(out.lines().count() < 20, "{out}");
+        let widest = out
+            .lines()
+            .filter(|l| l.contains('│'))
+            .map(|l| l.chars().count())
+            .max();
+        assert!(widest < Some(SNIPPET_WIDTH + 10), "{widest:?}\n{out}");
+        // Deep in the line, the window moves with the column.
+        let text = format!("[app]\nname = \"shop\"\nx = [{}1, 2]]\n", "[".repeat(300));
+        let ConfigError::Invalid(located) = load(&text).unwrap_err() else {
+            panic!("expected Invalid")
+        };
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, located.as_ref())
+            .unwrap();
+        let header = format!("[ferry.toml:{}:{}]", located.line, located.column);
+        assert!(located.column > SNIPPET_WIDTH / 2, "{out}");
+        assert!(out.contains(&header), "{header}\n{out}");
+        assert!(out.contains(" 3 │ …[[["), "{out}");
     }
 
     #[test]
