@@ -18,6 +18,7 @@ pub(crate) enum Builtin {
     ServiceAccount,
     Service,
     Endpoints,
+    EndpointSlice,
     Pod,
     Event,
     PersistentVolumeClaim,
@@ -301,6 +302,14 @@ const BUILTINS: &[Spec] = &[
         .all()
         .status(),
     spec("", "v1", "endpoints", "Endpoints", true, B::Endpoints).short(&["ep"]),
+    spec(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        B::EndpointSlice,
+    ),
     spec("", "v1", "pods", "Pod", true, B::Pod)
         .short(&["po"])
         .all()

@@ -60,6 +60,9 @@ fn typed_roundtrip(builtin: Builtin, value: &Value) -> Result<Value, (String, St
         Builtin::ServiceAccount => roundtrip::<core::ServiceAccount>(value),
         Builtin::Service => roundtrip::<core::Service>(value),
         Builtin::Endpoints => roundtrip::<core::Endpoints>(value),
+        Builtin::EndpointSlice => {
+            roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(value)
+        }
         Builtin::Pod => roundtrip::<core::Pod>(value),
         Builtin::Event => roundtrip::<core::Event>(value),
         Builtin::PersistentVolumeClaim => roundtrip::<core::PersistentVolumeClaim>(value),

@@ -1,4 +1,5 @@
-//! Services: Endpoints follow the ready (and not ready) pods a selector picks; a LoadBalancer
+//! Services: Endpoints and an EndpointSlice (which kubectl 1.32's `describe service` and
+//! `describe ingress` read) follow the ready (and not ready) pods a selector picks; a LoadBalancer
 //! Service, and an Ingress, gets `status.loadBalancer.ingress` with a hostname like an AWS load
 //! balancer's after `load_balancer_delay` of virtual time.
 
@@ -103,6 +104,114 @@ fn endpoints_for(service: &Value, pods: &[std::sync::Arc<Value>]) -> Value {
     json!([subset])
 }
 
+/// The EndpointSlice controller's view of a Service: one IPv4 slice with an endpoint per pod
+/// that has an IP and has not finished, its conditions, and the Service's ports as the pods
+/// expose them (`addressType`, `endpoints`, `ports`; no endpoints, no ports).
+fn slice_for(service: &Value, pods: &[std::sync::Arc<Value>]) -> Value {
+    let mut endpoints = Vec::new();
+    let mut ports: Vec<Value> = Vec::new();
+    for pod in pods {
+        let Some(ip) = pod["status"]["podIP"].as_str() else {
+            continue;
+        };
+        if matches!(
+            pod["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        ) {
+            continue;
+        }
+        let terminating = is_deleting(pod);
+        let serving = pod_ready(pod);
+        endpoints.push(json!({
+            "addresses": [ip],
+            "conditions": {"ready": serving && !terminating, "serving": serving, "terminating": terminating},
+            "nodeName": pod["spec"]["nodeName"],
+            "targetRef": {"kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]},
+        }));
+        if ports.is_empty() {
+            for port in service["spec"]["ports"].as_array().into_iter().flatten() {
+                if let Some(number) = target_port(port, pod) {
+                    ports.push(json!({
+                        "name": port["name"].as_str().unwrap_or(""),
+                        "port": number,
+                        "protocol": port["protocol"],
+                    }));
+                }
+            }
+        }
+    }
+    endpoints.sort_by(|a, b| a["addresses"][0].as_str().cmp(&b["addresses"][0].as_str()));
+    let mut slice = json!({"addressType": "IPv4"});
+    if !endpoints.is_empty() {
+        slice["endpoints"] = Value::Array(endpoints);
+        slice["ports"] = Value::Array(ports);
+    }
+    slice
+}
+
+const SLICE_MANAGER: &str = "endpointslice-controller.k8s.io";
+
+/// Creates, updates or keeps the EndpointSlice of a Service with a selector.
+fn reconcile_slice(
+    state: &mut State,
+    svc: &Value,
+    pods: &[std::sync::Arc<Value>],
+    labels: &serde_json::Map<String, Value>,
+) -> bool {
+    let slices = state.builtin(Builtin::EndpointSlice);
+    let namespace = meta_str(svc, "namespace").to_owned();
+    let name = meta_str(svc, "name").to_owned();
+    let mut labels = labels.clone();
+    labels.remove("endpoints.kubernetes.io/managed-by");
+    labels.insert("kubernetes.io/service-name".to_owned(), json!(name));
+    labels.insert(
+        "endpointslice.kubernetes.io/managed-by".to_owned(),
+        json!(SLICE_MANAGER),
+    );
+    let body = slice_for(svc, pods);
+    let existing = state
+        .store
+        .list(&slices.key(), Some(&namespace))
+        .find(|s| {
+            s["metadata"]["labels"]["kubernetes.io/service-name"] == name.as_str()
+                && s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"]
+                    == SLICE_MANAGER
+        })
+        .cloned();
+    match existing {
+        Some(existing) => {
+            let mut updated = (*existing).clone();
+            if let Some(map) = updated.as_object_mut() {
+                map.remove("endpoints");
+                map.remove("ports");
+            }
+            for (key, value) in body.as_object().into_iter().flatten() {
+                updated[key] = value.clone();
+            }
+            updated["metadata"]["labels"] = Value::Object(labels);
+            updated != *existing
+                && state.controller_update(&slices, &existing, updated, CONTROLLER_MANAGER, false)
+        }
+        None => {
+            let mut slice = body;
+            slice["apiVersion"] = json!("discovery.k8s.io/v1");
+            slice["kind"] = json!("EndpointSlice");
+            slice["metadata"] = json!({
+                "name": format!("{}-{}", truncated(&name, 57), &hex_of(meta_str(svc, "uid"))[..5]),
+                "namespace": namespace,
+                "labels": labels,
+                "ownerReferences": [{
+                    "apiVersion": "v1", "kind": "Service", "name": name,
+                    "uid": meta_str(svc, "uid"), "controller": true, "blockOwnerDeletion": true,
+                }],
+            });
+            state
+                .controller_create(&slices, slice, CONTROLLER_MANAGER)
+                .is_some()
+        }
+    }
+}
+
 pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
     let services = state.builtin(Builtin::Service);
     let endpoints = state.builtin(Builtin::Endpoints);
@@ -138,6 +247,7 @@ pub(crate) fn reconcile(state: &mut State, wake: &mut Wake) -> bool {
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
+            changed |= reconcile_slice(state, &svc, &pods, &labels);
             labels.insert(
                 "endpoints.kubernetes.io/managed-by".to_owned(),
                 json!("endpoint-controller"),

@@ -160,6 +160,13 @@ fn columns(rt: &ResourceType) -> Vec<Column> {
             col("Endpoints", "string"),
             col("Age", "string"),
         ],
+        Builtin::EndpointSlice => vec![
+            col("Name", "string"),
+            col("AddressType", "string"),
+            col("Ports", "string"),
+            col("Endpoints", "string"),
+            col("Age", "string"),
+        ],
         Builtin::ConfigMap => vec![
             col("Name", "string"),
             col("Data", "integer"),
@@ -491,6 +498,48 @@ fn external_ip(svc: &Value) -> String {
     }
 }
 
+/// kubectl's PORTS column of an EndpointSlice: `80,443`, `<unset>` without ports.
+fn slice_ports_text(slice: &Value) -> String {
+    let ports: Vec<String> = slice["ports"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            p["port"]
+                .as_i64()
+                .map_or_else(|| "<unset>".to_owned(), |n| n.to_string())
+        })
+        .collect();
+    if ports.is_empty() {
+        "<unset>".to_owned()
+    } else {
+        ports.join(",")
+    }
+}
+
+/// kubectl's ENDPOINTS column of an EndpointSlice: three addresses, then `+ N more...`.
+fn slice_endpoints_text(slice: &Value) -> String {
+    let addresses: Vec<&str> = slice["endpoints"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|e| {
+            e["addresses"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        })
+        .filter_map(Value::as_str)
+        .collect();
+    match addresses.len() {
+        0 => "<unset>".to_owned(),
+        1..=3 => addresses.join(","),
+        n => format!("{} + {} more...", addresses[..3].join(","), n - 3),
+    }
+}
+
 fn endpoints_text(ep: &Value) -> String {
     let mut list = Vec::new();
     for subset in ep["subsets"]
@@ -749,6 +798,13 @@ fn cells(rt: &ResourceType, o: &Value, now: Timestamp) -> Vec<Value> {
             ]
         }
         Builtin::Endpoints => vec![name, json!(endpoints_text(o)), json!(age(o, now))],
+        Builtin::EndpointSlice => vec![
+            name,
+            json!(o["addressType"].as_str().unwrap_or("")),
+            json!(slice_ports_text(o)),
+            json!(slice_endpoints_text(o)),
+            json!(age(o, now)),
+        ],
         Builtin::ConfigMap => {
             let n = o["data"].as_object().map_or(0, serde_json::Map::len)
                 + o["binaryData"].as_object().map_or(0, serde_json::Map::len);

@@ -117,6 +117,55 @@ async fn kubectl_drives_an_app_through_its_life() {
             "missing {needle:?} in:\n{described}"
         );
     }
+    // kubectl 1.32 describes a Service's and an Ingress's backends from EndpointSlices
+    let pod_ips = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "shop",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
+    let mut backends: Vec<String> = pod_ips
+        .split_whitespace()
+        .map(|ip| format!("{ip}:80"))
+        .collect();
+    backends.sort();
+    assert_eq!(backends.len(), 3, "{pod_ips}");
+    let service_description = cluster.kubectl_ok(&["describe", "service", "web", "-n", "shop"]);
+    let endpoints_line = service_description
+        .lines()
+        .find(|l| l.starts_with("Endpoints:"))
+        .unwrap_or_else(|| panic!("no Endpoints line in:\n{service_description}"));
+    let mut described: Vec<&str> = endpoints_line["Endpoints:".len()..]
+        .trim()
+        .split(',')
+        .collect();
+    described.sort_unstable();
+    assert_eq!(described, backends, "{service_description}");
+    let ingress_description = cluster.kubectl_ok(&["describe", "ingress", "web", "-n", "shop"]);
+    assert!(
+        ingress_description.contains(&format!(
+            "web:80 ({})",
+            endpoints_line["Endpoints:".len()..].trim()
+        )),
+        "{ingress_description}"
+    );
+    let slices = cluster.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-n",
+        "shop",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ]);
+    assert!(
+        slices.contains("IPv4") && slices.contains(" 80 "),
+        "{slices}"
+    );
+
     let pod_description = cluster.kubectl_ok(&["describe", "pods", "-n", "shop", "-l", "app=web"]);
     assert!(
         pod_description.contains("Successfully assigned shop/web-"),
@@ -291,7 +340,7 @@ async fn kubectl_drives_an_app_through_its_life() {
         text(&deleted)
     );
     cluster.sim.set_config(config()).unwrap();
-    let left = cluster.kubectl_ok(&["get", "replicasets,pods", "-A", "-o", "name"]);
+    let left = cluster.kubectl_ok(&["get", "replicasets,pods,endpointslices", "-A", "-o", "name"]);
     assert_eq!(left.trim(), "", "left behind: {left}");
     let namespaces = cluster.kubectl_ok(&["get", "namespaces", "-o", "name"]);
     assert!(!namespaces.contains("namespace/shop"), "{namespaces}");
