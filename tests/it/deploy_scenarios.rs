@@ -854,3 +854,37 @@ async fn quiet_deploys_print_only_their_errors() {
     assert!(err.contains("FAILED Deployment demo/api"), "{err}");
     assert!(!err.contains("ferry: render"), "{err}");
 }
+
+/// A resource's own deadline (`ferry.dev/timeout`) fails it well within the overall timeout:
+/// the release is rolled back (7, not the overall deadline's 9), naming the resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_past_its_own_deadline_fails_the_release() {
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    sim_config.images.push(ferry_sim::ImageRule::new(
+        "demo/api:stall2",
+        ferry_sim::ImageBehaviour::NeverReady,
+    ));
+    let cluster = Cluster::with_config(sim_config).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "ok1", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let manifests = APP.replace("{mode}", "one").replace(
+        "  name: api\n  namespace: demo\n",
+        "  name: api\n  namespace: demo\n  annotations: {ferry.dev/timeout: \"2s\"}\n",
+    );
+    assert!(manifests.contains("ferry.dev/timeout"));
+    std::fs::write(dir.path().join("k8s/app.yaml"), manifests).unwrap();
+    // The overall timeout is 2m ([deploy] timeout): only the annotation can end this early.
+    let out = deploy(&cluster, dir.path(), "stall2", &[]).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 7, "{}\n{err}", stdout(&out));
+    assert!(
+        err.contains("FAILED Deployment demo/api: not ready after "),
+        "{err}"
+    );
+    assert!(!err.contains("FAILED Deployment demo/web"), "{err}");
+    assert_eq!(image_of(&cluster, "api").await, "demo/api:ok1");
+}
