@@ -539,6 +539,120 @@ fn copy_tag_resolve_ls_and_inspect() {
     );
 }
 
+/// `ferry image ls --env` on an ACR environment: ferry-auth's Azure AD token (client secret,
+/// from a wiremock Azure AD) is exchanged at the registry's `/oauth2/exchange` and
+/// `/oauth2/token` (a wiremock ACR: ACR cannot run here); no secret or token reaches the output.
+#[cfg(feature = "acr")]
+#[test]
+fn acr_login_from_the_environments_azure_credentials() {
+    use wiremock::matchers::{body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (aad, acr) = rt.block_on(async {
+        let aad = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/tenant-1/oauth2/v2.0/token"))
+            .and(body_string_contains(
+                "client_secret=azure-client-secret-value",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "token_type": "Bearer", "expires_in": 3599, "access_token": "aad-token-value"
+            })))
+            .mount(&aad)
+            .await;
+        let acr = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v2/"))
+            .and(header("authorization", "Bearer acr-access-value"))
+            .respond_with(ResponseTemplate::new(200))
+            .with_priority(1)
+            .mount(&acr)
+            .await;
+        // Like ACR, every request without the access token gets the challenge.
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(401).insert_header(
+                "www-authenticate",
+                format!(
+                    r#"Bearer realm="{}/oauth2/token",service="{}""#,
+                    acr.uri(),
+                    acr.address()
+                ),
+            ))
+            .mount(&acr)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/oauth2/exchange"))
+            .and(body_string_contains("access_token=aad-token-value"))
+            .and(body_string_contains("tenant=tenant-1"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"refresh_token": "acr-refresh-value"})),
+            )
+            .mount(&acr)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/oauth2/token"))
+            .and(body_string_contains("refresh_token=acr-refresh-value"))
+            .and(body_string_contains("repository%3Ashop%2Fweb%3Apull"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"access_token": "acr-access-value"})),
+            )
+            .mount(&acr)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/shop/web/tags/list"))
+            .and(header("authorization", "Bearer acr-access-value"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"name": "shop/web", "tags": ["v2", "v1"]})),
+            )
+            .with_priority(1)
+            .mount(&acr)
+            .await;
+        (aad, acr)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[app]\nname = \"shop\"\n\n[env.prod.registry]\nprovider = \"acr\"\nhost = \"{}\"\nprefix = \"shop\"\n\n\
+             [env.prod.auth.azure]\ntenant_id = \"tenant-1\"\nclient_id = \"client-1\"\n\
+             credentials = \"secret\"\nauthority = \"{}\"\nmax_attempts = 1\n",
+            acr.address(),
+            aad.uri(),
+        ),
+    )
+    .unwrap();
+    let cfg = config.display().to_string();
+    let args = [
+        "image", "ls", "web", "--env", "prod", "--config", &cfg, "-vvv",
+    ];
+    let out = ferry(
+        &args,
+        None,
+        &[("AZURE_CLIENT_SECRET", "azure-client-secret-value")],
+    );
+    let all = text(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v1\nv2\n", "{all}");
+    for secret in [
+        "azure-client-secret-value",
+        "aad-token-value",
+        "acr-refresh-value",
+        "acr-access-value",
+    ] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+
+    // No client secret: the environment's Azure setup is named, exit 11, nothing asked of ACR.
+    let before = rt.block_on(acr.received_requests()).unwrap().len();
+    let out = ferry(&args, None, &[]);
+    assert_exit(&out, 11, &["AZURE_CLIENT_SECRET"]);
+    assert_eq!(rt.block_on(acr.received_requests()).unwrap().len(), before);
+}
+
 #[cfg(feature = "ecr")]
 #[test]
 fn ecr_login_from_the_environments_aws_credentials() {
