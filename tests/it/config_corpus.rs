@@ -241,3 +241,30 @@ fn valid_examples_validate() {
         assert!(stdout(&out).contains("valid"), "{name}");
     }
 }
+
+#[test]
+fn validate_env_all_checks_every_environment_as_cost_does() {
+    let file = super::example("cloudtolocalllm");
+    let file = file.to_str().unwrap();
+    let all = ferry(["validate", "--config", file, "--env", "all"]);
+    assert_eq!(code(&all), 0, "{}", stderr(&all));
+    let none = ferry(["validate", "--config", file]);
+    assert_eq!(stdout(&all), stdout(&none));
+    assert!(stdout(&all).contains("3 environments"), "{}", stdout(&all));
+    let one = ferry(["validate", "--config", file, "--env", "dev"]);
+    assert!(
+        stdout(&one).contains("1 environment: dev"),
+        "{}",
+        stdout(&one)
+    );
+    // A problem in any environment fails `--env all`.
+    let bad = corpus_dir().join("unknown-instance-type.toml");
+    let out = ferry([
+        "validate",
+        "--config",
+        bad.to_str().unwrap(),
+        "--env",
+        "all",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+}

@@ -187,7 +187,7 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Virtual clock speed: 1 is real time, 60 a virtual minute per second (overrides SIM.toml).
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub speed: Option<f64>,
     /// The simulator config: image rules, faults, delays (see the README's Simulator section).
     #[arg(long, value_name = "SIM.toml")]
@@ -437,8 +437,8 @@ pub struct ValidateArgs {
     /// Where ferry.toml is.
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Check only this environment (default: all of them).
-    #[arg(long, short = 'e', value_name = "NAME")]
+    /// Check only this environment; `all` (as for `ferry cost`) or no --env checks all of them.
+    #[arg(long, short = 'e', value_name = "NAME|all")]
     pub env: Option<String>,
 }
 

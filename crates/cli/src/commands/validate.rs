@@ -18,11 +18,11 @@ use crate::exit::{CmdResult, Exit, Failure};
 /// Runs `ferry validate`.
 pub fn run(args: &ValidateArgs) -> CmdResult {
     let cfg = load_config(&args.config.config)?;
-    let names: Vec<String> = match &args.env {
+    let names: Vec<String> = match args.env.as_deref().filter(|e| *e != "all") {
         Some(name) => {
             cfg.env(name)
                 .map_err(|e| Failure::new(Exit::InvalidInput, e))?;
-            vec![name.clone()]
+            vec![name.to_owned()]
         }
         None => cfg.config.env.keys().cloned().collect(),
     };
