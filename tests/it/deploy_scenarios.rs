@@ -888,3 +888,45 @@ async fn a_resource_past_its_own_deadline_fails_the_release() {
     assert!(!err.contains("FAILED Deployment demo/web"), "{err}");
     assert_eq!(image_of(&cluster, "api").await, "demo/api:ok1");
 }
+
+/// Server-side apply conflicts: a field another manager owns is not taken unless asked. The
+/// conflict is found by the dry-run (exit 3, nothing written, the fix named); with
+/// `--force-conflicts` ferry takes the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_another_manager_owns_are_taken_only_with_force_conflicts() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "own1", &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client().await, "demo");
+    let theirs = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "demo"},
+        "data": {"mode": "theirs"}
+    });
+    cms.patch(
+        "settings",
+        &kube::api::PatchParams::apply("someone-else").force(),
+        &kube::api::Patch::Apply(&theirs),
+    )
+    .await
+    .unwrap();
+    std::fs::write(
+        dir.path().join("k8s/app.yaml"),
+        APP.replace("{mode}", "two"),
+    )
+    .unwrap();
+    let before = cluster.sim.metrics().total_writes();
+    let out = deploy(&cluster, dir.path(), "own1", &[]).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 3, "{}\n{err}", stdout(&out));
+    assert!(err.contains("ConfigMap settings"), "{err}");
+    assert!(err.contains("--force-conflicts"), "{err}");
+    assert_eq!(cluster.sim.metrics().total_writes(), before);
+    let mode = |cm: ConfigMap| cm.data.unwrap()["mode"].clone();
+    assert_eq!(mode(cms.get("settings").await.unwrap()), "theirs");
+
+    let out = deploy(&cluster, dir.path(), "own1", &["--force-conflicts"]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(mode(cms.get("settings").await.unwrap()), "two");
+}
