@@ -348,7 +348,13 @@ async fn unknown_cluster_and_wrong_region_exit_3_listing_what_exists() {
         "{}",
         wrong.stderr
     );
-    assert!(wrong.stderr.contains("region"), "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("check [env.prod.cluster] cluster and region"),
+        "the help names the environment's table: {}",
+        wrong.stderr
+    );
 
     // A typo of the name, in the right region: the help lists the region's clusters, closest
     // names first, so the real one is there however many other clusters moto holds.

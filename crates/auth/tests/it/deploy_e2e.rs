@@ -362,6 +362,7 @@ async fn aks_errors_name_what_to_fix() {
     assert_eq!(missing.code, 3, "{}", missing.stderr);
     assert!(
         missing.stderr.contains("ResourceGroupNotFound")
+            && missing.stderr.contains("[env.prod.cluster]")
             && missing.stderr.contains("resource_group"),
         "{}",
         missing.stderr

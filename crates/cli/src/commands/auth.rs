@@ -85,8 +85,22 @@ pub(crate) fn chain_failure(
     err: impl std::error::Error + Send + Sync + 'static,
     fallback: Exit,
 ) -> Failure {
+    chain_failure_in(err, fallback, None)
+}
+
+/// [`chain_failure`] for a command that knows its environment: the help names the
+/// environment's own tables and commands (`[env.prod.cluster]`, `--env prod`) where the
+/// libraries, which do not know it, write `NAME`.
+pub(crate) fn chain_failure_in(
+    err: impl std::error::Error + Send + Sync + 'static,
+    fallback: Exit,
+    env_name: Option<&str>,
+) -> Failure {
     let (exit, help) = match deepest_auth_error(&err) {
-        Some(found) => (exit_for(found.kind()), found.help().map(str::to_owned)),
+        Some(found) => (
+            exit_for(found.kind()),
+            found.help().map(|h| in_env(h, env_name)),
+        ),
         None => (fallback, None),
     };
     Failure::new(
@@ -96,6 +110,17 @@ pub(crate) fn chain_failure(
             help,
         }),
     )
+}
+
+/// A help line with the environment's name in place of the libraries' `NAME` placeholder.
+fn in_env(help: &str, env_name: Option<&str>) -> String {
+    match env_name {
+        Some(name) => help
+            .replace("[env.NAME.", &format!("[env.{name}."))
+            .replace("[env.NAME]", &format!("[env.{name}]"))
+            .replace("--env NAME", &format!("--env {name}")),
+        None => help.to_owned(),
+    }
 }
 
 fn deepest_auth_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a AuthError> {
@@ -120,10 +145,14 @@ pub(crate) fn auth_failure(err: AuthError, located: Option<(&LoadedConfig, &str)
         path.extend(key.split('.').map(KeySeg::from));
         return Failure::new(
             Exit::InvalidInput,
-            cfg.error_at(&path, format!("{key}: {message}"), Some(help.clone())),
+            cfg.error_at(
+                &path,
+                format!("{key}: {message}"),
+                Some(in_env(help, Some(env_name))),
+            ),
         );
     }
-    chain_failure(err, Exit::Failure)
+    chain_failure_in(err, Exit::Failure, located.map(|(_, name)| name))
 }
 
 fn invalid(e: impl Into<miette::Report>) -> Failure {
@@ -748,5 +777,24 @@ mod tests {
 
         let plain = chain_failure(std::io::Error::other("disk full"), Exit::Failure);
         assert_eq!(plain.exit, Exit::Failure);
+    }
+
+    #[test]
+    fn help_names_the_environment_when_the_command_knows_it() {
+        let missing = || AuthError::NotFound {
+            what: "EKS cluster `shop` in region eu-west-1".into(),
+            help: "check [env.NAME.cluster] cluster and region, then `ferry auth check --env \
+                   NAME`"
+                .into(),
+        };
+        let help = |f: Failure| {
+            let report: &dyn miette::Diagnostic = f.report.as_ref();
+            report.help().map(|h| h.to_string()).unwrap_or_default()
+        };
+        assert_eq!(
+            help(chain_failure_in(missing(), Exit::Failure, Some("prod"))),
+            "check [env.prod.cluster] cluster and region, then `ferry auth check --env prod`"
+        );
+        assert!(help(chain_failure(missing(), Exit::Failure)).contains("[env.NAME.cluster]"));
     }
 }

@@ -60,20 +60,20 @@ async fn cluster_endpoint(
     name: &str,
     env: &Environment,
 ) -> Result<(String, String), Failure> {
-    use super::auth::chain_failure;
+    use super::auth::chain_failure_in;
     let user_agent = ferry_deployer::cluster::user_agent(&crate::providers::holder_identity(env));
     let endpoint = match &env_cfg.cluster {
         #[cfg(feature = "eks")]
         Some(ClusterConfig::Eks(eks)) => {
             super::auth::eks_provider(eks, env_cfg.auth.as_ref(), env, &user_agent)
-                .map_err(|e| chain_failure(e, Exit::InvalidInput))?
+                .map_err(|e| chain_failure_in(e, Exit::InvalidInput, Some(name)))?
                 .endpoint()
                 .await
         }
         #[cfg(feature = "aks")]
         Some(ClusterConfig::Aks(aks)) => {
             super::auth::aks_provider(aks, env_cfg.auth.as_ref(), env, &user_agent)
-                .map_err(|e| chain_failure(e, Exit::InvalidInput))?
+                .map_err(|e| chain_failure_in(e, Exit::InvalidInput, Some(name)))?
                 .endpoint()
                 .await
         }
@@ -89,7 +89,7 @@ async fn cluster_endpoint(
     };
     endpoint
         .map(|ep| (ep.server, ep.ca_data))
-        .map_err(|e| chain_failure(e, Exit::Failure))
+        .map_err(|e| chain_failure_in(e, Exit::Failure, Some(name)))
 }
 
 /// Without cloud providers no environment has a cluster ferry can describe.
