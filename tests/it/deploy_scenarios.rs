@@ -738,6 +738,10 @@ async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
         stdout(&out)
     );
     assert_eq!(image_of(&cluster, "api").await, "demo/api:nogo2");
+    // maxUnavailable 0: while the new pod cannot start, the old ones keep serving.
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client().await, "demo");
+    let status = deployments.get("api").await.unwrap().status.unwrap();
+    assert_eq!(status.available_replicas, Some(2), "{status:?}");
 
     let cfg = config(dir.path());
     let status = ["status", "--config", &cfg, "--env", "local"];
