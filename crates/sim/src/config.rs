@@ -262,7 +262,7 @@ impl SimConfig {
         let invalid = |message: String| Err(SimError::ConfigInvalid { message });
         if !(self.speed.is_finite() && self.speed > 0.0) {
             return invalid(format!(
-                "speed must be a positive number, not {}",
+                "speed must be a finite number above 0, not {}",
                 self.speed
             ));
         }

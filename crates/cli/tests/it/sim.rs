@@ -168,3 +168,20 @@ fn ferry_sim_rejects_a_bad_config_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ferry_sim_refuses_a_speed_that_is_not_positive() {
+    for speed in ["0", "-1", "NaN", "inf"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["sim", "--speed", speed])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "--speed {speed}: {stderr}");
+        assert!(
+            stderr.contains("speed must be"),
+            "--speed {speed}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "--speed {speed}: started anyway");
+    }
+}
