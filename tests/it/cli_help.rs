@@ -1,6 +1,6 @@
 //! `ferry --help`, `ferry cost --help` and shell completions.
 
-use super::{code, ferry, stdout};
+use super::{code, ferry, stderr, stdout};
 
 #[test]
 fn top_level_help_lists_the_commands() {
@@ -73,5 +73,25 @@ fn bad_flag_values_are_usage_errors() {
     ] {
         let out = ferry(args);
         assert_eq!(code(&out), 2, "{args:?}");
+    }
+    // A negative amount is refused as a value, with what was expected, not mistaken for a flag.
+    let config = super::example("cloudtolocalllm");
+    let config = config.to_str().unwrap();
+    for (flag, value) in [("--budget", "-5"), ("--max-increase", "-10%")] {
+        let out = ferry([
+            "cost",
+            "--config",
+            config,
+            "--compare-to",
+            config,
+            flag,
+            value,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{flag} {value}: {err}");
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag}")),
+            "{err}"
+        );
     }
 }

@@ -415,7 +415,7 @@ pub struct CostArgs {
     #[arg(long, short = 'f', visible_alias = "output", visible_short_alias = 'o', value_enum, default_value_t = CostFormat::Table)]
     pub format: CostFormat,
     /// Monthly budget in USD (`300`, `$299.99`); overrides [env.NAME.budget] monthly_usd.
-    #[arg(long, value_name = "USD", value_parser = parse_budget)]
+    #[arg(long, value_name = "USD", value_parser = parse_budget, allow_negative_numbers = true)]
     pub budget: Option<ferry_cost::Decimal>,
     /// A JSON report written earlier by `ferry cost --format json`; each environment is
     /// compared with its entry there, line by line.
@@ -423,7 +423,13 @@ pub struct CostArgs {
     pub compare_to: Option<PathBuf>,
     /// Largest allowed increase over --compare-to, in USD (`25`) or percent (`10%`); overrides
     /// [env.NAME.budget] max_increase. Needs --compare-to.
-    #[arg(long, value_name = "USD|PCT%", value_parser = parse_increase, requires = "compare_to")]
+    #[arg(
+        long,
+        value_name = "USD|PCT%",
+        value_parser = parse_increase,
+        requires = "compare_to",
+        allow_hyphen_values = true
+    )]
     pub max_increase: Option<ferry_cost::MaxIncrease>,
     /// Show values the catalog cannot price as "unpriced" and mark the total incomplete,
     /// instead of failing with exit code 3. The gate then applies to the priced part.
