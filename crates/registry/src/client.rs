@@ -149,7 +149,13 @@ struct Inner {
     clock: SharedClock,
     stats: Stats,
     max_manifest_bytes: u64,
+    answer_timeout: Duration,
 }
+
+/// How long ferry waits, by default, for a registry (or its token service) to answer a request
+/// whose body is in memory: every request but a blob upload's data. A registry that accepts
+/// the connection and never answers fails the command instead of hanging it.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A registry client. Cheap to clone; clones share connections, tokens and counters.
 #[derive(Clone)]
@@ -177,6 +183,7 @@ pub struct ClientBuilder {
     clock: SharedClock,
     max_manifest_bytes: u64,
     user_agent: String,
+    answer_timeout: Duration,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -199,6 +206,7 @@ impl Default for ClientBuilder {
             clock: Arc::new(FixedClock(std::time::UNIX_EPOCH)),
             max_manifest_bytes: MAX_MANIFEST_BYTES,
             user_agent: concat!("ferry/", env!("CARGO_PKG_VERSION")).to_owned(),
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
         }
     }
 }
@@ -235,6 +243,14 @@ impl ClientBuilder {
         self
     }
 
+    /// How long to wait for the answer (status and headers) to a request whose body is in
+    /// memory (default [`DEFAULT_ANSWER_TIMEOUT`]). Blob data streams are not limited: a large
+    /// upload or download on a slow link legitimately takes longer.
+    pub fn answer_timeout(mut self, limit: Duration) -> Self {
+        self.answer_timeout = limit;
+        self
+    }
+
     /// Use this HTTP client (its timeouts, proxy and TLS settings).
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
@@ -264,6 +280,7 @@ impl ClientBuilder {
                 clock: self.clock,
                 stats: Stats::default(),
                 max_manifest_bytes: self.max_manifest_bytes,
+                answer_timeout: self.answer_timeout,
             }),
         })
     }
@@ -443,7 +460,13 @@ impl Client {
                 builder = builder.body(body.clone());
             }
             self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match builder.send().await {
+            let Ok(sent) = tokio::time::timeout(self.inner.answer_timeout, builder.send()).await
+            else {
+                // Not retried: a registry silent this long is down, and retrying would only
+                // multiply the wait.
+                return Err(self.no_answer(req.registry, req.operation));
+            };
+            match sent {
                 Err(err) => {
                     if retryable_error(&err) && attempt < self.inner.retry.max_retries {
                         let delay = self.inner.retry.backoff(attempt);
@@ -498,6 +521,15 @@ impl Client {
                     return Ok(response);
                 }
             }
+        }
+    }
+
+    /// The registry took longer than the answer timeout.
+    fn no_answer(&self, registry: &str, operation: &str) -> Error {
+        Error::NoAnswer {
+            registry: registry.to_owned(),
+            operation: operation.to_owned(),
+            seconds: self.inner.answer_timeout.as_secs_f64(),
         }
     }
 
@@ -688,9 +720,9 @@ impl Client {
             .token_requests
             .fetch_add(1, Ordering::Relaxed);
         self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request
-            .send()
+        let response = tokio::time::timeout(self.inner.answer_timeout, request.send())
             .await
+            .map_err(|_| self.no_answer(registry, &operation))?
             .map_err(|e| self.transport_error(registry, &operation, e))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {

@@ -28,6 +28,16 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry accepted the connection but did not answer in time.
+    #[error("no answer from registry {registry} within {seconds} s ({operation})")]
+    NoAnswer {
+        /// The registry.
+        registry: String,
+        /// What ferry was doing.
+        operation: String,
+        /// How long ferry waited.
+        seconds: f64,
+    },
     /// The registry (or its token service) rejected the credentials, or they do not grant the
     /// access needed.
     #[error("registry {registry} refused {operation}: {detail}")]
@@ -183,7 +193,10 @@ impl Error {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::InvalidInput
             }
-            Error::Connect { .. } | Error::Registry { .. } | Error::Io { .. } => ErrorKind::Runtime,
+            Error::Connect { .. }
+            | Error::NoAnswer { .. }
+            | Error::Registry { .. }
+            | Error::Io { .. } => ErrorKind::Runtime,
             Error::GaveUp { source, .. } => match source.downcast_ref::<Error>() {
                 Some(inner) => inner.kind(),
                 None => ErrorKind::Runtime,
@@ -202,6 +215,9 @@ impl Error {
             }
             Error::Connect { registry, .. } => Some(format!(
                 "is `{registry}` the right registry host, and is it reachable from here?"
+            )),
+            Error::NoAnswer { registry, .. } => Some(format!(
+                "`{registry}` took the connection but said nothing: is it a registry, and is it up?"
             )),
             Error::Registry {
                 registry,

@@ -70,7 +70,7 @@ pub mod token;
 mod upload;
 
 pub use auth::{AuthChain, Credential, RegistryAuth, SharedAuth};
-pub use client::{Client, ClientBuilder, StatsSnapshot};
+pub use client::{Client, ClientBuilder, DEFAULT_ANSWER_TIMEOUT, StatsSnapshot};
 pub use config::{Provider, RegistryConfig};
 pub use copy::{BlobCounts, CopyOptions, CopyReport, TagOutcome, copy_image, tag_image};
 pub use error::{Error, ErrorKind, Result};

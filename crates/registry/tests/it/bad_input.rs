@@ -201,3 +201,29 @@ async fn broken_sources_name_the_problem() {
     let err = push_refused(&client, &layout, &noauth(), &repo("missing-blob")).await;
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+#[tokio::test]
+async fn a_registry_that_never_answers_fails_instead_of_hanging() {
+    // Takes connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let client = Client::builder()
+        .answer_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let dest = ImageRef::parse(&format!("{addr}/silent:v1")).unwrap();
+    let err = client.head_manifest(&dest).await.unwrap_err();
+    assert!(matches!(err, Error::NoAnswer { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Runtime);
+    assert!(err.to_string().contains("no answer from registry"), "{err}");
+    assert!(err.help().unwrap().contains("said nothing"));
+    let err = client.login(&dest, true).await.unwrap_err();
+    assert!(matches!(err, Error::NoAnswer { .. }), "{err:?}");
+    silent.abort();
+}
