@@ -279,19 +279,10 @@ fn list_value(rt: &ResourceType, items: &[Obj], metadata: Value) -> Value {
 fn selectors(rt: &ResourceType, query: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let field_text = query.get("fieldSelector").unwrap_or("");
-    let fields = FieldSelector::parse(field_text)
+    let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
-    fields.check(rt).map_err(|e| {
-        // the API server's words, e.g. Unable to find "/v1, Resource=pods" that match ...
-        ApiError::bad_request(format!(
-            "Unable to find \"{}/{}, Resource={}\" that match label selector {:?}, field selector {field_text:?}: {e}",
-            rt.group,
-            rt.version,
-            rt.plural,
-            query.get("labelSelector").unwrap_or(""),
-        ))
-    })?;
+    // the API server's words; kubectl adds "Unable to find ... that match ..." itself
+    fields.check(rt).map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 

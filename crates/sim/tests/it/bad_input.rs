@@ -162,6 +162,13 @@ async fn kubectl_selectors_are_checked_as_a_cluster_checks_them() {
         "{}",
         text(&out)
     );
+    // kubectl prefixes "Unable to find ..." itself: the server's message is the bare cause
+    assert_eq!(
+        text(&out).matches("Unable to find").count(),
+        1,
+        "{}",
+        text(&out)
+    );
     let out = cluster.kubectl(&["get", "configmaps", "-l", "a=b=c"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
