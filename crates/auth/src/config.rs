@@ -524,6 +524,13 @@ impl AuthConfig {
             .retry(retry_for(cfg.max_attempts))
             .build()
     }
+
+    /// The retries of Azure requests (`[auth.azure] max_attempts`): Azure AD's, and those of
+    /// the Azure services called with its tokens (ARM for AKS), so one setting bounds them all.
+    #[cfg(feature = "azure")]
+    pub fn azure_retry(&self) -> RetryPolicy {
+        retry_for(self.azure.as_ref().and_then(|a| a.max_attempts))
+    }
 }
 
 #[cfg(test)]

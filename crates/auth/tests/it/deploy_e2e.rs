@@ -421,8 +421,45 @@ async fn aks_errors_name_what_to_fix() {
         check.stdout
     );
 
-    // Azure AD unreachable: exit 1 after the configured 2 attempts.
+    // ARM unreachable: exit 1 after [auth.azure]'s 2 attempts, naming the setting to check.
     std::fs::write(&token_file, &w.jwt).unwrap();
+    let arm_closed = format!(
+        "http://{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    let arm_scope = format!(
+        "scope={}%2F.default",
+        arm_closed.replace(':', "%3A").replace('/', "%2F")
+    );
+    Mock::given(method("POST"))
+        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+        .and(body_string_contains(arm_scope.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "token_type": "Bearer", "expires_in": 3599, "access_token": w.arm_token,
+        })))
+        .mount(&w.aad)
+        .await;
+    w.write_config(&token_file, "shop-prod");
+    let text = std::fs::read_to_string(w.dir.path().join("ferry.toml"))
+        .unwrap()
+        .replace(&w.arm.uri(), &arm_closed);
+    std::fs::write(w.dir.path().join("ferry.toml"), text).unwrap();
+    let arm_down = ferry(w.dir.path(), &["kubeconfig", "--env", "prod"], &[]);
+    assert_eq!(arm_down.code, 1, "{}", arm_down.stderr);
+    assert!(
+        arm_down.stderr.contains(&format!(
+            "cannot reach Azure Resource Manager at {arm_closed}"
+        )) && arm_down.stderr.contains("2 attempts")
+            && arm_down.stderr.contains("[env.prod.cluster] arm_endpoint"),
+        "{}",
+        arm_down.stderr
+    );
+
+    // Azure AD unreachable: exit 1 after the configured 2 attempts.
+    w.write_config(&token_file, "shop-prod");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -449,6 +486,7 @@ async fn aks_errors_name_what_to_fix() {
             &forbidden.all(),
             &refused.all(),
             &check.all(),
+            &arm_down.all(),
             &down.all(),
         ],
     );

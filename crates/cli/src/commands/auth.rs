@@ -741,6 +741,7 @@ pub(crate) fn aks_provider(
     Ok(
         ferry_deployer::cluster::AksProvider::new(aks.clone(), Arc::new(cred))
             .http(ctx.http.clone())
+            .retry(auth.azure_retry())
             .user_agent(user_agent),
     )
 }
