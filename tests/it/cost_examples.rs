@@ -419,3 +419,30 @@ fn output_formats_snapshot() {
         insta::assert_snapshot!(name, snapshot_text(&stdout(&out)));
     }
 }
+
+/// The headroom shown is the budget minus the total shown: $89.425 of $100 reads $89.43 and
+/// $10.57 (which add up to the budget), in the table and in markdown; the JSON keeps 10.575.
+#[test]
+fn the_headroom_shown_adds_up_with_the_total_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "[app]\nname = \"shop\"\n\n[env.dev.infra]\ncloud = \"aws\"\nregion = \"us-east-1\"\n\
+         control_plane = \"standard\"\n\n[[env.dev.infra.load_balancers]]\nname = \"ingress\"\n\
+         kind = \"nlb\"\n\n[env.dev.budget]\nmonthly_usd = 100\n",
+    )
+    .unwrap();
+    let (exit, report) = cost_json(&config, &["--env", "dev"]);
+    assert_eq!(exit, 0);
+    let dev = env(&report, "dev");
+    assert_eq!(money(&dev["total_monthly"]), d("89.425"));
+    assert_eq!(money(&dev["budget"]["headroom"]), d("10.575"));
+    for format in ["table", "markdown"] {
+        let out = cost(&config, &["--env", "dev", "--format", format]);
+        assert_eq!(code(&out), 0);
+        let text = stdout(&out);
+        assert!(text.contains("$89.43"), "{text}");
+        assert!(text.contains("(headroom $10.57)"), "{format}:\n{text}");
+    }
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
-use ferry_cost::money::{display_price, display_quantity, display_usd};
+use ferry_cost::money::{display_price, display_quantity, display_usd, round_cents};
 use ferry_cost::report::{ComparisonReport, EnvReport, Report};
 use ferry_cost::{Catalog, Decimal, Estimate, IssueKind, Limits, PathSeg, Previous};
 use miette::{Diagnostic, NamedSource, SourceSpan};
@@ -356,19 +356,19 @@ fn total_text(env: &EnvReport) -> String {
     }
 }
 
+/// The budget line. The headroom shown is the difference of the amounts shown (both in cents),
+/// so that total + headroom reads as the budget: $115.425 of $300 shows $115.43 and $184.57,
+/// not $184.58 (the JSON keeps the exact headroom).
 fn budget_text(env: &EnvReport) -> Option<String> {
     env.budget.as_ref().map(|b| {
+        let shown = round_cents(b.monthly_usd.0) - round_cents(env.total_monthly.0);
         if b.status == "over" {
-            format!(
-                "OVER budget {} by {}",
-                usd(b.monthly_usd.0),
-                usd(-b.headroom.0)
-            )
+            format!("OVER budget {} by {}", usd(b.monthly_usd.0), usd(-shown))
         } else {
             format!(
                 "within budget {} (headroom {})",
                 usd(b.monthly_usd.0),
-                usd(b.headroom.0)
+                usd(shown)
             )
         }
     })
