@@ -76,6 +76,15 @@ fn parse_target(state: &State, segments: &[&str]) -> Result<Target, ApiError> {
             _ => false,
         };
         if !known {
+            if matches!(sub.as_str(), "exec" | "attach" | "portforward" | "proxy") {
+                // served by a real cluster, but ferry-sim runs no containers: say so
+                let mut err = ApiError::no_route();
+                err.message = format!(
+                    "ferry-sim runs no containers: {}/{sub} is not simulated",
+                    rt.plural
+                );
+                return Err(err);
+            }
             // as the API server: an unknown subresource is an unknown path, whatever the object
             return Err(ApiError::no_route());
         }

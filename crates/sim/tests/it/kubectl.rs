@@ -367,6 +367,14 @@ async fn kubectl_logs_show_crash_loops() {
         "-o",
         "jsonpath={.items[0].metadata.name}",
     ]);
+    // exec is refused with the reason, not as if the pod were missing
+    let exec = cluster.kubectl(&["exec", &name, "--", "ls"]);
+    assert!(!exec.status.success(), "{}", text(&exec));
+    assert!(
+        text(&exec).contains("ferry-sim runs no containers: pods/exec is not simulated"),
+        "{}",
+        text(&exec)
+    );
     let logs = cluster.kubectl_ok(&["logs", &name, "--previous"]);
     assert!(logs.contains("simulated crash"), "{logs}");
     let described = cluster.kubectl_ok(&["describe", "pod", &name]);
