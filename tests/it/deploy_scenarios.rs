@@ -934,3 +934,43 @@ async fn fields_another_manager_owns_are_taken_only_with_force_conflicts() {
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(mode(cms.get("settings").await.unwrap()), "two");
 }
+
+/// `--output json` ends with a `result` even when the deploy never starts: the exit code and
+/// each problem of an invalid release with its file and object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_ends_with_a_result_when_the_release_is_invalid() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    std::fs::write(
+        dir.path().join("k8s/extra.yaml"),
+        "apiVersion: v1\nkind: ConfigMapp\nmetadata: {name: typo, namespace: demo}\n",
+    )
+    .unwrap();
+    let out = deploy(&cluster, dir.path(), "j1", &["--output", "json"]).await;
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let last: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "result", "{last}");
+    assert_eq!(last["status"], "invalid", "{last}");
+    assert_eq!(last["exit_code"], 3, "{last}");
+    let problem = &last["problems"][0];
+    assert!(
+        problem["at"].as_str().unwrap().contains("extra.yaml"),
+        "{last}"
+    );
+    assert_eq!(problem["object"], "ConfigMapp typo", "{last}");
+
+    // A failure before the cluster is reached (an unknown environment) ends the same way.
+    let cfg = config(dir.path());
+    let out = cluster
+        .ferry(&[
+            "rollback", "--config", &cfg, "--env", "nowhere", "--output", "json",
+        ])
+        .await;
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let last: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "result", "{last}");
+    assert!(
+        last["error"].as_str().unwrap().contains("nowhere"),
+        "{last}"
+    );
+}

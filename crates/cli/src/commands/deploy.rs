@@ -217,11 +217,65 @@ fn problems_report(problems: &[Problem]) -> miette::Report {
     for p in problems {
         let _ = writeln!(err, "error: {p}");
     }
-    miette::miette!(
-        "the release is invalid ({} problem{}); nothing was changed",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    )
+    miette::Report::new(InvalidRelease {
+        problems: problems.to_vec(),
+    })
+}
+
+/// An invalid release: the summary line, with the problems kept for `--output json`.
+#[derive(Debug)]
+struct InvalidRelease {
+    problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for InvalidRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "the release is invalid ({n} problem{}); nothing was changed",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for InvalidRelease {}
+impl miette::Diagnostic for InvalidRelease {}
+
+/// With `--output json`, a command that fails before it has an outcome still ends its event
+/// stream with a `result`: the exit code, the error and its causes, and each problem of an
+/// invalid release with its file and object. The result is returned unchanged.
+pub(crate) fn json_result_of(progress: &Progress, result: CmdResult) -> CmdResult {
+    if let Err(f) = &result
+        && progress.mode() == Mode::Json
+    {
+        let problems: Vec<serde_json::Value> = f
+            .report
+            .downcast_ref::<InvalidRelease>()
+            .map(|r| {
+                r.problems
+                    .iter()
+                    .map(|p| serde_json::json!({"at": p.at, "object": p.object, "message": p.message}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let status = match f.exit {
+            Exit::InvalidInput => "invalid",
+            Exit::Usage => "usage",
+            Exit::LockBusy => "lock-busy",
+            Exit::AuthFailed => "auth-failed",
+            _ => "error",
+        };
+        progress.json(&serde_json::json!({
+            "event": "result",
+            "status": status,
+            "exit_code": f.exit.code(),
+            "error": f.report.to_string(),
+            "causes": f.report.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+            "problems": problems,
+        }));
+    }
+    result
 }
 
 /// The exit code and report of an engine error.
@@ -536,12 +590,16 @@ pub(crate) fn finish(outcome: &Outcome, progress: &Progress, env_name: &str) -> 
 
 /// Runs `ferry deploy`.
 pub async fn run(args: &DeployArgs, color: bool, env: &Environment) -> CmdResult {
-    let ctx = env_context(&args.env, env)?;
     let progress = Arc::new(Progress::new(
         Mode::detect(args.env.json(), env),
         color,
         env,
     ));
+    json_result_of(&progress, deploy(args, env, &progress).await)
+}
+
+async fn deploy(args: &DeployArgs, env: &Environment, progress: &Arc<Progress>) -> CmdResult {
+    let ctx = env_context(&args.env, env)?;
     let tag = resolve_tag(args.tag.as_deref(), env);
     let resolver = digest_resolver(&ctx, env)?;
     let input = release_input(
@@ -549,7 +607,7 @@ pub async fn run(args: &DeployArgs, color: bool, env: &Environment) -> CmdResult
         tag.as_deref(),
         args.commit.as_deref(),
         resolver.as_ref().map(|r| r as &dyn DigestResolver),
-        &progress,
+        progress,
     )
     .await?;
     let mut settings = ctx.settings.clone();
@@ -559,7 +617,7 @@ pub async fn run(args: &DeployArgs, color: bool, env: &Environment) -> CmdResult
             engine.deploy(input).await
         })
         .await?;
-    Ok(finish(&outcome, &progress, &ctx.env_name))
+    Ok(finish(&outcome, progress, &ctx.env_name))
 }
 
 /// The manifest problems `ferry validate` reports for `envs` (offline: rendering, required

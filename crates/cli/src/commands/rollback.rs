@@ -8,18 +8,22 @@ use std::sync::Arc;
 
 use crate::ambient::Environment;
 use crate::cli::RollbackArgs;
-use crate::commands::deploy::{env_context, finish};
+use crate::commands::deploy::{env_context, finish, json_result_of};
 use crate::exit::CmdResult;
 use crate::progress::{Mode, Progress};
 
 /// Runs `ferry rollback`.
 pub async fn run(args: &RollbackArgs, color: bool, env: &Environment) -> CmdResult {
-    let ctx = env_context(&args.env, env)?;
     let progress = Arc::new(Progress::new(
         Mode::detect(args.env.json(), env),
         color,
         env,
     ));
+    json_result_of(&progress, rollback(args, env, &progress).await)
+}
+
+async fn rollback(args: &RollbackArgs, env: &Environment, progress: &Arc<Progress>) -> CmdResult {
+    let ctx = env_context(&args.env, env)?;
     let mut settings = ctx.settings.clone();
     if let Some(t) = args.timeout {
         settings.timeout = t;
@@ -34,5 +38,5 @@ pub async fn run(args: &RollbackArgs, color: bool, env: &Environment) -> CmdResu
             engine.rollback(args.to).await
         })
         .await?;
-    Ok(finish(&outcome, &progress, &ctx.env_name))
+    Ok(finish(&outcome, progress, &ctx.env_name))
 }
