@@ -45,6 +45,13 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
     if let Some(state) = &args.state {
         builder = builder.state_file(state);
     }
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {}: ferry-sim has no authentication, so anyone who can reach this \
+             address can read and change the simulated cluster, Secrets included",
+            args.listen
+        );
+    }
     let sim = builder.start().await.map_err(failure)?;
     if let Some(path) = &args.kubeconfig_out {
         sim.write_kubeconfig(path).map_err(failure)?;

@@ -185,3 +185,38 @@ fn ferry_sim_refuses_a_speed_that_is_not_positive() {
         assert!(out.stdout.is_empty(), "--speed {speed}: started anyway");
     }
 }
+
+/// Starts `ferry sim` with `args`, stops it once it serves, and returns its stderr.
+fn stderr_of(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("sim")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry runs");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("running until") {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    stop(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn ferry_sim_warns_when_it_listens_beyond_loopback() {
+    let stderr = stderr_of(&["--listen", "0.0.0.0:0"]);
+    assert!(
+        stderr.contains("listening on 0.0.0.0:0: ferry-sim has no authentication"),
+        "{stderr}"
+    );
+    // on loopback (the default) it says nothing of the kind
+    let stderr = stderr_of(&[]);
+    assert!(!stderr.contains("no authentication"), "{stderr}");
+}
