@@ -123,13 +123,20 @@ impl Drop for HeldLock {
     }
 }
 
+/// How long until the lease expires if not renewed, to the millisecond (whole seconds would
+/// let a contender take a 1 s lease renewed 0.2 s ago as expired), or None once expired.
 fn expires_in(lease: &Lease, clock: &SharedClock) -> Option<Duration> {
     let spec = lease.spec.as_ref()?;
     let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
-    let ttl = spec.lease_duration_seconds.unwrap_or(0).max(0) as i64;
+    let ttl_ms = i64::from(spec.lease_duration_seconds.unwrap_or(0).max(0)) * 1000;
     let now = timestamp(clock.as_ref());
-    let left = renewed.as_second() + ttl - now.as_second();
-    (left > 0).then(|| Duration::from_secs(left as u64))
+    let left = renewed.as_millisecond() + ttl_ms - now.as_millisecond();
+    (left > 0).then(|| Duration::from_millis(left.unsigned_abs()))
+}
+
+/// Whole seconds, rounded up (a lease with 0.4 s left is not shown as expiring in 0 s).
+fn secs_up(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
 }
 
 fn new_lease(name: &str, holder: &str, ttl: Duration, clock: &SharedClock) -> Lease {
@@ -210,7 +217,7 @@ pub async fn acquire(
                         let busy = LockError::Busy {
                             lease: shown.clone(),
                             holder: current.clone(),
-                            expires_in_secs: left.as_secs(),
+                            expires_in_secs: secs_up(left),
                         };
                         if !options.wait || started.elapsed() >= options.max_wait {
                             return Err(busy);
@@ -218,7 +225,7 @@ pub async fn acquire(
                         if announced.as_deref() != Some(current.as_str()) {
                             sink.emit(DeployEvent::LockWaiting {
                                 holder: current.clone(),
-                                expires_in_secs: left.as_secs(),
+                                expires_in_secs: secs_up(left),
                             });
                             announced = Some(current);
                         }
@@ -243,15 +250,10 @@ pub async fn acquire(
                 sink.emit(DeployEvent::LockAcquired {
                     lease: shown.clone(),
                 });
-                return Ok(start_renewing(
-                    api,
-                    name,
-                    namespace,
-                    holder,
-                    options.ttl,
-                    clock,
-                    lease,
-                ));
+                let mut held =
+                    start_renewing(api, name, namespace, holder, options.ttl, clock, lease);
+                held.waited = announced.is_some();
+                return Ok(held);
             }
             // Someone else won the race: look again.
             Err(kube::Error::Api(s)) if matches!(s.code, 409) => {
@@ -319,5 +321,29 @@ fn start_renewing(
         lost: lost_rx,
         resource_version: rv,
         waited: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FnClock;
+    use std::time::UNIX_EPOCH;
+
+    fn at(ms: u64) -> SharedClock {
+        Arc::new(FnClock(move || UNIX_EPOCH + Duration::from_millis(ms)))
+    }
+
+    #[test]
+    fn expiry_is_measured_to_the_millisecond() {
+        // A 1 s lease renewed at 10.9 s.
+        let lease = new_lease("l", "h", Duration::from_secs(1), &at(10_900));
+        assert_eq!(
+            expires_in(&lease, &at(11_100)),
+            Some(Duration::from_millis(800))
+        );
+        assert_eq!(expires_in(&lease, &at(11_900)), None);
+        assert_eq!(secs_up(Duration::from_millis(700)), 1);
+        assert_eq!(secs_up(Duration::from_millis(3000)), 3);
     }
 }

@@ -196,3 +196,58 @@ async fn history_keeps_the_ten_newest_releases() {
     );
     sim.shutdown().await.unwrap();
 }
+
+/// The lock (seed property 10): a holder renews its lease, so it keeps the lock well past one
+/// TTL; a holder that stops renewing (a killed deploy: dropped without release) loses it to the
+/// next one once the lease has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_holder_keeps_the_lock_and_a_dead_one_loses_it() {
+    use ferry_deployer::lock::{LeaseId, LockError, LockOptions, acquire};
+    use std::time::Duration;
+    let (sim, client) = sim(1.0).await;
+    let id = |holder: &str| LeaseId {
+        namespace: "default".into(),
+        app: "locked".into(),
+        env: "test".into(),
+        holder: holder.into(),
+    };
+    let no_wait = LockOptions {
+        ttl: Duration::from_secs(1),
+        wait: false,
+        max_wait: Duration::from_secs(30),
+    };
+    let sink = Collect::default();
+    let first = acquire(&client, &id("first"), &no_wait, clock(), &sink)
+        .await
+        .unwrap();
+    // Three TTLs on, the first holder still has it: it renews.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = acquire(&client, &id("second"), &no_wait, clock(), &sink)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&busy, LockError::Busy { holder, .. } if holder.contains("first")),
+            "{busy}"
+        );
+    }
+    // The first holder dies without releasing; the second, waiting, gets the lock.
+    drop(first);
+    let wait = LockOptions {
+        wait: true,
+        ..no_wait
+    };
+    let second = acquire(&client, &id("second"), &wait, clock(), &sink)
+        .await
+        .unwrap();
+    assert!(second.waited());
+    second.release().await.unwrap();
+    // Released: the next one takes it at once.
+    acquire(&client, &id("third"), &no_wait, clock(), &sink)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    sim.shutdown().await.unwrap();
+}
