@@ -524,8 +524,13 @@ impl Client {
         }
     }
 
+    /// How long a request may go without an answer, and a transfer without progress.
+    pub(crate) fn answer_timeout(&self) -> Duration {
+        self.inner.answer_timeout
+    }
+
     /// The registry took longer than the answer timeout.
-    fn no_answer(&self, registry: &str, operation: &str) -> Error {
+    pub(crate) fn no_answer(&self, registry: &str, operation: &str) -> Error {
         Error::NoAnswer {
             registry: registry.to_owned(),
             operation: operation.to_owned(),

@@ -232,8 +232,16 @@ async fn send_range(
     range: Range,
 ) -> (Result<Url>, Result<()>, u64) {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_DEPTH);
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // Chunks the HTTP client has taken: the PATCH's progress, for the stall watchdog.
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&taken);
+    let body = futures::stream::unfold(rx, move |mut rx| {
+        let counter = std::sync::Arc::clone(&counter);
+        async move {
+            let item = rx.recv().await?;
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some((item, rx))
+        }
     });
     let patch = client.patch_upload(
         dest,
@@ -242,8 +250,30 @@ async fn send_range(
         range.start,
         range.end - range.start,
     );
+    // A PATCH may take as long as it needs while it moves, but one that neither takes data
+    // nor answers for the answer timeout is stalled (a registry that stopped reading): it is
+    // dropped and the upload resumes like after a broken connection.
+    let watched = async {
+        tokio::pin!(patch);
+        let mut seen = 0;
+        loop {
+            match tokio::time::timeout(client.answer_timeout(), &mut patch).await {
+                Ok(result) => return result,
+                Err(_) => {
+                    let now = taken.load(std::sync::atomic::Ordering::Relaxed);
+                    if now == seen {
+                        return Err(client.no_answer(
+                            dest.registry(),
+                            &format!("upload blob data to {}", dest.repo_only()),
+                        ));
+                    }
+                    seen = now;
+                }
+            }
+        }
+    };
     let produce = produce(client, source, desc, progress, range, tx);
-    let (result, (produced, sent)) = tokio::join!(patch, produce);
+    let (result, (produced, sent)) = tokio::join!(watched, produce);
     (result, produced, sent)
 }
 
@@ -272,8 +302,18 @@ async fn produce(
         Ok(s) => s,
         Err(e) => return (Err(fail(&tx, e)), sent),
     };
+    let stall = client.answer_timeout();
     while progress.hashed < range.end {
-        let chunk = match stream.next().await {
+        // A source that sends nothing for the answer timeout has stalled: re-open it there.
+        let next = tokio::time::timeout(stall, stream.next())
+            .await
+            .unwrap_or_else(|_| {
+                Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data for {} s", stall.as_secs_f64()),
+                )))
+            });
+        let chunk = match next {
             Some(Ok(chunk)) => chunk,
             Some(Err(err)) => {
                 source_failures += 1;
@@ -335,8 +375,12 @@ async fn produce(
             continue;
         }
         let n = out.len() as u64;
-        if tx.send(Ok(out)).await.is_err() {
-            // The PATCH ended (the connection broke): nothing more to send.
+        // Err: the PATCH ended (the connection broke); timeout: it stopped taking data, and
+        // its watchdog fails it. Either way, nothing more to send.
+        if !matches!(
+            tokio::time::timeout(stall, tx.send(Ok(out))).await,
+            Ok(Ok(()))
+        ) {
             return (Ok(()), sent);
         }
         sent += n;

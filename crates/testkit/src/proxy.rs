@@ -48,6 +48,9 @@ pub enum FaultAction {
     DropRequestBody(u64),
     /// Forward, but cut the client's connection after this many response-body bytes.
     DropResponseBody(u64),
+    /// Forward this many response-body bytes, then send nothing more (the connection stays
+    /// open): a stalled download.
+    StallResponseBody(u64),
 }
 
 /// A fault for requests whose method is `method` and whose path contains `path`.
@@ -89,6 +92,16 @@ impl Fault {
             method: method.to_owned(),
             path: path.to_owned(),
             action: FaultAction::DropResponseBody(after),
+            times: 1,
+        }
+    }
+
+    /// Stall the response once, after `after` bytes of its body.
+    pub fn stall_response_body(method: &str, path: &str, after: u64) -> Self {
+        Fault {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            action: FaultAction::StallResponseBody(after),
             times: 1,
         }
     }
@@ -271,12 +284,19 @@ fn full(status: u16, retry_after: Option<u64>) -> Response<ProxyBody> {
 enum Phase {
     Open,
     FailNext,
+    StallNext,
     Done,
 }
 
 /// Wraps a body: counts data bytes into `counter` and, after `limit` bytes, fails (which makes
-/// hyper abort the connection).
-fn metered<B>(body: B, counter: Option<Arc<State>>, upload: bool, limit: Option<u64>) -> ProxyBody
+/// hyper abort the connection), or with `stall`, sends nothing more.
+fn metered<B>(
+    body: B,
+    counter: Option<Arc<State>>,
+    upload: bool,
+    limit: Option<u64>,
+    stall: bool,
+) -> ProxyBody
 where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -291,6 +311,11 @@ where
                 Phase::FailNext => {
                     let err: BoxError = "connection cut by the test proxy".into();
                     return Some((Err(err), (stream, seen, Phase::Done)));
+                }
+                Phase::StallNext => {
+                    // Until the client gives up and the connection is dropped.
+                    std::future::pending::<()>().await;
+                    return None;
                 }
                 Phase::Open => {}
             }
@@ -307,7 +332,11 @@ where
                 && seen + data.len() as u64 >= limit
             {
                 data.truncate(usize::try_from(limit - seen).unwrap_or(usize::MAX));
-                next = Phase::FailNext;
+                next = if stall {
+                    Phase::StallNext
+                } else {
+                    Phase::FailNext
+                };
             }
             if let Some(state) = &counter {
                 let n = data.len() as u64;
@@ -319,6 +348,9 @@ where
                 target.fetch_add(n, Ordering::Relaxed);
             }
             let seen = seen + data.len() as u64;
+            if data.is_empty() && stall && matches!(next, Phase::StallNext) {
+                std::future::pending::<()>().await;
+            }
             if data.is_empty() && matches!(next, Phase::FailNext) {
                 let err: BoxError = "connection cut by the test proxy".into();
                 return Some((Err(err), (stream, seen, Phase::Done)));
@@ -353,9 +385,10 @@ async fn handle(
         state.log(&method, &path, 0, true);
         return Err("connection cut by the test proxy".into());
     }
-    let response_limit = match fault {
-        Some(FaultAction::DropResponseBody(n)) => Some(n),
-        _ => None,
+    let (response_limit, stall) = match fault {
+        Some(FaultAction::DropResponseBody(n)) => (Some(n), false),
+        Some(FaultAction::StallResponseBody(n)) => (Some(n), true),
+        _ => (None, false),
     };
     let stream = match TcpStream::connect(&upstream).await {
         Ok(s) => s,
@@ -369,7 +402,7 @@ async fn handle(
         let _ = conn.await;
     });
     let (parts, body) = req.into_parts();
-    let body = metered(body, upload.then(|| Arc::clone(&state)), true, None);
+    let body = metered(body, upload.then(|| Arc::clone(&state)), true, None, false);
     let response = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => {
@@ -389,6 +422,7 @@ async fn handle(
         download.then(|| Arc::clone(&state)),
         false,
         response_limit,
+        stall,
     );
     Ok(Response::from_parts(parts, body))
 }

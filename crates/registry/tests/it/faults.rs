@@ -128,3 +128,45 @@ async fn an_upload_that_keeps_failing_gives_up_and_tags_nothing() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_stalled_download_is_reopened_where_it_stopped() {
+    let from = noauth();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path(), 2, 1_500_000);
+    let path = repo("stall");
+    push(
+        &anonymous_client(),
+        &layout.source("latest"),
+        &image(&from, &format!("{path}:v1")),
+    )
+    .await;
+
+    // The source, through a proxy, sends half a megabyte of a layer and then nothing.
+    let src_proxy = FaultProxy::start(&from).await;
+    src_proxy.add_fault(Fault::stall_response_body("GET", "/blobs/sha256:", 500_000));
+    let client = ferry_registry::Client::builder()
+        .answer_timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let src = image(&src_proxy.addr(), &format!("{path}:v1"));
+    let remote = SourceSpec::Registry(src).open(&client).await.unwrap();
+    // Another repository on the registry itself: the source's host differs, so every blob moves.
+    let dest = image(&from, &format!("{path}-copy:v1"));
+    let report = copy_with(
+        &client,
+        remote.as_ref(),
+        &dest,
+        &[],
+        &CopyOptions::default(),
+    )
+    .await;
+
+    assert_eq!(src_proxy.pending_faults(), 0, "the stall was hit");
+    assert_eq!(report.digest, layout.digest);
+    assert!(report.stats.retries >= 1, "{:?}", report.stats);
+    assert_eq!(
+        skopeo_digest(&from, &format!("{path}-copy:v1"), None),
+        layout.digest.to_string()
+    );
+}

@@ -23,6 +23,9 @@ struct Fake {
     patches: Vec<(u64, usize)>,
     /// Announce this `OCI-Chunk-Min-Length` when an upload starts.
     min_chunk: Option<u64>,
+    /// Keep the first PATCH of more than 10 kB whole but answer it only after a minute, as a
+    /// registry that hangs does.
+    silent_first_layer_patch: bool,
 }
 
 #[derive(Clone, Default)]
@@ -79,9 +82,14 @@ impl Respond for FakeRegistry {
                     let data = fake.uploads.get_mut(&id).unwrap();
                     data.extend_from_slice(&req.body);
                     let len = data.len();
-                    ResponseTemplate::new(202)
+                    let answer = ResponseTemplate::new(202)
                         .insert_header("location", location)
-                        .insert_header("range", range_header(len))
+                        .insert_header("range", range_header(len));
+                    if req.body.len() > 10_000 && fake.silent_first_layer_patch {
+                        fake.silent_first_layer_patch = false;
+                        return answer.set_delay(std::time::Duration::from_secs(60));
+                    }
+                    answer
                 }
                 "GET" => {
                     let len = fake.uploads.get(&id).map_or(0, Vec::len);
@@ -231,4 +239,31 @@ async fn a_registry_that_announces_chunk_sizes_gets_chunks() {
         .map(|start| (start as u64, chunk.min(layer.1.len() - start)))
         .collect();
     assert_eq!(fake.layer_patches(), expected);
+}
+
+#[tokio::test]
+async fn a_patch_the_registry_never_answers_is_given_up_and_resumed() {
+    let (server, fake) = FakeRegistry::start(|f| f.silent_first_layer_patch = true).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout(tmp.path(), 1, 2_000_000);
+    let client = ferry_registry::Client::builder()
+        .answer_timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let source = open(&client, &layout.source("latest")).await;
+    let dest = image(&server.address().to_string(), "app:v1");
+    let options = CopyOptions {
+        concurrency: 1,
+        ..CopyOptions::default()
+    };
+    let report = copy_with(&client, source.as_ref(), &dest, &[], &options).await;
+
+    assert_eq!(report.digest, layout.digest);
+    // The silent PATCH had delivered every byte: the session says so, and the upload goes on
+    // from there (to the commit) without sending the layer again.
+    assert_eq!(report.stats.uploads_resumed, 1, "{:?}", report.stats);
+    let fake = fake.0.lock().unwrap();
+    let layer = &layout.blobs[0];
+    assert_eq!(fake.blobs.get(&layer.0.to_string()).unwrap(), &layer.1);
+    assert_eq!(fake.layer_patches().len(), 1, "{:?}", fake.patches);
 }
