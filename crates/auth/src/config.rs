@@ -466,7 +466,13 @@ impl AuthConfig {
             }
             AwsCredentialsKind::Chain => AwsAuth::from_provider(
                 standard_chain(&region, cfg.profile.as_deref()),
-                "the standard AWS credential chain",
+                match &cfg.profile {
+                    // A profile the files lack is then named in "not configured".
+                    Some(profile) => {
+                        format!("the standard AWS credential chain, profile `{profile}`")
+                    }
+                    None => "the standard AWS credential chain".to_owned(),
+                },
                 &region,
                 ctx.clock.clone(),
             ),

@@ -15,6 +15,7 @@
 mod eks_token;
 mod web_identity;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -159,7 +160,7 @@ enum Method {
     WebIdentity(WebIdentityCredentials),
     Provider {
         provider: SharedCredentialsProvider,
-        name: &'static str,
+        name: Cow<'static, str>,
     },
 }
 
@@ -214,12 +215,15 @@ impl AwsAuth {
     /// Credentials from any provider (static keys, the standard chain); `name` says which.
     pub fn from_provider(
         provider: SharedCredentialsProvider,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         region: &str,
         clock: SharedClock,
     ) -> Self {
         AwsAuth {
-            method: Method::Provider { provider, name },
+            method: Method::Provider {
+                provider,
+                name: name.into(),
+            },
             region: region.to_owned(),
             endpoint_url: None,
             retry: RetryPolicy::default(),
@@ -265,7 +269,7 @@ impl AwsAuth {
     pub fn describe(&self) -> String {
         match &self.method {
             Method::WebIdentity(w) => format!("STS web identity for {}", w.role_arn()),
-            Method::Provider { name, .. } => (*name).to_owned(),
+            Method::Provider { name, .. } => name.to_string(),
         }
     }
 

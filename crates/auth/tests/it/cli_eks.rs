@@ -489,7 +489,10 @@ async fn the_standard_aws_chain_reads_a_profile_or_the_environment() {
     );
     assert_eq!(who.code, 0, "{}", who.stderr);
     let doc: serde_json::Value = serde_json::from_str(&who.stdout).unwrap();
-    assert_eq!(doc["aws"]["method"], "the standard AWS credential chain");
+    assert_eq!(
+        doc["aws"]["method"],
+        "the standard AWS credential chain, profile `ci`"
+    );
     assert_eq!(doc["aws"]["account"], "123456789012");
     let tok = ferry(w.path(), &["auth", "token", "--env", "prod"], &vars);
     assert_eq!(tok.code, 0, "{}", tok.stderr);
@@ -522,7 +525,9 @@ async fn the_standard_aws_chain_reads_a_profile_or_the_environment() {
     );
     assert_eq!(none.code, 11, "{}", none.stderr);
     assert!(
-        none.stderr.contains("standard AWS credential chain") && none.stdout.is_empty(),
+        none.stderr
+            .contains("standard AWS credential chain, profile `nope`")
+            && none.stdout.is_empty(),
         "{}",
         none.stderr
     );
