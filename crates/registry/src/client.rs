@@ -152,9 +152,10 @@ struct Inner {
     answer_timeout: Duration,
 }
 
-/// How long ferry waits, by default, for a registry (or its token service) to answer a request
-/// whose body is in memory: every request but a blob upload's data. A registry that accepts
-/// the connection and never answers fails the command instead of hanging it.
+/// How long ferry waits, by default, for a registry (or its token service) to answer a request,
+/// and how long a blob transfer may go without moving a byte. A registry that accepts the
+/// connection and never answers fails the command instead of hanging it; a stalled upload or
+/// download is dropped and resumed.
 pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A registry client. Cheap to clone; clones share connections, tokens and counters.
@@ -243,9 +244,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for the answer (status and headers) to a request whose body is in
-    /// memory (default [`DEFAULT_ANSWER_TIMEOUT`]). Blob data streams are not limited: a large
-    /// upload or download on a slow link legitimately takes longer.
+    /// How long to wait for the answer (status and headers) to a request, and how long a blob
+    /// upload or download may go without progress (default [`DEFAULT_ANSWER_TIMEOUT`]). A
+    /// transfer that keeps moving is never cut: a large blob on a slow link takes what it takes.
     pub fn answer_timeout(mut self, limit: Duration) -> Self {
         self.answer_timeout = limit;
         self
@@ -289,7 +290,8 @@ impl ClientBuilder {
 /// The HTTP client ferry uses by default: rustls, HTTP/1.1 and HTTP/2, a connect timeout and
 /// TCP keep-alive, redirects followed (blob downloads are redirected to storage; reqwest drops
 /// the `Authorization` header when a redirect leaves the host). No read timeout: a large
-/// upload on a slow link reads nothing for minutes, legitimately.
+/// upload on a slow link reads nothing for minutes, legitimately; silence and stalls are caught
+/// by the client's answer timeout instead.
 pub fn default_http_client(user_agent: &str) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(user_agent)

@@ -18,6 +18,9 @@
 //!   a session after a broken `PATCH` — the reference registry (distribution 2.8) cancels it
 //!   ("upload resumed at wrong offset") — answer the status request with 404, and the blob
 //!   starts over in a new session; blobs already committed stay committed.
+//!
+//! A transfer that stops moving counts as broken: a source that sends nothing, or a `PATCH`
+//! that neither takes data nor answers, for the client's answer timeout is handled as above.
 
 use bytes::Bytes;
 use futures::StreamExt as _;
