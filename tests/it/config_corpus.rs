@@ -268,3 +268,23 @@ fn validate_env_all_checks_every_environment_as_cost_does() {
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
 }
+
+/// `/dev/zero` says it holds 0 bytes and never ends: ferry reads one byte past its limit and
+/// stops, for the config file and for `--compare-to`, instead of filling memory.
+#[cfg(unix)]
+#[test]
+fn an_endless_device_is_refused_after_the_limit() {
+    for command in ["validate", "cost"] {
+        let err = check(command, Path::new("/dev/zero"), &[], 3).unwrap();
+        assert!(err.contains("at most 1048576 bytes"), "{err}");
+    }
+    let out = ferry([
+        "cost",
+        "--config",
+        super::example("ode").to_str().unwrap(),
+        "--compare-to",
+        "/dev/zero",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bytes at most"), "{}", stderr(&out));
+}

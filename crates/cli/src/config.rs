@@ -256,8 +256,9 @@ impl LoadedConfig {
                 max: MAX_CONFIG_BYTES,
             });
         }
-        let bytes = std::fs::read(path).map_err(read_err)?;
-        // A file that grew between metadata() and read() is still bounded.
+        let bytes = read_at_most(path, MAX_CONFIG_BYTES).map_err(read_err)?;
+        // A file that grew between metadata() and read(), or a device or pipe (`/dev/zero`,
+        // whose metadata says 0 bytes), is still bounded: at most one byte past the limit is read.
         if bytes.len() as u64 > MAX_CONFIG_BYTES {
             return Err(ConfigError::TooLarge {
                 path: shown,
@@ -343,6 +344,17 @@ impl LoadedConfig {
         let span = locate(&self.source, key_path).unwrap_or(0..0);
         invalid(&self.path, &self.source, span, message.to_string(), help)
     }
+}
+
+/// The first `max + 1` bytes of a file at most: enough to tell that it is over `max` without
+/// reading an endless device or pipe into memory.
+pub fn read_at_most(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The byte range of the value at `key_path` in `text`, or of its deepest present ancestor.

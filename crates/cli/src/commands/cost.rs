@@ -285,7 +285,7 @@ fn read_previous(path: &Path) -> Result<Report, Failure> {
             0,
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::config::read_at_most(path, MAX_REPORT_BYTES).map_err(|e| {
         fail(
             format!("cannot read the previous estimate: {e}"),
             None,
@@ -293,6 +293,15 @@ fn read_previous(path: &Path) -> Result<Report, Failure> {
             0,
         )
     })?;
+    // A device or pipe has no size to check beforehand (`/dev/zero` says 0 bytes).
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        return Err(fail(
+            format!("larger than a ferry cost report can be ({MAX_REPORT_BYTES} bytes at most)"),
+            None,
+            0,
+            0,
+        ));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         fail(
             format!(
