@@ -446,3 +446,31 @@ fn the_headroom_shown_adds_up_with_the_total_shown() {
         assert!(text.contains("(headroom $10.57)"), "{format}:\n{text}");
     }
 }
+
+/// Names from ferry.toml cannot break the pull-request comment's table: a `|`, a line break or
+/// HTML in a node group's name stay inside their cell.
+#[test]
+fn markdown_cells_hold_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "[app]\nname = \"shop\"\n\n[env.dev.infra]\ncloud = \"aws\"\nregion = \"us-east-1\"\n\
+         control_plane = \"standard\"\n\n[[env.dev.infra.node_groups]]\n\
+         name = \"a|b\\nc <img src=x>\"\ninstance_type = \"t3.medium\"\ncount = 1\n",
+    )
+    .unwrap();
+    let out = cost(&config, &["--env", "dev", "--format", "markdown"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+    let node_row = rows
+        .iter()
+        .find(|l| l.contains("t3.medium"))
+        .unwrap_or_else(|| panic!("no node row in\n{text}"));
+    assert!(node_row.contains("a\\|b c &lt;img src=x>"), "{node_row}");
+    assert!(!text.contains("<img"), "{text}");
+    for row in rows {
+        assert!(row.ends_with('|'), "a row broken in two: {row}\n{text}");
+    }
+}

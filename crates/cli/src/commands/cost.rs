@@ -584,8 +584,12 @@ fn side_by_side(report: &Report) -> Table {
     t
 }
 
+/// Text from ferry.toml (names) or the catalog, safe inside a markdown table cell of a
+/// pull-request comment: a `|` would end the cell, a line break the row, and `<` start HTML.
 fn md_escape(text: &str) -> String {
     text.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace(['\r', '\n'], " ")
 }
 
 fn render_markdown(report: &Report) -> String {
