@@ -768,6 +768,12 @@ async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
         .await;
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("rollback: to v1"), "{}", stderr(&out));
+    // Like a deploy, it ends with the load balancer's address.
+    assert!(
+        stdout(&out).contains("load balancer Service demo/web: "),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(image_of(&cluster, "api").await, "demo/api:good1");
     let cms: Api<ConfigMap> = Api::namespaced(cluster.client().await, "demo");
     assert!(cms.get_opt("added").await.unwrap().is_none());

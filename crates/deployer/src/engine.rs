@@ -26,6 +26,9 @@ use crate::validate::{self, Problem};
 /// that carry it with this release's value, so nothing anyone else created is ever deleted.
 pub const OWNER_LABEL: &str = "ferry.dev/release";
 
+/// LoadBalancer Services and their addresses.
+type LoadBalancers = Vec<(ObjectKey, Vec<String>)>;
+
 /// How a deploy behaves. Built by the binary from flags and `[env.X.deploy]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -724,10 +727,7 @@ impl Engine {
         out
     }
 
-    fn load_balancers(
-        targets: &[Target],
-        objects: &BTreeMap<ObjectKey, Value>,
-    ) -> Vec<(ObjectKey, Vec<String>)> {
+    fn load_balancers(targets: &[Target], objects: &BTreeMap<ObjectKey, Value>) -> LoadBalancers {
         targets
             .iter()
             .filter(|t| {
@@ -1042,7 +1042,7 @@ impl Engine {
                     .restore(&prepared.catalog, &previous, &record.manifests, revision)
                     .await?
                 {
-                    Ok(new_revision) => {
+                    Ok((new_revision, _)) => {
                         record.status = ReleaseStatus::RolledBack;
                         record.description = format!(
                             "{} — rolled back to v{}",
@@ -1085,7 +1085,7 @@ impl Engine {
         target: &Release,
         failed_objects: &[Value],
         after: u32,
-    ) -> Result<Result<u32, String>, DeployError> {
+    ) -> Result<Result<(u32, LoadBalancers), String>, DeployError> {
         let store = self.store();
         let targets = self.recorded_targets(catalog, &target.manifests);
         let prepared = Prepared {
@@ -1114,7 +1114,7 @@ impl Engine {
             .apply_and_wait(&prepared.targets, &actions, true, deadline)
             .await?
         {
-            Stage::Ready(_) => {
+            Stage::Ready(objects) => {
                 let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
                 if self.settings.prune {
                     self.prune(catalog, &Self::prune_candidates(failed_objects, &keep))
@@ -1136,7 +1136,10 @@ impl Engine {
                     r.status = ReleaseStatus::Superseded;
                     store.update(&r).await?;
                 }
-                Ok(Ok(revision))
+                Ok(Ok((
+                    revision,
+                    Self::load_balancers(&prepared.targets, &objects),
+                )))
             }
             Stage::Failed { failures, .. } => {
                 let why = failures
@@ -1227,10 +1230,10 @@ impl Engine {
                     .restore(&catalog, &target, &failed_objects, after)
                     .await?
                 {
-                    Ok(revision) => Outcome::Deployed {
+                    Ok((revision, load_balancers)) => Outcome::Deployed {
                         revision,
                         unchanged: false,
-                        load_balancers: Vec::new(),
+                        load_balancers,
                     },
                     Err(why) => Outcome::Failed {
                         revision: after + 1,
