@@ -239,7 +239,13 @@ impl MaxIncrease {
     pub fn parse(text: &str) -> Result<Self, crate::CostError> {
         let trimmed = text.trim();
         if let Some(pct) = trimmed.strip_suffix('%') {
-            let value = money::parse_amount(pct, "a percentage such as `10%`")?;
+            // The error names the text as given (`10%%`), not what is left without its `%`.
+            let expected = "a percentage such as `10%`";
+            let value =
+                money::parse_amount(pct, expected).map_err(|_| crate::CostError::BadAmount {
+                    text: trimmed.to_owned(),
+                    expected,
+                })?;
             return Ok(MaxIncrease::Percent(value));
         }
         money::parse_usd(trimmed).map(MaxIncrease::Usd)
@@ -343,6 +349,17 @@ mod tests {
             err.to_string().contains("count") || err.to_string().contains("u32"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bad_percentage_is_named_as_given() {
+        for bad in ["10%%", "-10%", "1e2%", "%"] {
+            let err = MaxIncrease::parse(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("`{bad}` is not a percentage")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
