@@ -107,6 +107,18 @@ impl Failure {
     }
 }
 
+/// Stdout's reader went away (a closed pipe): nothing to report, nobody to report it to.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the reader of the output went away")]
+pub struct ReaderGone;
+
+impl Failure {
+    /// Whether this failure is best left unprinted: stdout's reader went away.
+    pub fn is_silent(&self) -> bool {
+        self.report.downcast_ref::<ReaderGone>().is_some()
+    }
+}
+
 /// What every command returns: the exit code of a completed run (which may itself signal a
 /// finding, such as [`Exit::OverBudget`]), or a failure to report.
 pub type CmdResult = Result<Exit, Failure>;

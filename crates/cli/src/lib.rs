@@ -56,7 +56,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(failure) => {
-            let _ = writeln!(anstream::stderr(), "{:?}", failure.report);
+            if !failure.is_silent() {
+                let _ = writeln!(anstream::stderr(), "{:?}", failure.report);
+            }
             failure.exit.into()
         }
     }

@@ -80,17 +80,9 @@ impl miette::Diagnostic for Helped {
 
 /// A failure for any error whose cause chain may hold a ferry-auth error (an EKS provider
 /// wraps them, the AWS SDK wraps them): the exit code and help come from the deepest one;
-/// without one, `fallback` and no help.
-pub(crate) fn chain_failure(
-    err: impl std::error::Error + Send + Sync + 'static,
-    fallback: Exit,
-) -> Failure {
-    chain_failure_in(err, fallback, None)
-}
-
-/// [`chain_failure`] for a command that knows its environment: the help names the
-/// environment's own tables and commands (`[env.prod.cluster]`, `--env prod`) where the
-/// libraries, which do not know it, write `NAME`.
+/// without one, `fallback` and no help. With the command's environment, the help names its own
+/// tables and commands (`[env.prod.cluster]`, `--env prod`) where the libraries, which do not
+/// know it, write `NAME`.
 pub(crate) fn chain_failure_in(
     err: impl std::error::Error + Send + Sync + 'static,
     fallback: Exit,
@@ -770,13 +762,13 @@ mod tests {
             what: "cannot look up eks cluster x in eu-west-1".into(),
             source: Box::new(inner),
         };
-        let failure = chain_failure(wrapped, Exit::Failure);
+        let failure = chain_failure_in(wrapped, Exit::Failure, None);
         assert_eq!(failure.exit, Exit::AuthFailed);
         let report: &dyn miette::Diagnostic = failure.report.as_ref();
         let help = report.help().map(|h| h.to_string());
         assert_eq!(help.as_deref(), Some("get a fresh token"));
 
-        let plain = chain_failure(std::io::Error::other("disk full"), Exit::Failure);
+        let plain = chain_failure_in(std::io::Error::other("disk full"), Exit::Failure, None);
         assert_eq!(plain.exit, Exit::Failure);
     }
 
@@ -796,6 +788,8 @@ mod tests {
             help(chain_failure_in(missing(), Exit::Failure, Some("prod"))),
             "check [env.prod.cluster] cluster and region, then `ferry auth check --env prod`"
         );
-        assert!(help(chain_failure(missing(), Exit::Failure)).contains("[env.NAME.cluster]"));
+        assert!(
+            help(chain_failure_in(missing(), Exit::Failure, None)).contains("[env.NAME.cluster]")
+        );
     }
 }

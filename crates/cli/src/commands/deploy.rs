@@ -94,7 +94,7 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
         env,
         &user_agent(&holder),
     )
-    .map_err(cluster_failure)?;
+    .map_err(|e| cluster_failure(&args.env, e))?;
     Ok(EnvContext {
         env_name: args.env.clone(),
         cfg,
@@ -121,7 +121,11 @@ impl EnvContext {
         f: impl AsyncFnOnce(&Engine) -> Result<T, DeployError>,
     ) -> Result<T, Failure> {
         let result = async {
-            let client = self.provider.client().await.map_err(cluster_failure)?;
+            let client = self
+                .provider
+                .client()
+                .await
+                .map_err(|e| cluster_failure(&self.env_name, e))?;
             let engine = Engine::new(client, settings, clock(), sink);
             f(&engine).await.map_err(|e| self.failure(e))
         }
@@ -200,14 +204,14 @@ impl miette::Diagnostic for Helped {
     }
 }
 
-/// A cluster provider that cannot give a client.
-pub(crate) fn cluster_failure(e: ClusterError) -> Failure {
+/// A cluster provider of environment `env_name` that cannot give a client.
+pub(crate) fn cluster_failure(env_name: &str, e: ClusterError) -> Failure {
     let exit = match e {
         ClusterError::NotBuilt { .. } | ClusterError::NotConfigured { .. } => Exit::InvalidInput,
         _ => Exit::Failure,
     };
     // EKS/AKS providers fail with ferry-auth errors inside: their exit code and help win.
-    crate::commands::auth::chain_failure(e, exit)
+    crate::commands::auth::chain_failure_in(e, exit, Some(env_name))
 }
 
 /// Prints every problem on its own unwrapped line (so file names stay whole for people and

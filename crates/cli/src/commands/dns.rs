@@ -175,7 +175,11 @@ async fn load_balancer_target(
     };
     let ctx = env_context(&args, env)?;
     let result = async {
-        let client = ctx.provider.client().await.map_err(cluster_failure)?;
+        let client = ctx
+            .provider
+            .client()
+            .await
+            .map_err(|e| cluster_failure(&ctx.env_name, e))?;
         let engine = Engine::new(
             client.clone(),
             ctx.settings.clone(),

@@ -123,7 +123,7 @@ pub struct TransferOpts {
 /// `ferry image push` / `copy`.
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
-    /// The image: oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or a
+    /// The image: `oci:PATH[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]` or a
     /// registry reference.
     #[arg(value_name = "SOURCE")]
     pub source: String,

@@ -1,5 +1,5 @@
-//! One module per command. Each takes its parsed arguments and returns an
-//! [`CmdResult`](crate::exit::CmdResult).
+//! One module per command. Each takes its parsed arguments and returns a
+//! [`crate::exit::CmdResult`].
 
 use std::io::Write as _;
 
@@ -29,8 +29,13 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
     match cli.command {
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut cmd, "ferry", &mut out);
+            // clap_complete panics when its writer fails: generate in memory, then write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "ferry", &mut script);
+            std::io::stdout()
+                .lock()
+                .write_all(&script)
+                .map_err(io_failure)?;
             Ok(Exit::Success)
         }
         Command::ExitCodes => {
@@ -62,7 +67,12 @@ pub async fn run(cli: Cli, env: Environment) -> CmdResult {
     }
 }
 
-/// Writing to stdout failed (a closed pipe, a full disk).
+/// Writing to stdout failed (a closed pipe, a full disk). A closed pipe (`ferry status | head`)
+/// means the reader has all it wants: the command stops with exit 1 and says nothing, as tools
+/// killed by SIGPIPE do; anything else is reported.
 pub fn io_failure(err: std::io::Error) -> Failure {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        return Failure::new(Exit::Failure, crate::exit::ReaderGone);
+    }
     Failure::new(Exit::Failure, miette::miette!("cannot write output: {err}"))
 }

@@ -1,4 +1,5 @@
 //! ferry-cli's integration tests: the real `ferry` binary.
 
+mod output;
 mod sim;
 mod workflows;
