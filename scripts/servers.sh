@@ -33,10 +33,10 @@ case "$cmd" in
     for s in "${servers[@]}"; do bash "$s" install; done
     ;;
   start)
-    : > "$FERRY_SERVERS_ENV"
+    rm -f "$FERRY_SERVERS_ENV" && (umask 077 && : > "$FERRY_SERVERS_ENV")
     for s in "${servers[@]}"; do bash "$s" start; done
-    echo "test servers started; addresses in $FERRY_SERVERS_ENV:"
-    sed 's/^/  /' "$FERRY_SERVERS_ENV"
+    echo "test servers started; addresses in $FERRY_SERVERS_ENV (passwords and secrets masked here):"
+    sed -E 's/^([A-Z0-9_]*(PASSWORD|SECRET)[A-Z0-9_]*)=.*/\1=***/; s/^/  /' "$FERRY_SERVERS_ENV"
     ;;
   stop)
     status=0
