@@ -447,6 +447,24 @@ fn the_headroom_shown_adds_up_with_the_total_shown() {
     }
 }
 
+/// Over budget by less than a cent ($176.161 against $176.16) is over (exit 4), and says by how
+/// little instead of "by $0.00".
+#[test]
+fn over_budget_by_a_fraction_of_a_cent_says_so() {
+    for format in ["table", "markdown"] {
+        let out = cost(
+            &example("cloudtolocalllm"),
+            &["--env", "dev", "--budget", "176.16", "--format", format],
+        );
+        assert_eq!(code(&out), 4, "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("OVER budget $176.16 by less than $0.01"),
+            "{format}:\n{text}"
+        );
+    }
+}
+
 /// Names from ferry.toml cannot break the pull-request comment's table: a `|`, a line break or
 /// HTML in a node group's name stay inside their cell.
 #[test]

@@ -372,7 +372,13 @@ fn budget_text(env: &EnvReport) -> Option<String> {
     env.budget.as_ref().map(|b| {
         let shown = round_cents(b.monthly_usd.0) - round_cents(env.total_monthly.0);
         if b.status == "over" {
-            format!("OVER budget {} by {}", usd(b.monthly_usd.0), usd(-shown))
+            // Over by less than a cent shows as equal amounts: say so rather than "by $0.00".
+            let by = if shown < Decimal::ZERO {
+                usd(-shown)
+            } else {
+                "less than $0.01".to_owned()
+            };
+            format!("OVER budget {} by {by}", usd(b.monthly_usd.0))
         } else {
             format!(
                 "within budget {} (headroom {})",
