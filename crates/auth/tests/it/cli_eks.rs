@@ -609,3 +609,131 @@ async fn a_role_without_eks_describe_cluster_exits_11_and_is_not_retried() {
     );
     grep(&w.secrets(), &[&run.all()]);
 }
+
+/// `ferry kubeconfig --out ~/.kube/config` merges like `aws eks update-kubeconfig`: kubectl, an
+/// independent reader, still sees the user's other contexts, and ferry's is current. A file that
+/// is not a kubeconfig is refused before the cloud is asked, and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubeconfig_out_merges_into_an_existing_file_that_kubectl_still_reads() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let front = endpoint().await;
+    let w = EksWorld::new(&front).await;
+    let out = w.path().join("config");
+    let existing = r#"apiVersion: v1
+kind: Config
+current-context: staging
+clusters:
+- name: staging
+  cluster:
+    server: https://staging.example:6443
+    x-team-note: keep me
+- name: shop-prod
+  cluster:
+    server: https://stale.example:6443
+contexts:
+- name: staging
+  context:
+    cluster: staging
+    user: alice
+    namespace: web
+- name: shop-prod
+  context:
+    cluster: shop-prod
+    user: ferry-shop-prod
+users:
+- name: alice
+  user:
+    token: alice-token
+- name: ferry-shop-prod
+  user:
+    token: stale
+"#;
+    std::fs::write(&out, existing).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let kc = w.run(&[
+        "kubeconfig",
+        "--env",
+        "prod",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(kc.code, 0, "{}", kc.stderr);
+    assert!(
+        kc.stdout
+            .contains("current-context is now `shop-prod` (was `staging`)"),
+        "{}",
+        kc.stdout
+    );
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the file keeps its mode");
+
+    let kubectl = |args: &[&str]| {
+        let o = std::process::Command::new("kubectl")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let mut contexts: Vec<String> = kubectl(&["config", "get-contexts", "-o", "name"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    contexts.sort();
+    assert_eq!(contexts, ["shop-prod", "staging"]);
+    assert_eq!(kubectl(&["config", "current-context"]).trim(), "shop-prod");
+    let view =
+        |path: &str| kubectl(&["config", "view", "--raw", "-o", &format!("jsonpath={path}")]);
+    assert_eq!(
+        view("{.clusters[?(@.name==\"shop-prod\")].cluster.server}"),
+        front.url()
+    );
+    assert_eq!(
+        view("{.clusters[?(@.name==\"staging\")].cluster.server}"),
+        "https://staging.example:6443"
+    );
+    assert_eq!(
+        view("{.contexts[?(@.name==\"staging\")].context.namespace}"),
+        "web"
+    );
+    assert_eq!(
+        view("{.users[?(@.name==\"alice\")].user.token}"),
+        "alice-token"
+    );
+    assert_eq!(
+        view("{.users[?(@.name==\"ferry-shop-prod\")].user.exec.args[0]}"),
+        "auth"
+    );
+    assert_eq!(
+        view("{.users[?(@.name==\"ferry-shop-prod\")].user.token}"),
+        "",
+        "the stale entry is replaced, not merged"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("x-team-note: keep me"), "{text}");
+
+    // Not a kubeconfig: exit 3, located, nothing written, the cloud not asked.
+    let calls = w.aws.count_path("/clusters/");
+    let bad = w.path().join("notes.yaml");
+    let notes = "apiVersion: v1\nclusters: 5\n";
+    std::fs::write(&bad, notes).unwrap();
+    let refused = w.run(&[
+        "kubeconfig",
+        "--env",
+        "prod",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("notes.yaml:2:11")
+            && refused.stderr.contains("nothing was written"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), notes);
+    assert_eq!(w.aws.count_path("/clusters/"), calls, "no DescribeCluster");
+    grep(&w.secrets(), &[&kc.all(), &refused.all()]);
+}
