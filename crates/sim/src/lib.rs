@@ -84,6 +84,7 @@ use tokio::task::JoinHandle;
 
 mod admission;
 mod apply;
+mod body;
 mod clock;
 mod config;
 mod controllers;

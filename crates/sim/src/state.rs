@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use crate::apply::{ApplyRequest, server_side_apply};
+use crate::body::Duplicates;
 use crate::clock::format_time;
 use crate::config::SimConfig;
 use crate::fieldset::{ManagedEntry, Walker, record_update};
@@ -50,6 +51,8 @@ pub(crate) struct WriteOpts {
     pub(crate) validation: FieldValidation,
     /// `""`, `"status"` or `"scale"`.
     pub(crate) subresource: String,
+    /// Duplicate keys in a create or update body (patch bodies are parsed in `patch`).
+    pub(crate) duplicates: Duplicates,
 }
 
 impl WriteOpts {
@@ -59,6 +62,7 @@ impl WriteOpts {
             manager: manager.to_owned(),
             validation: FieldValidation::Ignore,
             subresource: String::new(),
+            duplicates: Duplicates::None,
         }
     }
 
@@ -132,24 +136,9 @@ pub(crate) struct Deleted {
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Parses a request body: JSON, or YAML (which kubectl and kube-rs never send, but other clients
-/// do).
+/// do). Duplicate keys keep the last value; [`crate::body::parse`] also names them.
 pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    let trimmed = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map_or(&body[..0], |i| &body[i..]);
-    if trimmed.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty"));
-    }
-    if trimmed[0] == b'{' || trimmed[0] == b'[' {
-        return serde_json::from_slice(trimmed).map_err(|err| {
-            ApiError::bad_request(format!("the request body is not valid JSON: {err}"))
-        });
-    }
-    let text = std::str::from_utf8(trimmed)
-        .map_err(|_| ApiError::bad_request("the request body is neither JSON nor UTF-8 YAML"))?;
-    serde_norway::from_str::<Value>(text)
-        .map_err(|err| ApiError::bad_request(format!("the request body is not valid YAML: {err}")))
+    crate::body::parse(body).map(|b| b.value)
 }
 
 /// Drops `null` fields: the API server decodes them as unset, so `creationTimestamp: null` in a
@@ -425,7 +414,7 @@ impl State {
             let name = format!("{prefix}{}", self.random_suffix(5));
             object["metadata"]["name"] = Value::String(name);
         }
-        let warnings = validate::decode(rt, &mut object, opts.validation)?;
+        let warnings = validate::decode(rt, &mut object, opts.validation, &opts.duplicates)?;
         self.create_decoded(rt, object, opts, None, warnings)
     }
 
@@ -525,7 +514,7 @@ impl State {
         if !requested_rv.is_empty() && requested_rv != meta_str(&old, "resourceVersion") {
             return Err(ApiError::stale(rt.named(name)));
         }
-        let warnings = validate::decode(rt, &mut object, opts.validation)?;
+        let warnings = validate::decode(rt, &mut object, opts.validation, &opts.duplicates)?;
         self.commit_update(rt, &old, object, opts, None, warnings)
     }
 
@@ -796,7 +785,23 @@ impl State {
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
             ));
         }
-        let patch = parse_body(body)?;
+        let parsed = crate::body::parse(body)?;
+        let patch = parsed.value;
+        let duplicates = match parsed.duplicates {
+            // Duplicates inside a JSON patch's values are lost to the patch library, as upstream;
+            // those in the operations themselves are named.
+            Duplicates::Json(paths) if patch_type == PatchType::Json => Duplicates::JsonPatch(
+                paths
+                    .into_iter()
+                    .filter(|p| {
+                        p.starts_with('[')
+                            && p.split_once("].")
+                                .is_some_and(|(_, key)| !key.contains(['.', '[']))
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
         let old = self.get(rt, namespace, name)?;
         let scale = opts.subresource == "scale";
         let current = if scale {
@@ -856,7 +861,7 @@ impl State {
         }
         let mut patched = patched;
         Self::check_identity(rt, &mut patched, namespace, Some(name))?;
-        let warnings = validate::decode(rt, &mut patched, opts.validation)?;
+        let warnings = validate::decode(rt, &mut patched, opts.validation, &duplicates)?;
         self.commit_update(rt, &old, patched, opts, None, warnings)
     }
 
@@ -874,7 +879,21 @@ impl State {
                 "server-side apply of the scale subresource is not supported by ferry-sim; use a merge patch",
             ));
         }
-        let mut config = parse_body(body)?;
+        // The API server reads an apply body (JSON included) as YAML: duplicates are named by line.
+        let mut parsed = crate::body::parse(body)?;
+        if matches!(parsed.duplicates, Duplicates::Json(_)) {
+            parsed = crate::body::parse_yaml(body)?;
+        }
+        if let Duplicates::Yaml(lines) = &parsed.duplicates
+            && opts.validation == FieldValidation::Strict
+        {
+            return Err(ApiError::bad_request(format!(
+                "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+                lines.join("\n  ")
+            )));
+        }
+        let duplicates = parsed.duplicates;
+        let mut config = parsed.value;
         Self::check_identity(rt, &mut config, namespace, Some(name))?;
         let old = self
             .store
@@ -904,7 +923,7 @@ impl State {
         };
         let mut merged = server_side_apply(old.as_deref(), &config, &request)?;
         let entries = ManagedEntry::parse_all(&merged);
-        let warnings = validate::decode(rt, &mut merged, opts.validation)?;
+        let warnings = validate::decode(rt, &mut merged, opts.validation, &duplicates)?;
         match old {
             None => {
                 if !opts.subresource.is_empty() {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::body::Duplicates;
 use crate::resources::{Builtin, NameRule, ResourceType};
 use crate::selector::{LabelSelector, labels_of};
 use crate::status::{ApiError, FieldError};
@@ -173,12 +174,16 @@ fn split_path(path: &str) -> Vec<PathPart<'_>> {
     parts
 }
 
-/// Decodes `object` as its type would be. Returns warnings (unknown fields under `Warn`);
-/// unknown fields are removed from `object`.
+/// Decodes `object` as its type would be. Returns warnings (duplicate keys of the request body
+/// and unknown fields under `Warn`); unknown fields are removed from `object`.
+///
+/// Under `Strict` the error lists duplicates first, then unknown fields (upstream orders a
+/// create's JSON body by position in the document; its patches are ordered as here).
 pub(crate) fn decode(
     rt: &ResourceType,
     object: &mut Value,
     validation: FieldValidation,
+    duplicates: &Duplicates,
 ) -> Result<Vec<String>, ApiError> {
     let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
     let cannot = |detail: String| {
@@ -225,29 +230,53 @@ pub(crate) fn decode(
     unknown.retain(|p| {
         p != "apiVersion" && p != "kind" && !(rt.builtin.is_none() && p.starts_with("metadata"))
     });
-    if unknown.is_empty() {
+    if unknown.is_empty() && duplicates.is_empty() {
         return Ok(Vec::new());
     }
+    // A field both unknown and duplicated is named once, as unknown (as upstream, for typed
+    // objects).
+    let mut issues: Vec<String> = match duplicates {
+        Duplicates::None => Vec::new(),
+        Duplicates::Json(paths) => paths
+            .iter()
+            .filter(|p| !unknown.contains(p))
+            .map(|p| format!("duplicate field {p:?}"))
+            .collect(),
+        Duplicates::JsonPatch(paths) => paths
+            .iter()
+            .map(|p| format!("json patch duplicate field {p:?}"))
+            .collect(),
+        Duplicates::Yaml(lines) => lines.clone(),
+    };
+    let yaml_lines = if matches!(duplicates, Duplicates::Yaml(_)) {
+        issues.len()
+    } else {
+        0
+    };
+    issues.extend(unknown.iter().map(|f| format!("unknown field {f:?}")));
     match validation {
         FieldValidation::Strict => {
-            let list: Vec<String> = unknown
-                .iter()
-                .map(|f| format!("unknown field {f:?}"))
-                .collect();
-            Err(cannot(format!(
-                "strict decoding error: {}",
-                list.join(", ")
-            )))
+            let text = if yaml_lines > 0 {
+                let mut text = format!(
+                    "yaml: unmarshal errors:\n  {}",
+                    issues[..yaml_lines].join("\n  ")
+                );
+                for rest in &issues[yaml_lines..] {
+                    text.push_str(", ");
+                    text.push_str(rest);
+                }
+                text
+            } else {
+                issues.join(", ")
+            };
+            Err(cannot(format!("strict decoding error: {text}")))
         }
         FieldValidation::Warn | FieldValidation::Ignore => {
             for path in &unknown {
                 prune(object, path);
             }
             Ok(if validation == FieldValidation::Warn {
-                unknown
-                    .iter()
-                    .map(|f| format!("unknown field {f:?}"))
-                    .collect()
+                issues
             } else {
                 Vec::new()
             })
@@ -1398,7 +1427,13 @@ mod tests {
             .unwrap();
         let mut object = deployment();
         object["spec"]["template"]["spec"]["containers"][0]["imagee"] = json!("x");
-        let err = decode(&rt, &mut object.clone(), FieldValidation::Strict).unwrap_err();
+        let err = decode(
+            &rt,
+            &mut object.clone(),
+            FieldValidation::Strict,
+            &Duplicates::None,
+        )
+        .unwrap_err();
         assert_eq!(err.code, 400);
         assert!(
             err.message.ends_with(
@@ -1407,7 +1442,7 @@ mod tests {
             "{}",
             err.message
         );
-        let warnings = decode(&rt, &mut object, FieldValidation::Warn).unwrap();
+        let warnings = decode(&rt, &mut object, FieldValidation::Warn, &Duplicates::None).unwrap();
         assert_eq!(warnings.len(), 1);
         assert!(
             object["spec"]["template"]["spec"]["containers"][0]
@@ -1423,7 +1458,7 @@ mod tests {
             .unwrap();
         let mut object = deployment();
         object["spec"]["replicas"] = json!("three");
-        let err = decode(&rt, &mut object, FieldValidation::Strict).unwrap_err();
+        let err = decode(&rt, &mut object, FieldValidation::Strict, &Duplicates::None).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(err.message.contains("spec.replicas"), "{}", err.message);
         let mut object = deployment();
@@ -1431,7 +1466,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("name");
-        decode(&rt, &mut object, FieldValidation::Strict).unwrap();
+        decode(&rt, &mut object, FieldValidation::Strict, &Duplicates::None).unwrap();
         let err = validate(&rt, &object).unwrap_err();
         assert_eq!(err.code, 422, "{}", err.message);
         assert!(

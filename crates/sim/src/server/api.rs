@@ -579,11 +579,12 @@ async fn dispatch(
             let manager = field_manager(query, user_agent)?;
             info.field_manager = manager.clone();
             info.dry_run = dry_run;
-            let opts = WriteOpts {
+            let mut opts = WriteOpts {
                 dry_run,
                 manager,
                 validation,
                 subresource: subresource.clone(),
+                duplicates: crate::body::Duplicates::None,
             };
             if subresource == "log" {
                 return Err(ApiError::method_not_allowed(
@@ -608,7 +609,9 @@ async fn dispatch(
                                 "the body of the request was in an unknown format ({content_type}) - accepted media types include: application/json, application/yaml{hint}"
                             )));
                         }
-                        let object = crate::state::parse_body(body)?;
+                        let parsed = crate::body::parse(body)?;
+                        opts.duplicates = parsed.duplicates;
+                        let object = parsed.value;
                         if info.verb == "create" {
                             state.create(rt, &namespace, object, &opts)
                         } else {

@@ -1,6 +1,7 @@
 //! ferry-sim's integration tests: kubectl and kube-rs as independent clients of the simulator.
 
 mod bad_input;
+mod duplicates;
 mod faults;
 mod kube_rs;
 mod kubectl;
