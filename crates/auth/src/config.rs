@@ -237,6 +237,19 @@ impl AuthContext {
     }
 }
 
+/// The first of `problems`, which the `*_checked` functions never leave empty.
+#[cfg(any(feature = "aws", feature = "azure"))]
+fn first_problem(problems: Vec<AuthError>) -> AuthError {
+    problems
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| AuthError::InvalidConfig {
+            key: "auth".into(),
+            message: "the settings are invalid".into(),
+            help: "run `ferry validate` to list the problems".into(),
+        })
+}
+
 #[cfg(any(feature = "aws", feature = "azure"))]
 fn retry_for(max_attempts: Option<u32>) -> RetryPolicy {
     let mut retry = RetryPolicy::default();
@@ -343,45 +356,73 @@ impl AuthConfig {
     }
 
     /// The AWS credentials this config describes. `default_region` is the cluster's region,
-    /// used when `[auth.aws] region` is unset.
+    /// used when `[auth.aws] region` is unset. The error is the first of
+    /// [`aws_problems`](Self::aws_problems).
     #[cfg(feature = "aws")]
     pub fn aws(
         &self,
         ctx: &AuthContext,
         default_region: Option<&str>,
     ) -> Result<crate::aws::AwsAuth, AuthError> {
+        self.aws_checked(ctx, default_region).map_err(first_problem)
+    }
+
+    /// Every problem of `[auth.aws]` (and of the variables it falls back to), not just the
+    /// first: what `ferry validate` lists. Empty when [`aws`](Self::aws) succeeds.
+    #[cfg(feature = "aws")]
+    pub fn aws_problems(&self, ctx: &AuthContext, default_region: Option<&str>) -> Vec<AuthError> {
+        self.aws_checked(ctx, default_region)
+            .err()
+            .unwrap_or_default()
+    }
+
+    #[cfg(feature = "aws")]
+    fn aws_checked(
+        &self,
+        ctx: &AuthContext,
+        default_region: Option<&str>,
+    ) -> Result<crate::aws::AwsAuth, Vec<AuthError>> {
         use crate::aws::{AwsAuth, WebIdentityCredentials, standard_chain, static_credentials};
 
         let cfg = self.aws.clone().unwrap_or_default();
         let env = &ctx.env;
+        let mut problems = Vec::new();
         let region = cfg
             .region
             .clone()
             .or_else(|| default_region.map(str::to_owned))
             .or_else(|| env.get("AWS_REGION").map(str::to_owned))
-            .or_else(|| env.get("AWS_DEFAULT_REGION").map(str::to_owned))
-            .ok_or_else(|| AuthError::InvalidConfig {
-                key: "auth.aws.region".into(),
-                message: "no AWS region is set".into(),
-                help: "set region in [env.NAME.auth.aws] (or the cluster's region), or \
-                       AWS_REGION"
-                    .into(),
-            })?;
-        if region.is_empty()
-            || !region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(AuthError::InvalidConfig {
-                key: "auth.aws.region".into(),
-                message: format!("`{region}` is not an AWS region name"),
-                help: "use a region code such as us-east-1 or eu-west-1".into(),
-            });
-        }
+            .or_else(|| env.get("AWS_DEFAULT_REGION").map(str::to_owned));
+        let region = match region {
+            None => {
+                problems.push(AuthError::InvalidConfig {
+                    key: "auth.aws.region".into(),
+                    message: "no AWS region is set".into(),
+                    help: "set region in [env.NAME.auth.aws] (or the cluster's region), or \
+                           AWS_REGION"
+                        .into(),
+                });
+                None
+            }
+            Some(region)
+                if region.is_empty()
+                    || !region
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') =>
+            {
+                problems.push(AuthError::InvalidConfig {
+                    key: "auth.aws.region".into(),
+                    message: format!("`{region}` is not an AWS region name"),
+                    help: "use a region code such as us-east-1 or eu-west-1".into(),
+                });
+                None
+            }
+            Some(region) => Some(region),
+        };
         if let Some(url) = &cfg.endpoint_url
             && url::Url::parse(url).is_err()
         {
-            return Err(AuthError::InvalidConfig {
+            problems.push(AuthError::InvalidConfig {
                 key: "auth.aws.endpoint_url".into(),
                 message: format!("`{url}` is not a URL"),
                 help: "use a full URL such as http://127.0.0.1:5010, or remove the key".into(),
@@ -396,20 +437,31 @@ impl AuthConfig {
         });
         let auth = match kind {
             AwsCredentialsKind::WebIdentity => {
-                let role_arn = role_arn.ok_or_else(|| AuthError::InvalidConfig {
-                    key: "auth.aws.role_arn".into(),
-                    message: "credentials = \"web-identity\" needs a role".into(),
-                    help: "set role_arn in [env.NAME.auth.aws] (or AWS_ROLE_ARN)".into(),
-                })?;
+                match &role_arn {
+                    None => problems.push(AuthError::InvalidConfig {
+                        key: "auth.aws.role_arn".into(),
+                        message: "credentials = \"web-identity\" needs a role".into(),
+                        help: "set role_arn in [env.NAME.auth.aws] (or AWS_ROLE_ARN)".into(),
+                    }),
+                    Some(arn) => problems.extend(crate::trust::RoleArn::parse(arn).err()),
+                }
                 let duration = match &cfg.duration {
-                    None => Duration::from_secs(3600),
-                    Some(text) => {
-                        humantime::parse_duration(text).map_err(|e| AuthError::InvalidConfig {
-                            key: "auth.aws.duration".into(),
-                            message: format!("`{text}` is not a duration ({e})"),
-                            help: "write it like \"1h\" or \"45m\"".into(),
-                        })?
-                    }
+                    None => Some(Duration::from_secs(3600)),
+                    Some(text) => match humantime::parse_duration(text) {
+                        Ok(duration) => {
+                            problems
+                                .extend(crate::aws::web_identity::check_duration(duration).err());
+                            Some(duration)
+                        }
+                        Err(e) => {
+                            problems.push(AuthError::InvalidConfig {
+                                key: "auth.aws.duration".into(),
+                                message: format!("`{text}` is not a duration ({e})"),
+                                help: "write it like \"1h\" or \"45m\"".into(),
+                            });
+                            None
+                        }
+                    },
                 };
                 let session_name = cfg
                     .session_name
@@ -424,6 +476,12 @@ impl AuthConfig {
                         })
                     })
                     .unwrap_or_else(|| "ferry".to_owned());
+                problems.extend(crate::aws::web_identity::check_session_name(&session_name).err());
+                let (Some(region), Some(role_arn), Some(duration), true) =
+                    (region, role_arn, duration, problems.is_empty())
+                else {
+                    return Err(problems);
+                };
                 let tokens = self.oidc_source(ctx, TokenPurpose::Aws);
                 let creds =
                     WebIdentityCredentials::builder(role_arn, tokens, &region, ctx.clock.clone())
@@ -432,22 +490,29 @@ impl AuthConfig {
                         .audience(self.aws_audience())
                         .endpoint_url(cfg.endpoint_url.clone())
                         .retry(retry)
-                        .build()?;
+                        .build()
+                        .map_err(|e| vec![e])?;
                 AwsAuth::web_identity(creds, &region, ctx.clock.clone())
             }
             AwsCredentialsKind::Static => {
+                let (Some(region), true) = (region, problems.is_empty()) else {
+                    return Err(problems);
+                };
                 let var = |set: &Option<String>, default: &str| {
                     set.clone().unwrap_or_else(|| default.to_owned())
                 };
                 let id_var = var(&cfg.access_key_id_env, "AWS_ACCESS_KEY_ID");
                 let secret_var = var(&cfg.secret_access_key_env, "AWS_SECRET_ACCESS_KEY");
                 let token_var = var(&cfg.session_token_env, "AWS_SESSION_TOKEN");
-                let missing = |name: &str| AuthError::NotConfigured {
-                    what: format!("AWS static keys ({name})"),
-                    help: format!(
-                        "credentials = \"static\" reads the keys from {id_var} and {secret_var}: \
-                         set them (as CI secrets), or use role_arn with OIDC instead"
-                    ),
+                let missing = |name: &str| {
+                    vec![AuthError::NotConfigured {
+                        what: format!("AWS static keys ({name})"),
+                        help: format!(
+                            "credentials = \"static\" reads the keys from {id_var} and \
+                             {secret_var}: set them (as CI secrets), or use role_arn with OIDC \
+                             instead"
+                        ),
+                    }]
                 };
                 let id = env.get(&id_var).ok_or_else(|| missing(&id_var))?;
                 let secret = env
@@ -464,71 +529,112 @@ impl AuthConfig {
                     ctx.clock.clone(),
                 )
             }
-            AwsCredentialsKind::Chain => AwsAuth::from_provider(
-                standard_chain(&region, cfg.profile.as_deref()),
-                match &cfg.profile {
-                    // A profile the files lack is then named in "not configured".
-                    Some(profile) => {
-                        format!("the standard AWS credential chain, profile `{profile}`")
-                    }
-                    None => "the standard AWS credential chain".to_owned(),
-                },
-                &region,
-                ctx.clock.clone(),
-            ),
+            AwsCredentialsKind::Chain => {
+                let (Some(region), true) = (region, problems.is_empty()) else {
+                    return Err(problems);
+                };
+                AwsAuth::from_provider(
+                    standard_chain(&region, cfg.profile.as_deref()),
+                    match &cfg.profile {
+                        // A profile the files lack is then named in "not configured".
+                        Some(profile) => {
+                            format!("the standard AWS credential chain, profile `{profile}`")
+                        }
+                        None => "the standard AWS credential chain".to_owned(),
+                    },
+                    &region,
+                    ctx.clock.clone(),
+                )
+            }
         };
         Ok(auth.with_endpoint_url(cfg.endpoint_url).with_retry(retry))
     }
 
-    /// The Azure AD credential this config describes.
+    /// The Azure AD credential this config describes. The error is the first of
+    /// [`azure_problems`](Self::azure_problems).
     #[cfg(feature = "azure")]
     pub fn azure(&self, ctx: &AuthContext) -> Result<crate::azure::AzureAdCredential, AuthError> {
+        self.azure_checked(ctx).map_err(first_problem)
+    }
+
+    /// Every problem of `[auth.azure]` (and of the variables it falls back to), not just the
+    /// first: what `ferry validate` lists. Empty when [`azure`](Self::azure) succeeds.
+    #[cfg(feature = "azure")]
+    pub fn azure_problems(&self, ctx: &AuthContext) -> Vec<AuthError> {
+        self.azure_checked(ctx).err().unwrap_or_default()
+    }
+
+    #[cfg(feature = "azure")]
+    fn azure_checked(
+        &self,
+        ctx: &AuthContext,
+    ) -> Result<crate::azure::AzureAdCredential, Vec<AuthError>> {
         use crate::azure::{AzureAdCredential, ClientAuth, DEFAULT_AUTHORITY};
 
         let cfg = self.azure.clone().unwrap_or_default();
         let env = &ctx.env;
-        let required = |value: &Option<String>, var: &str, key: &str, what: &str| {
-            value
-                .clone()
-                .or_else(|| env.get(var).map(str::to_owned))
-                .ok_or_else(|| AuthError::InvalidConfig {
+        let mut problems = Vec::new();
+        let mut required = |value: &Option<String>, var: &str, key: &str, what: &str| {
+            let found = value.clone().or_else(|| env.get(var).map(str::to_owned));
+            if found.is_none() {
+                problems.push(AuthError::InvalidConfig {
                     key: format!("auth.azure.{key}"),
                     message: format!("no {what} is set"),
                     help: format!("set {key} in [env.NAME.auth.azure], or {var}"),
-                })
-        };
-        let tenant = required(&cfg.tenant_id, "AZURE_TENANT_ID", "tenant_id", "tenant id")?;
-        let client = required(&cfg.client_id, "AZURE_CLIENT_ID", "client_id", "client id")?;
-        let auth = match cfg.credentials.unwrap_or(AzureCredentialsKind::Federated) {
-            AzureCredentialsKind::Federated => ClientAuth::Federated {
-                tokens: self.oidc_source(ctx, TokenPurpose::Azure),
-                audience: self.azure_audience(),
-            },
-            AzureCredentialsKind::Secret => {
-                let var = cfg
-                    .client_secret_env
-                    .clone()
-                    .unwrap_or_else(|| "AZURE_CLIENT_SECRET".to_owned());
-                let secret = env.get(&var).ok_or_else(|| AuthError::NotConfigured {
-                    what: format!("Azure client secret ({var})"),
-                    help: format!(
-                        "credentials = \"secret\" reads the client secret from {var}: set it \
-                         (as a CI secret), or use the federated credential instead"
-                    ),
-                })?;
-                ClientAuth::Secret(secrecy::SecretString::from(secret.to_owned()))
+                });
             }
+            found
         };
+        let tenant = required(&cfg.tenant_id, "AZURE_TENANT_ID", "tenant_id", "tenant id");
+        let client = required(&cfg.client_id, "AZURE_CLIENT_ID", "client_id", "client id");
         let authority = cfg
             .authority
             .clone()
             .or_else(|| env.get("AZURE_AUTHORITY_HOST").map(str::to_owned))
             .unwrap_or_else(|| DEFAULT_AUTHORITY.to_owned());
-        AzureAdCredential::builder(tenant, client, auth, ctx.clock.clone())
-            .authority(authority)
-            .http(ctx.http.clone())
-            .retry(retry_for(cfg.max_attempts))
-            .build()
+        // The client secret is read (and reported missing) only when the settings are right.
+        let placeholder = ClientAuth::Federated {
+            tokens: self.oidc_source(ctx, TokenPurpose::Azure),
+            audience: self.azure_audience(),
+        };
+        let builder = |tenant: &str, client: &str, auth: ClientAuth| {
+            AzureAdCredential::builder(tenant, client, auth, ctx.clock.clone())
+                .authority(authority.clone())
+                .http(ctx.http.clone())
+                .retry(retry_for(cfg.max_attempts))
+        };
+        // The ids and authority are checked even when one id is missing.
+        problems.extend(
+            builder(
+                tenant.as_deref().unwrap_or("-"),
+                client.as_deref().unwrap_or("-"),
+                placeholder.clone(),
+            )
+            .problems(),
+        );
+        let (Some(tenant), Some(client), true) = (tenant, client, problems.is_empty()) else {
+            return Err(problems);
+        };
+        let auth = match cfg.credentials.unwrap_or(AzureCredentialsKind::Federated) {
+            AzureCredentialsKind::Federated => placeholder,
+            AzureCredentialsKind::Secret => {
+                let var = cfg
+                    .client_secret_env
+                    .clone()
+                    .unwrap_or_else(|| "AZURE_CLIENT_SECRET".to_owned());
+                let secret = env.get(&var).ok_or_else(|| {
+                    vec![AuthError::NotConfigured {
+                        what: format!("Azure client secret ({var})"),
+                        help: format!(
+                            "credentials = \"secret\" reads the client secret from {var}: set \
+                             it (as a CI secret), or use the federated credential instead"
+                        ),
+                    }]
+                })?;
+                ClientAuth::Secret(secrecy::SecretString::from(secret.to_owned()))
+            }
+        };
+        builder(&tenant, &client, auth).build().map_err(|e| vec![e])
     }
 
     /// The retries of Azure requests (`[auth.azure] max_attempts`): Azure AD's, and those of
@@ -600,5 +706,97 @@ mod tests {
             file.aws_role_arn(&env).as_deref(),
             Some("arn:aws:iam::222222222222:role/file")
         );
+    }
+
+    #[cfg(any(feature = "aws", feature = "azure"))]
+    fn keys(problems: &[AuthError]) -> Vec<String> {
+        problems
+            .iter()
+            .map(|p| match p {
+                AuthError::InvalidConfig { key, .. } => key.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[cfg(any(feature = "aws", feature = "azure"))]
+    fn ctx(pairs: &[(&str, &str)]) -> AuthContext {
+        AuthContext::new(
+            Env::from_pairs(pairs.iter().copied()),
+            Arc::new(crate::clock::FnClock::new(std::time::SystemTime::now)),
+        )
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    fn every_problem_of_the_aws_table_is_listed_not_just_the_first() {
+        let cfg: AuthConfig = toml::from_str(
+            "[aws]\nrole_arn = \"arn:aws:iam::12:role/x\"\nduration = \"20h\"\n\
+             session_name = \"a b\"\nendpoint_url = \"not a url\"\nregion = \"EU\"\n",
+        )
+        .unwrap();
+        let problems = cfg.aws_problems(&ctx(&[]), None);
+        assert_eq!(
+            keys(&problems),
+            [
+                "auth.aws.region",
+                "auth.aws.endpoint_url",
+                "auth.aws.role_arn",
+                "auth.aws.duration",
+                "auth.aws.session_name"
+            ]
+        );
+        // aws() reports the first of them.
+        let Err(AuthError::InvalidConfig { key, .. }) = cfg.aws(&ctx(&[]), None) else {
+            panic!("accepted");
+        };
+        assert_eq!(key, "auth.aws.region");
+
+        let unparsable: AuthConfig = toml::from_str(
+            "[aws]\ncredentials = \"web-identity\"\nduration = \"soon\"\nsession_name = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&unparsable.aws_problems(&ctx(&[]), Some("eu-west-1"))),
+            [
+                "auth.aws.role_arn",
+                "auth.aws.duration",
+                "auth.aws.session_name"
+            ]
+        );
+
+        let good: AuthConfig =
+            toml::from_str("[aws]\nrole_arn = \"arn:aws:iam::123456789012:role/x\"\n").unwrap();
+        assert!(good.aws_problems(&ctx(&[]), Some("eu-west-1")).is_empty());
+    }
+
+    #[cfg(feature = "azure")]
+    #[test]
+    fn every_problem_of_the_azure_table_is_listed_not_just_the_first() {
+        let cfg: AuthConfig = toml::from_str(
+            "[azure]\ntenant_id = \"bad tenant\"\nclient_id = \"bad client\"\n\
+             authority = \"ftp://x\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&cfg.azure_problems(&ctx(&[]))),
+            [
+                "auth.azure.tenant_id",
+                "auth.azure.client_id",
+                "auth.azure.authority"
+            ]
+        );
+        let missing: AuthConfig = toml::from_str("[azure]\nauthority = \"nope\"\n").unwrap();
+        assert_eq!(
+            keys(&missing.azure_problems(&ctx(&[]))),
+            [
+                "auth.azure.tenant_id",
+                "auth.azure.client_id",
+                "auth.azure.authority"
+            ]
+        );
+        let good: AuthConfig =
+            toml::from_str("[azure]\ntenant_id = \"t\"\nclient_id = \"c\"\n").unwrap();
+        assert!(good.azure_problems(&ctx(&[])).is_empty());
     }
 }

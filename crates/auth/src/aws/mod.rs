@@ -13,7 +13,7 @@
 //! from the same credentials.
 
 mod eks_token;
-mod web_identity;
+pub(crate) mod web_identity;
 
 use std::borrow::Cow;
 use std::fmt;

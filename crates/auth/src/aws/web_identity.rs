@@ -20,6 +20,38 @@ use crate::trust::{AWS_AUDIENCE, RoleArn};
 const MIN_DURATION: Duration = Duration::from_secs(15 * 60);
 const MAX_DURATION: Duration = Duration::from_secs(12 * 3600);
 
+/// `duration` if STS grants sessions that long.
+pub(crate) fn check_duration(duration: Duration) -> Result<(), AuthError> {
+    if !(MIN_DURATION..=MAX_DURATION).contains(&duration) {
+        return Err(AuthError::InvalidConfig {
+            key: "auth.aws.duration".into(),
+            message: format!(
+                "{} is outside what STS grants",
+                humantime::format_duration(duration)
+            ),
+            help: "use between 15m and 12h (and at most the role's maximum session duration)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// `name` if STS takes it as a role session name.
+pub(crate) fn check_session_name(name: &str) -> Result<(), AuthError> {
+    let ok = (2..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if !ok {
+        return Err(AuthError::InvalidConfig {
+            key: "auth.aws.session_name".into(),
+            message: format!("`{name}` is not a valid role session name"),
+            help: "use 2 to 64 characters from letters, digits and +=,.@_-".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Temporary credentials for an IAM role, from STS `AssumeRoleWithWebIdentity` with an OIDC
 /// token. The credentials are cached and exchanged again `refresh_margin` before they expire
 /// (by the injected clock); concurrent callers share one exchange. Throttling, 5xx answers and
@@ -125,30 +157,8 @@ impl WebIdentityBuilder {
     /// Checks the settings and builds the provider (no request is made yet).
     pub fn build(self) -> Result<WebIdentityCredentials, AuthError> {
         RoleArn::parse(&self.role_arn)?;
-        if !(MIN_DURATION..=MAX_DURATION).contains(&self.duration) {
-            return Err(AuthError::InvalidConfig {
-                key: "auth.aws.duration".into(),
-                message: format!(
-                    "{} is outside what STS grants",
-                    humantime::format_duration(self.duration)
-                ),
-                help: "use between 15m and 12h (and at most the role's maximum session \
-                       duration)"
-                    .into(),
-            });
-        }
-        let name_ok = (2..=64).contains(&self.session_name.len())
-            && self
-                .session_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
-        if !name_ok {
-            return Err(AuthError::InvalidConfig {
-                key: "auth.aws.session_name".into(),
-                message: format!("`{}` is not a valid role session name", self.session_name),
-                help: "use 2 to 64 characters from letters, digits and +=,.@_-".into(),
-            });
-        }
+        check_duration(self.duration)?;
+        check_session_name(&self.session_name)?;
         // AssumeRoleWithWebIdentity is unsigned: the client has no credentials of its own.
         let config = build_sdk_config(
             &self.region,

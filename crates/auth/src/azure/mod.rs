@@ -127,6 +127,18 @@ pub struct AzureAdBuilder {
     refresh_margin: Duration,
 }
 
+/// The authority as a URL: an http(s) one with a host.
+fn authority_url(text: &str) -> Result<url::Url, AuthError> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+        .ok_or_else(|| AuthError::InvalidConfig {
+            key: "auth.azure.authority".into(),
+            message: format!("`{text}` is not an http(s) URL"),
+            help: format!("leave it unset for {DEFAULT_AUTHORITY}"),
+        })
+}
+
 impl AzureAdBuilder {
     /// The authority (`https://login.microsoftonline.com`; sovereign clouds have others).
     pub fn authority(mut self, authority: impl Into<String>) -> Self {
@@ -152,22 +164,23 @@ impl AzureAdBuilder {
         self
     }
 
-    /// Checks the settings and builds the credential (no request is made yet).
-    pub fn build(self) -> Result<AzureAdCredential, AuthError> {
+    /// Every problem of the settings (ids and authority), in the order of `[auth.azure]`.
+    pub fn problems(&self) -> Vec<AuthError> {
         let id_ok = |s: &str| {
             !s.is_empty()
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
         };
+        let mut problems = Vec::new();
         if !id_ok(&self.tenant_id) {
-            return Err(AuthError::InvalidConfig {
+            problems.push(AuthError::InvalidConfig {
                 key: "auth.azure.tenant_id".into(),
                 message: format!("`{}` is not a tenant id or domain", self.tenant_id),
                 help: "use the directory (tenant) id GUID, or the tenant's domain".into(),
             });
         }
         if !id_ok(&self.client_id) {
-            return Err(AuthError::InvalidConfig {
+            problems.push(AuthError::InvalidConfig {
                 key: "auth.azure.client_id".into(),
                 message: format!("`{}` is not a client id", self.client_id),
                 help: "use the application (client) id GUID of the app registration or \
@@ -175,14 +188,16 @@ impl AzureAdBuilder {
                     .into(),
             });
         }
-        let authority = url::Url::parse(&self.authority)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
-            .ok_or_else(|| AuthError::InvalidConfig {
-                key: "auth.azure.authority".into(),
-                message: format!("`{}` is not an http(s) URL", self.authority),
-                help: format!("leave it unset for {DEFAULT_AUTHORITY}"),
-            })?;
+        problems.extend(authority_url(&self.authority).err());
+        problems
+    }
+
+    /// Checks the settings and builds the credential (no request is made yet).
+    pub fn build(self) -> Result<AzureAdCredential, AuthError> {
+        if let Some(problem) = self.problems().into_iter().next() {
+            return Err(problem);
+        }
+        let authority = authority_url(&self.authority)?;
         Ok(AzureAdCredential {
             inner: Arc::new(Inner {
                 tenant_id: self.tenant_id,

@@ -9,3 +9,4 @@ mod eks_token;
 mod github;
 mod sts;
 mod support;
+mod validate;

@@ -199,15 +199,11 @@ fn credential_errors(
             Some(ferry_deployer::cluster::ClusterConfig::Eks(eks)) => Some(eks.region.as_str()),
             _ => None,
         };
-        if let Err(e) = auth.aws(&ctx, region) {
-            errors.push(e);
-        }
+        errors.extend(auth.aws_problems(&ctx, region));
     }
     #[cfg(feature = "azure")]
-    if auth.azure.is_some()
-        && let Err(e) = auth.azure(&ctx)
-    {
-        errors.push(e);
+    if auth.azure.is_some() {
+        errors.extend(auth.azure_problems(&ctx));
     }
     #[cfg(not(feature = "aws"))]
     let _ = env_cfg;
