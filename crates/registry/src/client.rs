@@ -153,10 +153,18 @@ struct Inner {
 }
 
 /// How long ferry waits, by default, for a registry (or its token service) to answer a request,
-/// and how long a blob transfer may go without moving a byte. A registry that accepts the
-/// connection and never answers fails the command instead of hanging it; a stalled upload or
-/// download is dropped and resumed.
+/// and how long a body or a blob transfer may go without moving a byte. A registry that accepts
+/// the connection and never answers fails the command instead of hanging it; a stalled upload or
+/// download is dropped and resumed; a small answer (manifest, token, tag list) that stalls
+/// mid-body is requested again, then fails.
 pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most ferry reads of a token answer or an error message.
+const MAX_SMALL_BODY_BYTES: u64 = 1024 * 1024;
+
+/// The most ferry reads of one page of a tag list (1,000 tags of up to 128 characters, quoted,
+/// fit in well under this).
+const MAX_TAG_PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A registry client. Cheap to clone; clones share connections, tokens and counters.
 #[derive(Clone)]
@@ -244,9 +252,12 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for the answer (status and headers) to a request, and how long a blob
-    /// upload or download may go without progress (default [`DEFAULT_ANSWER_TIMEOUT`]). A
-    /// transfer that keeps moving is never cut: a large blob on a slow link takes what it takes.
+    /// How long to wait for the answer (status and headers) to a request, how long reading an
+    /// answer's body (a manifest, a token, a tag list, an error message) may go without a byte,
+    /// and how long a blob upload or download may go without progress (default
+    /// [`DEFAULT_ANSWER_TIMEOUT`]). A transfer that keeps moving is never cut: a large blob on a
+    /// slow link takes what it takes. A body that stalls is requested again (GETs only), with
+    /// the retry policy's backoff, then fails with [`Error::Stalled`].
     pub fn answer_timeout(mut self, limit: Duration) -> Self {
         self.answer_timeout = limit;
         self
@@ -526,6 +537,59 @@ impl Client {
         }
     }
 
+    /// Reads a whole (small) body: `what` for messages, at most `max` bytes (`too_large` makes
+    /// the error past that). Every chunk must come within the answer timeout: a registry that
+    /// sends the headers and then stalls mid-body fails with [`Error::Stalled`] instead of
+    /// hanging. A body cut by the transport is an [`Error::Connect`]; both are worth a retry
+    /// ([`Client::retry_body`]).
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        registry: &str,
+        operation: &str,
+        what: &str,
+        max: u64,
+        too_large: impl FnOnce(u64) -> Error,
+    ) -> Result<Bytes> {
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        loop {
+            let next = tokio::time::timeout(self.inner.answer_timeout, stream.next())
+                .await
+                .map_err(|_| Error::Stalled {
+                    registry: registry.to_owned(),
+                    operation: operation.to_owned(),
+                    what: what.to_owned(),
+                    received: body.len() as u64,
+                    seconds: self.inner.answer_timeout.as_secs_f64(),
+                })?;
+            let Some(chunk) = next else {
+                return Ok(Bytes::from(body));
+            };
+            let chunk = chunk.map_err(|e| self.transport_error(registry, operation, e))?;
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > max {
+                return Err(too_large(body.len() as u64));
+            }
+        }
+    }
+
+    /// After a body read failed with `err`: when it is a stall or a broken transfer and
+    /// retries are left, waits the backoff and returns `Ok` (send the request again);
+    /// otherwise returns the error.
+    async fn retry_body(&self, attempt: &mut u32, err: Error, operation: &str) -> Result<()> {
+        let transient = matches!(err, Error::Stalled { .. } | Error::Connect { .. });
+        if !transient || *attempt >= self.inner.retry.max_retries {
+            return Err(err);
+        }
+        let delay = self.inner.retry.backoff(*attempt);
+        tracing::debug!(operation, attempt = *attempt, ?delay, error = %err, "reading the answer failed; retrying");
+        *attempt += 1;
+        self.inner.stats.add_retry();
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
     /// How long a request may go without an answer, and a transfer without progress.
     pub(crate) fn answer_timeout(&self) -> Duration {
         self.inner.answer_timeout
@@ -722,38 +786,71 @@ impl Client {
                 .basic_auth(username, Some(password.expose_secret())),
             Credential::Anonymous => self.token_get(realm_url, &scope_strings, service),
         };
-        self.inner
-            .stats
-            .token_requests
-            .fetch_add(1, Ordering::Relaxed);
-        self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = tokio::time::timeout(self.inner.answer_timeout, request.send())
-            .await
-            .map_err(|_| self.no_answer(registry, &operation))?
-            .map_err(|e| self.transport_error(registry, &operation, e))?;
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(Error::Unauthorized {
-                registry: registry.to_owned(),
-                operation,
-                detail: format!(
-                    "the token service answered {status} for {}: the credentials are wrong or lack access",
-                    credential.describe()
-                ),
-            });
-        }
-        if !status.is_success() {
-            return Err(Error::Registry {
-                registry: registry.to_owned(),
-                operation,
-                status: status.as_u16(),
-                message: "the token service failed".to_owned(),
-            });
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(registry, &operation, e))?;
+        // A GET for a token can be sent again when its answer stalls or breaks; the refresh
+        // token POST is not repeated.
+        let repeatable = !matches!(credential, Credential::IdentityToken(_));
+        let mut attempt = 0u32;
+        let mut request = request;
+        let (status, body) = loop {
+            let again = if repeatable {
+                request.try_clone()
+            } else {
+                None
+            };
+            self.inner
+                .stats
+                .token_requests
+                .fetch_add(1, Ordering::Relaxed);
+            self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let response = tokio::time::timeout(self.inner.answer_timeout, request.send())
+                .await
+                .map_err(|_| self.no_answer(registry, &operation))?
+                .map_err(|e| self.transport_error(registry, &operation, e))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(Error::Unauthorized {
+                    registry: registry.to_owned(),
+                    operation,
+                    detail: format!(
+                        "the token service answered {status} for {}: the credentials are wrong or lack access",
+                        credential.describe()
+                    ),
+                });
+            }
+            if !status.is_success() {
+                return Err(Error::Registry {
+                    registry: registry.to_owned(),
+                    operation,
+                    status: status.as_u16(),
+                    message: "the token service failed".to_owned(),
+                });
+            }
+            let read = self
+                .read_body(
+                    response,
+                    registry,
+                    &operation,
+                    &format!("a token from {realm}"),
+                    MAX_SMALL_BODY_BYTES,
+                    |size| Error::Registry {
+                        registry: registry.to_owned(),
+                        operation: operation.clone(),
+                        status: status.as_u16(),
+                        message: format!(
+                            "the token service's answer is over {size} bytes; ferry reads at most {MAX_SMALL_BODY_BYTES}"
+                        ),
+                    },
+                )
+                .await;
+            match (read, again) {
+                (Ok(body), _) => break (status, body),
+                (Err(e), Some(again)) => {
+                    self.retry_body(&mut attempt, e, &operation).await?;
+                    request = again;
+                }
+                (Err(e), None) => return Err(e),
+            }
+        };
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| Error::Registry {
             registry: registry.to_owned(),
             operation: operation.clone(),
@@ -787,7 +884,23 @@ impl Client {
         operation: &str,
     ) -> Error {
         let status = response.status();
-        let body = response.bytes().await.unwrap_or_default();
+        // The message is a nicety: a body that stalls, breaks or is huge leaves it empty.
+        let body = self
+            .read_body(
+                response,
+                registry,
+                operation,
+                "an error message",
+                MAX_SMALL_BODY_BYTES,
+                |_| Error::Registry {
+                    registry: registry.to_owned(),
+                    operation: operation.to_owned(),
+                    status: status.as_u16(),
+                    message: String::new(),
+                },
+            )
+            .await
+            .unwrap_or_default();
         let message = registry_message(&body);
         match status {
             StatusCode::UNAUTHORIZED => Error::Unauthorized {
@@ -903,42 +1016,49 @@ impl Client {
     pub async fn get_manifest(&self, image: &ImageRef) -> Result<Manifest> {
         let what = image.to_string();
         let operation = format!("GET manifest {image}");
-        let response = self
-            .manifest_request(Method::GET, image, &operation)
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound {
-                registry: image.registry().to_owned(),
-                what: format!("manifest {}", image.familiar()),
-            });
-        }
-        let response = self.success(response, image, &operation).await?;
         let max = self.inner.max_manifest_bytes;
-        if let Some(len) = header_u64(response.headers(), CONTENT_LENGTH)
-            && len > max
-        {
-            return Err(Error::ManifestTooLarge {
-                what,
-                size: len,
-                max,
-            });
-        }
-        let announced = content_digest(response.headers());
-        let hint = content_type(response.headers());
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.transport_error(image.registry(), &operation, e))?;
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > max {
+        let mut attempt = 0u32;
+        let (bytes, announced, hint) = loop {
+            let response = self
+                .manifest_request(Method::GET, image, &operation)
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(Error::NotFound {
+                    registry: image.registry().to_owned(),
+                    what: format!("manifest {}", image.familiar()),
+                });
+            }
+            let response = self.success(response, image, &operation).await?;
+            if let Some(len) = header_u64(response.headers(), CONTENT_LENGTH)
+                && len > max
+            {
                 return Err(Error::ManifestTooLarge {
                     what,
-                    size: body.len() as u64,
+                    size: len,
                     max,
                 });
             }
-        }
-        let bytes = Bytes::from(body);
+            let announced = content_digest(response.headers());
+            let hint = content_type(response.headers());
+            let read = self
+                .read_body(
+                    response,
+                    image.registry(),
+                    &operation,
+                    &format!("manifest {}", image.familiar()),
+                    max,
+                    |size| Error::ManifestTooLarge {
+                        what: what.clone(),
+                        size,
+                        max,
+                    },
+                )
+                .await;
+            match read {
+                Ok(bytes) => break (bytes, announced, hint),
+                Err(e) => self.retry_body(&mut attempt, e, &operation).await?,
+            }
+        };
         if let Some(expected) = image.digest().or(announced.as_ref()) {
             let actual = expected.compute_like(&bytes);
             if actual != *expected {
@@ -1001,7 +1121,9 @@ impl Client {
         let mut url = self.url(image, "tags/list")?;
         url.query_pairs_mut().append_pair("n", "1000");
         let mut tags = Vec::new();
-        for _page in 0..10_000 {
+        let mut attempt = 0u32;
+        let mut pages = 0u32;
+        while pages < 10_000 {
             let request = Request::new(Method::GET, url.clone(), image, &scopes, &operation);
             let response = self.execute(request).await?;
             if response.status() == StatusCode::NOT_FOUND {
@@ -1017,10 +1139,31 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
                 .and_then(|link| url.join(&link).ok());
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(image.registry(), &operation, e))?;
+            let read = self
+                .read_body(
+                    response,
+                    image.registry(),
+                    &operation,
+                    "the tag list",
+                    MAX_TAG_PAGE_BYTES,
+                    |size| Error::Registry {
+                        registry: image.registry().to_owned(),
+                        operation: operation.clone(),
+                        status: 200,
+                        message: format!(
+                            "a page of the tag list is over {size} bytes; ferry reads at most {MAX_TAG_PAGE_BYTES}"
+                        ),
+                    },
+                )
+                .await;
+            let body = match read {
+                Ok(body) => body,
+                Err(e) => {
+                    self.retry_body(&mut attempt, e, &operation).await?;
+                    continue;
+                }
+            };
+            pages += 1;
             let page: TagList = serde_json::from_slice(&body).map_err(|_| Error::Registry {
                 registry: image.registry().to_owned(),
                 operation: operation.clone(),

@@ -38,6 +38,23 @@ pub enum Error {
         /// How long ferry waited.
         seconds: f64,
     },
+    /// The registry (or its token service) sent the start of an answer and then nothing more for
+    /// the answer timeout, through every retry.
+    #[error(
+        "registry {registry} stopped sending {what} after {received} bytes: nothing more within {seconds} s ({operation})"
+    )]
+    Stalled {
+        /// The registry.
+        registry: String,
+        /// What ferry was doing.
+        operation: String,
+        /// What was being read (a manifest, a token, a tag list, an error message).
+        what: String,
+        /// The body bytes that arrived before the stall (on the last attempt).
+        received: u64,
+        /// How long ferry waited for the next byte.
+        seconds: f64,
+    },
     /// The registry (or its token service) rejected the credentials, or they do not grant the
     /// access needed.
     #[error("registry {registry} refused {operation}: {detail}")]
@@ -195,6 +212,7 @@ impl Error {
             }
             Error::Connect { .. }
             | Error::NoAnswer { .. }
+            | Error::Stalled { .. }
             | Error::Registry { .. }
             | Error::Io { .. } => ErrorKind::Runtime,
             Error::GaveUp { source, .. } => match source.downcast_ref::<Error>() {
@@ -218,6 +236,10 @@ impl Error {
             )),
             Error::NoAnswer { registry, .. } => Some(format!(
                 "`{registry}` took the connection but said nothing: is it a registry, and is it up?"
+            )),
+            Error::Stalled { registry, .. } => Some(format!(
+                "`{registry}` (or a proxy in front of it) stopped part-way through its answer: \
+                 is it overloaded or failing? Running the command again is safe"
             )),
             Error::Registry {
                 registry,

@@ -2,7 +2,8 @@
 //! forwards every request as-is (the `Host` header included, so servers that build absolute
 //! `Location` URLs point back at the proxy), counts the bytes that pass, and on request injects
 //! faults: an error status (with `Retry-After`), a connection dropped part-way through a
-//! request body, or one dropped part-way through a response body.
+//! request body, one dropped part-way through a response body, or a response that stalls
+//! part-way through its body. It can also rewrite response headers (a token realm's address).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -142,6 +143,7 @@ struct State {
     log: Mutex<Vec<Logged>>,
     upload_bytes: AtomicU64,
     download_bytes: AtomicU64,
+    rewrites: Mutex<Vec<(String, String)>>,
 }
 
 impl State {
@@ -230,6 +232,17 @@ impl FaultProxy {
     /// Adds a fault; faults are matched in the order added.
     pub fn add_fault(&self, fault: Fault) {
         self.state.faults.lock().expect("faults lock").push(fault);
+    }
+
+    /// Replaces `from` with `to` in every response header value from now on: for instance a
+    /// token realm's address in `WWW-Authenticate`, to send the token request through another
+    /// proxy.
+    pub fn rewrite_response_headers(&self, from: &str, to: &str) {
+        self.state
+            .rewrites
+            .lock()
+            .expect("rewrites lock")
+            .push((from.to_owned(), to.to_owned()));
     }
 
     /// Faults not yet triggered.
@@ -416,7 +429,8 @@ async fn handle(
         response.status().as_u16(),
         response_limit.is_some(),
     );
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    rewrite_headers(&mut parts.headers, &state);
     let body = metered(
         body,
         download.then(|| Arc::clone(&state)),
@@ -425,6 +439,26 @@ async fn handle(
         stall,
     );
     Ok(Response::from_parts(parts, body))
+}
+
+/// Applies the proxy's header rewrites to a response's headers.
+fn rewrite_headers(headers: &mut hyper::HeaderMap, state: &State) {
+    let rewrites = state.rewrites.lock().expect("rewrites lock").clone();
+    if rewrites.is_empty() {
+        return;
+    }
+    for value in headers.values_mut() {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        let mut text = text.to_owned();
+        for (from, to) in &rewrites {
+            text = text.replace(from.as_str(), to);
+        }
+        if let Ok(new) = hyper::header::HeaderValue::from_str(&text) {
+            *value = new;
+        }
+    }
 }
 
 /// Sends `req` to `upstream` with its body cut after `limit` bytes (counted into `counter`'s

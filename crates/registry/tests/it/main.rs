@@ -10,4 +10,5 @@ mod copy;
 mod faults;
 mod push;
 mod resume;
+mod stalls;
 mod support;
