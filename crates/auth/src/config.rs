@@ -723,7 +723,7 @@ mod tests {
     fn ctx(pairs: &[(&str, &str)]) -> AuthContext {
         AuthContext::new(
             Env::from_pairs(pairs.iter().copied()),
-            Arc::new(crate::clock::FnClock::new(std::time::SystemTime::now)),
+            Arc::new(crate::clock::ManualClock::new(std::time::UNIX_EPOCH)),
         )
     }
 
