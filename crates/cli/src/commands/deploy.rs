@@ -86,6 +86,30 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
         ))
     })?;
     let base = cfg.dir();
+    // The kubeconfig file and context, where `$KUBECONFIG` and `~` resolve: a wrong one is
+    // invalid input, located at its key, before anything is contacted.
+    if let ferry_deployer::cluster::ClusterConfig::Kubeconfig(k) = &cluster {
+        let path = crate::providers::kubeconfig_path(k.path.as_deref(), &base, env);
+        if let Err(p) = ferry_deployer::cluster::check_kubeconfig(&path, k.context.as_deref()) {
+            let help = match (p.key, &k.path) {
+                ("path", None) => Some(format!(
+                    "set `path` in [env.{}.cluster] or $KUBECONFIG to the cluster's kubeconfig",
+                    args.env
+                )),
+                _ => None,
+            };
+            return Err(invalid(cfg.error_at(
+                &[
+                    "env".into(),
+                    KeySeg::from(args.env.as_str()),
+                    "cluster".into(),
+                    p.key.into(),
+                ],
+                p.message,
+                help,
+            )));
+        }
+    }
     let provider = crate::providers::provider_for(
         &cluster,
         env_cfg.auth.as_ref(),

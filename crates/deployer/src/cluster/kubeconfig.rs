@@ -6,6 +6,75 @@ use std::path::{Path, PathBuf};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::{ClusterError, ClusterProvider, ServerUrl, client_from_config};
+use crate::config::ConfigProblem;
+
+/// Checks, offline, that the kubeconfig at `path` can be read and has `context` (or a current
+/// context when `context` is `None`), so a wrong `path` or `context` in `ferry.toml` is invalid
+/// input found before anything is contacted, not a failure found while connecting. The problem
+/// names the key at fault (`path` or `context`) and, for a context the file lacks, the contexts
+/// it has. A file that does not parse is not quoted: a kubeconfig holds credentials.
+pub fn check_kubeconfig(path: &Path, context: Option<&str>) -> Result<(), ConfigProblem> {
+    let shown = path.display();
+    let problem = |key, message| Err(ConfigProblem { key, message });
+    if !path.exists() {
+        return problem(
+            "path",
+            format!("the kubeconfig file {shown} does not exist"),
+        );
+    }
+    if !path.is_file() {
+        return problem("path", format!("the kubeconfig {shown} is not a file"));
+    }
+    let kubeconfig = match Kubeconfig::read_from(path) {
+        Ok(k) => k,
+        Err(kube::config::KubeconfigError::ReadConfig(e, _)) => {
+            return problem(
+                "path",
+                format!("cannot read the kubeconfig file {shown}: {e}"),
+            );
+        }
+        Err(_) => {
+            return problem(
+                "path",
+                format!(
+                    "{shown} is not a valid kubeconfig file (YAML with `clusters`, `users` and `contexts`)"
+                ),
+            );
+        }
+    };
+    let known: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let listed = if known.is_empty() {
+        "it has no contexts".to_owned()
+    } else {
+        format!("it has: {}", known.join(", "))
+    };
+    match context {
+        Some(ctx) if !known.contains(&ctx) => problem(
+            "context",
+            format!("the kubeconfig file {shown} has no context `{ctx}`; {listed}"),
+        ),
+        Some(_) => Ok(()),
+        None => match kubeconfig.current_context.as_deref() {
+            Some(cur) if known.contains(&cur) => Ok(()),
+            Some(cur) => problem(
+                "context",
+                format!(
+                    "the current context `{cur}` of the kubeconfig file {shown} is not one of its contexts; name one with `context` ({listed})"
+                ),
+            ),
+            None => problem(
+                "context",
+                format!(
+                    "the kubeconfig file {shown} has no current context: name one with `context` ({listed})"
+                ),
+            ),
+        },
+    }
+}
 
 /// A cluster reached through a kubeconfig file.
 #[derive(Debug, Clone)]
@@ -100,6 +169,47 @@ mod tests {
         assert_eq!(
             provider.describe(),
             "kubeconfig /nonexistent/kubeconfig context x"
+        );
+    }
+
+    #[test]
+    fn check_names_the_key_at_fault_and_the_contexts_there_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = check_kubeconfig(&dir.path().join("nope"), None).unwrap_err();
+        assert_eq!(missing.key, "path");
+        assert!(
+            missing.message.contains("does not exist"),
+            "{}",
+            missing.message
+        );
+        let path = dir.path().join("config");
+        std::fs::write(&path, "users: [{name: u, user: {token: hunter2}}\n").unwrap();
+        let broken = check_kubeconfig(&path, None).unwrap_err();
+        assert_eq!(broken.key, "path");
+        assert!(!broken.message.contains("hunter2"), "{}", broken.message);
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: 'http://127.0.0.1:1'}\n\
+             users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: a\n  context: {cluster: a, user: u}\n\
+             - name: b\n  context: {cluster: a, user: u}\n",
+        )
+        .unwrap();
+        assert!(check_kubeconfig(&path, Some("b")).is_ok());
+        let unknown = check_kubeconfig(&path, Some("c")).unwrap_err();
+        assert_eq!(unknown.key, "context");
+        assert!(
+            unknown
+                .message
+                .ends_with("has no context `c`; it has: a, b"),
+            "{}",
+            unknown.message
+        );
+        let no_current = check_kubeconfig(&path, None).unwrap_err();
+        assert_eq!(no_current.key, "context");
+        assert!(
+            no_current.message.contains("no current context"),
+            "{}",
+            no_current.message
         );
     }
 

@@ -38,7 +38,7 @@ pub use cloud::ClusterEndpoint;
 #[cfg(feature = "eks")]
 pub use eks::EksProvider;
 pub use incluster::InClusterProvider;
-pub use kubeconfig::KubeconfigProvider;
+pub use kubeconfig::{KubeconfigProvider, check_kubeconfig};
 #[cfg(feature = "sim")]
 pub use sim::SimProvider;
 
@@ -107,7 +107,8 @@ impl ClusterConfig {
 
 impl ClusterConfig {
     /// Checks the values serde cannot (offline: names, regions, ids, URLs, the simulator's
-    /// settings and config file), every problem by its key. `base` is the config file's
+    /// settings and config file, a configured kubeconfig file and its context), every problem
+    /// by its key. `base` is the config file's
     /// directory, which relative paths are relative to.
     pub fn validate(&self, base: &Path) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
@@ -140,12 +141,20 @@ impl ClusterConfig {
                 }
             }
             ClusterConfig::Kubeconfig(k) => {
-                if let Some(context) = &k.context {
-                    check(
-                        !context.trim().is_empty(),
-                        "context",
-                        "the context is empty: name one, or remove the key for the file's current context".into(),
-                    );
+                let empty_context = k.context.as_ref().is_some_and(|c| c.trim().is_empty());
+                check(
+                    !empty_context,
+                    "context",
+                    "the context is empty: name one, or remove the key for the file's current context".into(),
+                );
+                // A configured file is checked here; `~/...` and the default (`$KUBECONFIG`,
+                // `~/.kube/config`) need the process environment, which the caller resolves
+                // and checks with `check_kubeconfig` before connecting.
+                if let Some(path) = k.path.as_deref().filter(|p| !p.starts_with("~"))
+                    && !empty_context
+                    && let Err(p) = check_kubeconfig(&base.join(path), k.context.as_deref())
+                {
+                    problems.push(p);
                 }
             }
             ClusterConfig::InCluster(_) => {}
