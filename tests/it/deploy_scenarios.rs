@@ -980,3 +980,86 @@ async fn json_output_ends_with_a_result_when_the_release_is_invalid() {
         "{last}"
     );
 }
+
+/// The failure reports of `ferry deploy --output json`.
+fn failure_reports(out: &std::process::Output) -> Vec<Value> {
+    stdout(out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "failed")
+        .map(|e| e["report"].clone())
+        .collect()
+}
+
+/// The simulator's clock runs 20 times as fast as ferry's: a report's events are picked by the
+/// failed revision's own objects and the server's time, so the events of an earlier failed
+/// rollout (its pods, its ReplicaSet, the Deployment scaling it) never show up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_a_failure_reports_only_its_own_events() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app_dir("");
+    let out = deploy(&cluster, dir.path(), "good1", &[]).await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let mut sim_config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    for bad in ["demo/api:bad2", "demo/api:bad3"] {
+        sim_config.images.push(ferry_sim::ImageRule::new(
+            bad,
+            ferry_sim::ImageBehaviour::PullForever,
+        ));
+    }
+    cluster.sim.set_config(sim_config).unwrap();
+
+    let mut reports = Vec::new();
+    for tag in ["bad2", "bad3"] {
+        let out = deploy(&cluster, dir.path(), tag, &["--output", "json"]).await;
+        assert_eq!(code(&out), 7, "{tag}:\n{}\n{}", stdout(&out), stderr(&out));
+        let r = failure_reports(&out);
+        assert_eq!(r.len(), 1, "{tag}: {r:#?}");
+        assert_eq!(r[0]["object"]["name"], "api", "{r:#?}");
+        reports.push(r[0].clone());
+    }
+    let pods_of = |r: &Value| -> Vec<String> {
+        r["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // `api-HASH-SUFFIX` -> `api-HASH`.
+    let replica_set = |pod: &str| pod.rsplit_once('-').unwrap().0.to_owned();
+    let (old, new) = (pods_of(&reports[0]), pods_of(&reports[1]));
+    assert!(!old.is_empty() && !new.is_empty(), "{reports:#?}");
+    let old_rs = replica_set(&old[0]);
+    let new_rs = replica_set(&new[0]);
+    assert_ne!(old_rs, new_rs);
+    let events = reports[1]["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("demo/api:bad3")),
+        "the new pods' pull failures are reported: {events:#?}"
+    );
+    for e in events {
+        let object = e["object"].as_str().unwrap();
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            !message.contains("bad2") && !message.contains(&old_rs),
+            "an event of the earlier rollout: {e:#}"
+        );
+        assert!(
+            !old.iter().any(|p| object == format!("Pod {p}")),
+            "an event of the earlier rollout's pod: {e:#}"
+        );
+        // Only the new revision's pods, its ReplicaSet and the Deployment.
+        assert!(
+            object == "Deployment api"
+                || object == format!("ReplicaSet {new_rs}")
+                || new.iter().any(|p| object == format!("Pod {p}")),
+            "{e:#} in {reports:#?}"
+        );
+    }
+}

@@ -961,7 +961,9 @@ impl Engine {
                 .map(|t| t.manifest.object.clone())
                 .collect(),
         };
-        store.create(&record).await?;
+        // The failure report's events are those since this record was written, on the
+        // server's clock (this machine's may be off; a simulator's runs faster).
+        let since = store.create(&record).await?.unwrap_or(since);
         self.sink.emit(DeployEvent::Recorded {
             revision,
             status: record.status.to_string(),

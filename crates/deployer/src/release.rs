@@ -259,13 +259,18 @@ impl RecordStore {
         })
     }
 
-    /// Writes a new record (fails if the revision exists: two writers never share one).
-    pub async fn create(&self, release: &Release) -> Result<(), RecordError> {
+    /// Writes a new record (fails if the revision exists: two writers never share one), and
+    /// returns when the API server says it was created (its `creationTimestamp`, on the
+    /// server's clock, which this machine's need not agree with).
+    pub async fn create(
+        &self,
+        release: &Release,
+    ) -> Result<Option<k8s_openapi::jiff::Timestamp>, RecordError> {
         let secret = self.secret(release)?;
         self.api
             .create(&PostParams::default(), &secret)
             .await
-            .map(|_| ())
+            .map(|s| s.metadata.creation_timestamp.map(|t| t.0))
             .map_err(self.err("create"))
     }
 

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::health::doomed_reason;
+use crate::health::{doomed_reason, new_revision_pods};
 use crate::manifest::ObjectKey;
 
 /// How many log lines of a failing container the report holds.
@@ -72,6 +73,23 @@ fn event_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
+/// The namespace's ReplicaSets, as JSON (none when they cannot be listed: the report then
+/// names no pods rather than the wrong ones).
+async fn replica_sets(client: &kube::Client, ns: &str) -> Vec<Value> {
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    match api.list(&ListParams::default()).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter_map(|rs| serde_json::to_value(rs).ok())
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list ReplicaSets for the failure report");
+            Vec::new()
+        }
+    }
+}
+
 fn owner_refs(pod: &Value) -> impl Iterator<Item = &Value> {
     pod.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
@@ -104,8 +122,20 @@ fn pod_belongs_to(pod: &Value, object: &ObjectKey, owner_uids: &BTreeSet<String>
     })
 }
 
-/// Builds the report for a failed resource from the cluster: events since `since` about the
-/// resource and about `pods` (the workload's failing pods and their owners), and their logs.
+/// The workload kinds whose failing pods are those of their newest revision.
+const REVISIONED: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "Job"];
+
+/// Builds the report for a failed resource from the cluster: the resource's events since
+/// `since`, the events of its new revision's pods and ReplicaSet, and those pods' logs.
+///
+/// Events are picked by identity first: the pods are those of the workload's newest revision
+/// (a Deployment's current ReplicaSet, a StatefulSet's update revision, a DaemonSet's
+/// generation), and an event belongs when its involved object's uid is the workload's, that
+/// ReplicaSet's or one of those pods' (by kind and name only when the event names no uid). Only
+/// the events of objects that outlive a rollout (the workload, a reused ReplicaSet) are also
+/// filtered by time, and `since` must be the server's time (the release record's
+/// `creationTimestamp`): the API server's clock and this machine's need not agree (a CI runner
+/// is often off by seconds, a simulator runs faster than real time).
 pub async fn build(
     client: &kube::Client,
     object: &ObjectKey,
@@ -118,20 +148,46 @@ pub async fn build(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    // The workload's pods that are doomed (or, failing that, not ready), with their owners.
+    let in_ns = || {
+        pods.iter()
+            .filter(|p| str_at(p, "/metadata/namespace") == Some(ns.as_str()))
+    };
+    // The workload's pods of its newest revision; a pod, or a workload not seen, by ownership.
+    let replicasets = if object.kind == "Deployment" && workload.is_some() {
+        replica_sets(client, &ns).await
+    } else {
+        Vec::new()
+    };
+    let related: Vec<&Value> = match workload {
+        Some(w) if REVISIONED.contains(&object.kind.as_str()) => {
+            new_revision_pods(&object.kind, w, in_ns(), replicasets.iter())
+        }
+        _ => {
+            let uids: BTreeSet<String> = workload
+                .and_then(|w| str_at(w, "/metadata/uid"))
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
+            in_ns()
+                .filter(|p| pod_belongs_to(p, object, &uids))
+                .collect()
+        }
+    };
     let workload_uid = workload
         .and_then(|w| str_at(w, "/metadata/uid"))
         .map(str::to_owned);
-    let mut owner_uids: BTreeSet<String> = workload_uid.iter().cloned().collect();
-    let related: Vec<&Value> = pods
+    // Objects whose events are all this revision's (its pods), and objects that outlive it (the
+    // workload, the pods' owners), by uid.
+    let pod_uids: BTreeSet<String> = related
         .iter()
-        .filter(|p| str_at(p, "/metadata/namespace") == Some(ns.as_str()))
-        .filter(|p| pod_belongs_to(p, object, &owner_uids))
+        .filter_map(|p| str_at(p, "/metadata/uid"))
+        .map(str::to_owned)
         .collect();
+    let mut lasting_uids: BTreeSet<String> = workload_uid.into_iter().collect();
     for p in &related {
         for r in owner_refs(p) {
-            if let Some(u) = r.get("uid").and_then(Value::as_str) {
-                owner_uids.insert(u.to_owned());
+            if let Some(u) = str_at(r, "/uid") {
+                lasting_uids.insert(u.to_owned());
             }
         }
     }
@@ -144,17 +200,18 @@ pub async fn build(
     failing.sort();
     failing.dedup();
 
-    // The objects whose events belong in the report, by kind and name: the resource, its pods
-    // and their owners (a Service and a Deployment may share a name; their events do not mix).
-    let mut about: BTreeSet<(String, String)> = BTreeSet::new();
-    about.insert((object.kind.clone(), object.name.clone()));
+    // The same objects by kind and name, for events that name no uid (a Service and a
+    // Deployment may share a name; their events do not mix).
+    let mut pod_names: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut lasting_names: BTreeSet<(String, String)> = BTreeSet::new();
+    lasting_names.insert((object.kind.clone(), object.name.clone()));
     for p in &related {
         if let Some(n) = str_at(p, "/metadata/name") {
-            about.insert(("Pod".to_owned(), n.to_owned()));
+            pod_names.insert(("Pod".to_owned(), n.to_owned()));
         }
         for r in owner_refs(p) {
             if let (Some(k), Some(n)) = (str_at(r, "/kind"), str_at(r, "/name")) {
-                about.insert((k.to_owned(), n.to_owned()));
+                lasting_names.insert((k.to_owned(), n.to_owned()));
             }
         }
     }
@@ -167,12 +224,17 @@ pub async fn build(
                 .into_iter()
                 .filter(|e| {
                     let io = &e.involved_object;
-                    let by_uid = io.uid.as_ref().is_some_and(|u| owner_uids.contains(u));
-                    let by_name = match (&io.kind, &io.name) {
-                        (Some(k), Some(n)) => about.contains(&(k.clone(), n.clone())),
-                        _ => false,
+                    let (of_pod, lasting) = match &io.uid {
+                        Some(u) => (pod_uids.contains(u), lasting_uids.contains(u)),
+                        None => match (&io.kind, &io.name) {
+                            (Some(k), Some(n)) => {
+                                let kn = (k.clone(), n.clone());
+                                (pod_names.contains(&kn), lasting_names.contains(&kn))
+                            }
+                            _ => (false, false),
+                        },
                     };
-                    (by_uid || by_name) && event_time(e).is_none_or(|t| t >= since)
+                    of_pod || (lasting && event_time(e).is_none_or(|t| t >= since))
                 })
                 .collect();
             items.sort_by_key(event_time);
