@@ -558,7 +558,8 @@ pub struct KubeconfigArgs {
     /// The environment (`[env.NAME]` in ferry.toml).
     #[arg(long, short = 'e', value_name = "NAME", env = "FERRY_ENV")]
     pub env: String,
-    /// Write here (mode 0600, replaced atomically) instead of printing to stdout.
+    /// Merge into this kubeconfig (other entries kept, current-context set, mode kept; a new
+    /// file is 0600), replaced atomically, instead of printing to stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
 }
