@@ -56,6 +56,7 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
     if let Some(path) = &args.kubeconfig_out {
         sim.write_kubeconfig(path).map_err(failure)?;
     }
+    let signals = StopSignals::listen()?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ferry-sim: Kubernetes API at {}", sim.url()).map_err(io_failure)?;
@@ -75,24 +76,40 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
         writeln!(out, "running until Ctrl-C (SIGINT) or SIGTERM").map_err(io_failure)?;
         out.flush().map_err(io_failure)?;
     }
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("stopping the simulator");
     sim.shutdown().await.map_err(failure)?;
     Ok(Exit::Success)
 }
 
-async fn wait_for_signal() -> Result<(), Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| {
-        Failure::new(
-            Exit::Failure,
-            miette::miette!("cannot listen for SIGTERM: {e}"),
-        )
-    })?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.map_err(|e| {
-            Failure::new(Exit::Failure, miette::miette!("cannot listen for SIGINT: {e}"))
-        }),
-        _ = terminate.recv() => Ok(()),
+/// SIGINT and SIGTERM, listened for from creation on: until then a signal would kill the
+/// process without saving its state, so they are registered before "running until" is printed.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| {
+                Failure::new(
+                    Exit::Failure,
+                    miette::miette!("cannot listen for {name}: {e}"),
+                )
+            })
+        };
+        Ok(StopSignals {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT")?,
+            terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
