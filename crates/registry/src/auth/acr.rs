@@ -64,6 +64,7 @@ pub struct AcrAuth {
     aad: SharedAadTokenSource,
     tenant: Option<String>,
     extra_hosts: Vec<String>,
+    answer_timeout: Duration,
     cache: Mutex<HashMap<String, (SecretString, tokio::time::Instant)>>,
 }
 
@@ -85,6 +86,7 @@ impl AcrAuth {
             aad,
             tenant: None,
             extra_hosts: Vec::new(),
+            answer_timeout: crate::client::DEFAULT_ANSWER_TIMEOUT,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -93,6 +95,14 @@ impl AcrAuth {
     #[must_use]
     pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// How long the exchange may wait for the answer, and then for each part of its body
+    /// (default [`crate::client::DEFAULT_ANSWER_TIMEOUT`], as the registry client's).
+    #[must_use]
+    pub fn with_answer_timeout(mut self, limit: Duration) -> Self {
+        self.answer_timeout = limit;
         self
     }
 
@@ -132,12 +142,22 @@ impl AcrAuth {
         if let Some(tenant) = &self.tenant {
             form.push(("tenant", tenant));
         }
-        let response = self.http.post(&url).form(&form).send().await.map_err(|e| {
-            fail(
-                "cannot reach /oauth2/exchange".into(),
-                Some(Box::new(e.without_url())),
-            )
-        })?;
+        let seconds = self.answer_timeout.as_secs_f64();
+        let send = self.http.post(&url).form(&form).send();
+        let response = tokio::time::timeout(self.answer_timeout, send)
+            .await
+            .map_err(|_| {
+                fail(
+                    format!("no answer from /oauth2/exchange within {seconds} s"),
+                    None,
+                )
+            })?
+            .map_err(|e| {
+                fail(
+                    "cannot reach /oauth2/exchange".into(),
+                    Some(Box::new(e.without_url())),
+                )
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(
@@ -147,7 +167,40 @@ impl AcrAuth {
                 None,
             ));
         }
-        let answer: ExchangeAnswer = response.json().await.map_err(|_| {
+        // Each part of the body within the timeout: an answer that stalls mid-body fails
+        // rather than hanging (not retried: the exchange is a POST).
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        loop {
+            use futures::StreamExt as _;
+            let next = tokio::time::timeout(self.answer_timeout, stream.next())
+                .await
+                .map_err(|_| {
+                    fail(
+                        format!(
+                            "/oauth2/exchange stopped sending its answer after {} bytes: nothing more within {seconds} s",
+                            body.len()
+                        ),
+                        None,
+                    )
+                })?;
+            match next {
+                None => break,
+                Some(Ok(chunk)) if body.len() + chunk.len() <= 1024 * 1024 => {
+                    body.extend_from_slice(&chunk);
+                }
+                Some(Ok(_)) => {
+                    return Err(fail("/oauth2/exchange's answer is over 1 MiB".into(), None));
+                }
+                Some(Err(e)) => {
+                    return Err(fail(
+                        "the answer from /oauth2/exchange broke off".into(),
+                        Some(Box::new(e.without_url())),
+                    ));
+                }
+            }
+        }
+        let answer: ExchangeAnswer = serde_json::from_slice(&body).map_err(|_| {
             fail(
                 "/oauth2/exchange did not return a refresh token".into(),
                 None,

@@ -129,3 +129,42 @@ async fn acr_exchange_refusal_is_an_auth_failure() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("aad-secret-xyz"), "{shown}");
 }
+
+#[tokio::test]
+async fn an_exchange_answer_that_stalls_mid_body_fails_instead_of_hanging() {
+    use ferry_registry::auth::RegistryAuth as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Sends the exchange's headers and the start of its JSON, then nothing (the connection open).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let stalled = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{\"refresh_token\":",
+                )
+                .await;
+            held.push(conn);
+        }
+    });
+    let acr = AcrAuth::new(
+        reqwest::Client::new(),
+        Arc::new(StaticAadToken(SecretString::from("aad-secret-xyz"))),
+    )
+    .with_host(&host)
+    .with_answer_timeout(std::time::Duration::from_millis(300));
+
+    let err = acr.credential(&host).await.unwrap_err();
+
+    let shown = format!("{err}");
+    assert!(
+        shown.contains(&host)
+            && shown.contains("/oauth2/exchange stopped sending its answer after 17 bytes"),
+        "{shown}"
+    );
+    assert!(!format!("{err:?}").contains("aad-secret-xyz"));
+    stalled.abort();
+}
