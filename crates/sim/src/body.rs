@@ -201,6 +201,24 @@ fn key_line(
     None
 }
 
+fn itoa_buffer() -> [u8; 20] {
+    [0; 20]
+}
+
+/// `n` in decimal, without `fmt` (paths are built for every array element).
+fn format_index(buf: &mut [u8; 20], mut n: usize) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("")
+}
+
 #[derive(Default)]
 struct Ctx {
     /// The path of the value being read.
@@ -286,9 +304,11 @@ impl<'de> Visitor<'de> for Tracked<'_> {
         let ctx = self.0;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         let base = ctx.path.len();
+        let mut digits = itoa_buffer();
         loop {
-            use std::fmt::Write as _;
-            let _ = write!(ctx.path, "[{}]", items.len());
+            ctx.path.push('[');
+            ctx.path.push_str(format_index(&mut digits, items.len()));
+            ctx.path.push(']');
             let item = seq.next_element_seed(Tracked(&mut *ctx))?;
             ctx.path.truncate(base);
             match item {
@@ -353,6 +373,11 @@ mod tests {
             ])
         );
         assert_eq!(parsed.value["metadata"]["name"], "b");
+        let deep = parse(br#"[0,1,2,3,4,5,6,7,8,9,10,{"k":1,"k":2,"k":3}]"#).unwrap();
+        assert_eq!(
+            deep.duplicates,
+            Duplicates::Json(vec!["[11].k".to_owned(), "[11].k".to_owned()])
+        );
         assert_eq!(parsed.value["spec"]["paused"], false);
     }
 
