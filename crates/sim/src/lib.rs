@@ -63,6 +63,12 @@
 //! - The OpenAPI v3 documents carry paths and parameters but placeholder schemas, so
 //!   `kubectl explain` shows no field documentation. Validation needs no client schema: the
 //!   server validates, and kubectl sends `fieldValidation=Strict`. `/openapi/v2` is 404.
+//! - Duplicate keys in a request body follow `fieldValidation` as upstream (Strict: 400
+//!   `strict decoding error: duplicate field "data.a"`, or `line N: key "a" already set in map`
+//!   for YAML and apply bodies; Warn: `Warning` headers; Ignore: the last value, quietly). When a
+//!   create's JSON body has both duplicate and unknown fields, duplicates are listed first
+//!   (upstream lists them in document order). `kubectl apply -f` and `create -f` drop
+//!   duplicates on the client before sending, so only `--raw` requests show them.
 //! - Protobuf is not spoken; clients asking for it with a JSON fallback (kubectl does) get JSON.
 //! - No authentication or authorisation: every request is allowed.
 //! - Paged lists (`limit`/`continue`) page over the current state, not a snapshot.
