@@ -144,9 +144,17 @@ async fn a_stalled_download_is_reopened_where_it_stopped() {
 
     // The source, through a proxy, sends half a megabyte of a layer and then nothing.
     let src_proxy = FaultProxy::start(&from).await;
-    src_proxy.add_fault(Fault::stall_response_body("GET", "/blobs/sha256:", 500_000));
+    // On a layer: the config blob is smaller than the stall point, and which blob is fetched
+    // first depends on scheduling.
+    let (layer, _) = layout.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap();
+    src_proxy.add_fault(Fault::stall_response_body(
+        "GET",
+        &format!("/blobs/{layer}"),
+        500_000,
+    ));
+    // Long enough that a loaded machine's slow answers are not taken for stalls.
     let client = ferry_registry::Client::builder()
-        .answer_timeout(std::time::Duration::from_millis(500))
+        .answer_timeout(std::time::Duration::from_secs(2))
         .build()
         .unwrap();
     let src = image(&src_proxy.addr(), &format!("{path}:v1"));
