@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use super::deploy_support::{Cluster, write_config};
+use super::deploy_support::{Cluster, sim_config_with, write_config};
 use super::{code, stderr, stdout};
 
 fn blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
@@ -222,14 +222,7 @@ async fn a_failed_release_rolls_back_to_the_previous_digests() {
     let bad = push_with_skopeo(&repo, "bad2", None);
     assert_ne!(good, bad);
 
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "*:bad2@*",
-        ferry_sim::ImageBehaviour::PullForever,
-    ));
+    let sim_config = sim_config_with("*:bad2@*", ferry_sim::ImageBehaviour::PullForever);
     let cluster = Cluster::with_config(sim_config).await;
     let dir = project(
         "goback",

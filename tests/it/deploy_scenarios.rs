@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use serde_json::Value;
 
-use super::deploy_support::{Cluster, copy_dir, write_config};
+use super::deploy_support::{Cluster, copy_dir, sim_config_with, write_config};
 use super::{code, root, stderr, stdout};
 
 const APP: &str = r#"apiVersion: v1
@@ -193,14 +193,7 @@ async fn a_failing_image_is_reported_and_rolled_back() {
     let out = deploy(&cluster, dir.path(), "good1", &[]).await;
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
 
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "demo/api:bad2",
-        ferry_sim::ImageBehaviour::PullForever,
-    ));
+    let sim_config = sim_config_with("demo/api:bad2", ferry_sim::ImageBehaviour::PullForever);
     cluster.sim.set_config(sim_config).unwrap();
     let started = std::time::Instant::now();
     let out = deploy(&cluster, dir.path(), "bad2", &[]).await;
@@ -352,18 +345,14 @@ async fn concurrent_deploys_run_one_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_deploy_blocks_the_next_one_at_most_the_lease_ttl() {
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
     // The first release's api becomes ready only after a long while: the deploy is killed
     // while it waits, holding the lock.
-    sim_config.images.push(ferry_sim::ImageRule::new(
+    let sim_config = sim_config_with(
         "demo/api:slow1",
         ferry_sim::ImageBehaviour::SlowReady {
             after: std::time::Duration::from_secs(36_000),
         },
-    ));
+    );
     let cluster = Cluster::with_config(sim_config).await;
     let dir = app_dir("");
     let cfg = config_path(dir.path());
@@ -475,14 +464,7 @@ async fn pruning_removes_exactly_what_the_release_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_never_becomes_ready_times_out_naming_the_resource() {
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "demo/api:stuck1",
-        ferry_sim::ImageBehaviour::NeverReady,
-    ));
+    let sim_config = sim_config_with("demo/api:stuck1", ferry_sim::ImageBehaviour::NeverReady);
     let cluster = Cluster::with_config(sim_config).await;
     let dir = app_dir("");
     let out = deploy(&cluster, dir.path(), "stuck1", &["--timeout", "3s"]).await;
@@ -525,14 +507,7 @@ async fn github_actions_get_annotations_outputs_and_a_summary() {
             .contains("deployed")
     );
 
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "demo/api:dead2",
-        ferry_sim::ImageBehaviour::Crash,
-    ));
+    let sim_config = sim_config_with("demo/api:dead2", ferry_sim::ImageBehaviour::Crash);
     cluster.sim.set_config(sim_config).unwrap();
     let out = cluster
         .ferry_with_env(
@@ -613,16 +588,12 @@ async fn a_release_brings_its_own_custom_resource_definition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_lock_fails_fast_with_no_wait_or_is_waited_for_visibly() {
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
+    let sim_config = sim_config_with(
         "demo/api:held1",
         ferry_sim::ImageBehaviour::SlowReady {
             after: std::time::Duration::from_secs(60),
         },
-    ));
+    );
     let cluster = Cluster::with_config(sim_config).await;
     let dir = app_dir("");
     let cfg = config(dir.path());
@@ -711,14 +682,7 @@ async fn concurrent_deploys_on_the_embedded_simulator_share_one_cluster() {
 /// (whose objects the cluster no longer runs) and prunes what the failed one added.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "demo/api:nogo2",
-        ferry_sim::ImageBehaviour::PullForever,
-    ));
+    let sim_config = sim_config_with("demo/api:nogo2", ferry_sim::ImageBehaviour::PullForever);
     let cluster = Cluster::with_config(sim_config).await;
     let dir = app_dir("");
     let out = deploy(&cluster, dir.path(), "good1", &[]).await;
@@ -849,14 +813,7 @@ async fn quiet_deploys_print_only_their_errors() {
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert_eq!(stderr(&out), "", "stderr of a quiet diff");
 
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "demo/api:loud2",
-        ferry_sim::ImageBehaviour::Crash,
-    ));
+    let sim_config = sim_config_with("demo/api:loud2", ferry_sim::ImageBehaviour::Crash);
     cluster.sim.set_config(sim_config).unwrap();
     let out = deploy(&cluster, dir.path(), "loud2", &["-q"]).await;
     assert_eq!(code(&out), 7, "{}", stderr(&out));
@@ -869,14 +826,7 @@ async fn quiet_deploys_print_only_their_errors() {
 /// the release is rolled back (7, not the overall deadline's 9), naming the resource.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_past_its_own_deadline_fails_the_release() {
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    sim_config.images.push(ferry_sim::ImageRule::new(
-        "demo/api:stall2",
-        ferry_sim::ImageBehaviour::NeverReady,
-    ));
+    let sim_config = sim_config_with("demo/api:stall2", ferry_sim::ImageBehaviour::NeverReady);
     let cluster = Cluster::with_config(sim_config).await;
     let dir = app_dir("");
     let out = deploy(&cluster, dir.path(), "ok1", &[]).await;
@@ -1000,16 +950,7 @@ async fn a_failure_after_a_failure_reports_only_its_own_events() {
     let dir = app_dir("");
     let out = deploy(&cluster, dir.path(), "good1", &[]).await;
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
-    let mut sim_config = ferry_sim::SimConfig {
-        speed: 20.0,
-        ..ferry_sim::SimConfig::default()
-    };
-    for bad in ["demo/api:bad2", "demo/api:bad3"] {
-        sim_config.images.push(ferry_sim::ImageRule::new(
-            bad,
-            ferry_sim::ImageBehaviour::PullForever,
-        ));
-    }
+    let sim_config = sim_config_with("demo/api:bad*", ferry_sim::ImageBehaviour::PullForever);
     cluster.sim.set_config(sim_config).unwrap();
 
     let mut reports = Vec::new();

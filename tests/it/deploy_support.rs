@@ -6,6 +6,18 @@ use std::process::Output;
 
 use ferry_sim::{Sim, SimConfig, SimHandle};
 
+/// A simulator at 20 times real time whose images matching `image` behave as `behaviour`.
+pub(crate) fn sim_config_with(image: &str, behaviour: ferry_sim::ImageBehaviour) -> SimConfig {
+    let mut config = SimConfig {
+        speed: 20.0,
+        ..SimConfig::default()
+    };
+    config
+        .images
+        .push(ferry_sim::ImageRule::new(image, behaviour));
+    config
+}
+
 /// A simulated cluster for one test, with its kubeconfig in a temp dir.
 pub(crate) struct Cluster {
     pub sim: SimHandle,
