@@ -290,10 +290,10 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
                 };
                 let reason = match &owner {
                     Some(o) => format!(
-                        "{} is owned by `{o}` (external-dns owner id), not `{}`; pass --adopt to \
-                         take it over, or give this environment that owner id",
+                        "{} is owned by `{o}` (external-dns owner id), not `{}`; {}",
                         e.key(),
-                        own.owner
+                        own.owner,
+                        take_over_hint(own, held)
                     ),
                     None => format!(
                         "{} exists and has no ownership record, so ferry did not create it; \
@@ -338,10 +338,10 @@ pub fn plan(req: &PlanRequest<'_>) -> Result<Plan, DnsError> {
                     wanted: d.key(),
                     owner: Some(o.clone()),
                     reason: format!(
-                        "{} is claimed by owner `{o}` (its ownership record {} exists); pass \
-                         --adopt to take it over, or give this environment that owner id",
+                        "{} is claimed by owner `{o}` (its ownership record {} exists); {}",
                         d.key(),
-                        held[0].txt_name
+                        held[0].txt_name,
+                        take_over_hint(own, held)
                     ),
                 }),
             }
@@ -575,6 +575,29 @@ fn owner_of(own: &Ownership, claims: &[crate::ownership::Claim]) -> Owned {
     match claims.iter().find(|c| !own.is_ours(c.owner.as_deref())) {
         None => Owned::Ours,
         Some(c) => Owned::Foreign(c.owner.clone().unwrap_or_else(|| "(no owner label)".into())),
+    }
+}
+
+/// How to take over a name another owner holds. When it is another environment of the same
+/// ferry app (resource `ferry/APP/OTHER`), `ferry dns switch` is the way to move it here.
+fn take_over_hint(own: &Ownership, claims: &[crate::ownership::Claim]) -> String {
+    let app_prefix = own
+        .resource
+        .rsplit_once('/')
+        .map(|(prefix, _)| format!("{prefix}/"));
+    let other_env = claims
+        .iter()
+        .filter(|c| !own.is_ours(c.owner.as_deref()))
+        .filter_map(|c| c.resource.as_deref())
+        .find_map(|r| r.strip_prefix(app_prefix.as_deref()?))
+        .filter(|env| !env.is_empty() && !env.contains('/'));
+    let this_env = own.resource.rsplit_once('/').map(|(_, env)| env);
+    match (other_env, this_env) {
+        (Some(from), Some(to)) if from != to => format!(
+            "it belongs to this app's environment `{from}`: `ferry dns switch --env {from} --to \
+             {to}` moves it here (or pass --adopt to take it over)"
+        ),
+        _ => "pass --adopt to take it over, or give this environment that owner id".to_owned(),
     }
 }
 

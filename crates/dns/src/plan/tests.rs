@@ -357,11 +357,34 @@ fn switch_takes_over_a_previous_owner_and_rewrites_the_claim() {
         owner_txt("a-app.example.com", "shop-aks"),
     ];
     let want = desired(&["app.example.com"], "lb-1.elb.us-east-1.amazonaws.com");
-    assert_eq!(
-        run(&current, &want, &own, Policy::UpsertOnly, false)
-            .conflicts
-            .len(),
-        1
+    let conflicts = run(&current, &want, &own, Policy::UpsertOnly, false).conflicts;
+    assert_eq!(conflicts.len(), 1);
+    // Another environment of the same app holds it: the hint names the switch that moves it.
+    assert!(
+        conflicts[0]
+            .reason
+            .contains("`ferry dns switch --env shop-aks --to shop-eks` moves it here"),
+        "{}",
+        conflicts[0].reason
+    );
+    // Another app's record: no switch to suggest.
+    let mut elsewhere = current.clone();
+    elsewhere[1] = rs(
+        "a-app.example.com",
+        RecordType::Txt,
+        &[
+            "heritage=external-dns,external-dns/owner=shop-aks,external-dns/resource=ferry/blog/prod",
+        ],
+    );
+    let conflicts = run(&elsewhere, &want, &own, Policy::UpsertOnly, false).conflicts;
+    assert_eq!(conflicts.len(), 1);
+    assert!(
+        !conflicts[0].reason.contains("switch")
+            && conflicts[0]
+                .reason
+                .contains("give this environment that owner id"),
+        "{}",
+        conflicts[0].reason
     );
     own.previous_owners.push(OwnerId::new("shop-aks").unwrap());
     let p = run(&current, &want, &own, Policy::UpsertOnly, false);
