@@ -132,8 +132,8 @@ healthy; 3 no such release; 10 another deploy holds the lock (--no-wait)."
     /// and the trust policy that lets exactly this repository deploy.
     #[command(display_order = 11)]
     Auth(AuthArgs),
-    /// Write a kubeconfig for an environment's EKS or AKS cluster that uses ferry as its
-    /// credential plugin (mode 0600; no token in the file).
+    /// Print a kubeconfig for an environment's EKS or AKS cluster that uses ferry as its
+    /// credential plugin, or merge it into a file (no token in it).
     #[command(
         after_help = "Exit codes: 0 written; 3 invalid input (no such environment, not an eks/aks \
 cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be reached."
