@@ -234,12 +234,21 @@ impl FaultConfig {
 }
 
 impl SimConfig {
-    /// Parses and checks a `SIM.toml` document.
+    /// Parses and checks a `SIM.toml` document. A value serde accepted but the checks refuse is
+    /// reported at its line and column, as serde's own errors are.
     pub fn from_toml_str(text: &str) -> Result<SimConfig, SimError> {
         let config: SimConfig = toml::from_str(text).map_err(|err| SimError::ConfigInvalid {
             message: err.to_string(),
         })?;
-        config.validate()?;
+        if let Some(problem) = config.problem() {
+            let message = match locate(text, &problem.at) {
+                Some((line, column)) => {
+                    format!("line {line}, column {column}: {}", problem.message)
+                }
+                None => problem.message,
+            };
+            return Err(SimError::ConfigInvalid { message });
+        }
         Ok(config)
     }
 
@@ -259,27 +268,53 @@ impl SimConfig {
 
     /// Checks the values serde cannot: a positive speed, valid globs and rates, known verbs.
     pub fn validate(&self) -> Result<(), SimError> {
-        let invalid = |message: String| Err(SimError::ConfigInvalid { message });
+        match self.problem() {
+            Some(problem) => Err(SimError::ConfigInvalid {
+                message: problem.message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first value the checks refuse, with its key path.
+    fn problem(&self) -> Option<Problem> {
+        let at = |path: &[&str], message: String| {
+            Some(Problem {
+                at: path.iter().map(|k| Seg::Key((*k).to_owned())).collect(),
+                message,
+            })
+        };
         if !(self.speed.is_finite() && self.speed > 0.0) {
-            return invalid(format!(
-                "speed must be a finite number above 0, not {}",
-                self.speed
-            ));
+            return at(
+                &["speed"],
+                format!("speed must be a finite number above 0, not {}", self.speed),
+            );
         }
         for (i, rule) in self.images.iter().enumerate() {
             if let Err(err) = glob::Pattern::new(&rule.image) {
-                return invalid(format!(
-                    "images[{i}].image {:?} is not a valid glob: {err}",
-                    rule.image
-                ));
+                return Some(Problem {
+                    at: vec![
+                        Seg::Key("images".into()),
+                        Seg::Index(i),
+                        Seg::Key("image".into()),
+                    ],
+                    message: format!(
+                        "images[{i}].image {:?} is not a valid glob: {err}",
+                        rule.image
+                    ),
+                });
             }
         }
         for (verb, rates) in &self.faults.per_verb {
+            let verb_at = ["faults", "per_verb", verb.as_str()];
             if verb != "*" && !VERBS.contains(&verb.as_str()) {
-                return invalid(format!(
-                    "faults.per_verb.{verb}: unknown verb (expected one of {} or \"*\")",
-                    VERBS.join(", ")
-                ));
+                return at(
+                    &verb_at,
+                    format!(
+                        "faults.per_verb.{verb}: unknown verb (expected one of {} or \"*\")",
+                        VERBS.join(", ")
+                    ),
+                );
             }
             for (name, rate) in [
                 ("error_500", rates.error_500),
@@ -288,31 +323,46 @@ impl SimConfig {
                 ("drop", rates.drop),
             ] {
                 if !(0.0..=1.0).contains(&rate) {
-                    return invalid(format!(
-                        "faults.per_verb.{verb}.{name} must be between 0 and 1, not {rate}"
-                    ));
+                    return at(
+                        &["faults", "per_verb", verb.as_str(), name],
+                        format!(
+                            "faults.per_verb.{verb}.{name} must be between 0 and 1, not {rate}"
+                        ),
+                    );
                 }
             }
             if rates.total() > 1.0 + 1e-9 {
-                return invalid(format!(
-                    "faults.per_verb.{verb}: the rates add up to {}, more than 1",
-                    rates.total()
-                ));
+                return at(
+                    &verb_at,
+                    format!(
+                        "faults.per_verb.{verb}: the rates add up to {}, more than 1",
+                        rates.total()
+                    ),
+                );
             }
         }
         if self.nodes == 0 {
-            return invalid("nodes must be at least 1".to_owned());
+            return at(&["nodes"], "nodes must be at least 1".to_owned());
         }
         if self.watch_history == 0 {
-            return invalid("watch_history must be at least 1".to_owned());
+            return at(
+                &["watch_history"],
+                "watch_history must be at least 1".to_owned(),
+            );
         }
         if self.max_body_bytes < 1024 {
-            return invalid("max_body_bytes must be at least 1024".to_owned());
+            return at(
+                &["max_body_bytes"],
+                "max_body_bytes must be at least 1024".to_owned(),
+            );
         }
         if self.bookmark_interval.is_zero() {
-            return invalid("bookmark_interval must be more than zero".to_owned());
+            return at(
+                &["bookmark_interval"],
+                "bookmark_interval must be more than zero".to_owned(),
+            );
         }
-        Ok(())
+        None
     }
 
     /// The behaviour of containers running `image`: the first matching rule's, else
@@ -390,6 +440,46 @@ mod duration_text {
     }
 }
 
+/// A value the checks refuse, and where it is.
+struct Problem {
+    at: Vec<Seg>,
+    message: String,
+}
+
+/// One step of a key path in a TOML document.
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The 1-based line and column of the value at `path` in `text`, or of its deepest present
+/// ancestor; `None` when nothing of the path is in the text (a default value).
+fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut span = None;
+    let mut value: Option<&toml::de::DeValue<'_>> = None;
+    let mut table = Some(doc.get_ref());
+    for seg in path {
+        let next = match (seg, table, value) {
+            (Seg::Key(k), Some(t), _) => t.get(k.as_str()),
+            (Seg::Index(i), _, Some(toml::de::DeValue::Array(a))) => a.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        span = Some(next.span());
+        value = Some(next.get_ref());
+        table = match next.get_ref() {
+            toml::de::DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    let start = span?.start;
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +547,30 @@ mod tests {
         );
         assert_eq!(config.faults.rates_for("apply").unwrap().error_500, 0.25);
         assert_eq!(config.faults.rates_for("get").unwrap().drop, 0.1);
+    }
+
+    /// A value serde accepts but the checks refuse is located like a parse error.
+    #[test]
+    fn refused_values_name_their_line_and_column() {
+        for (text, located) in [
+            ("speed = 0.0", "line 1, column 9: speed must be"),
+            (
+                "nodes = 3\n\n[faults.per_verb.get]\nerror_500 = 1.5",
+                "line 4, column 13: faults.per_verb.get.error_500 must be between 0 and 1",
+            ),
+            (
+                "[faults.per_verb.fetch]\nerror_500 = 0.1",
+                "line 1, column 1: faults.per_verb.fetch: unknown verb",
+            ),
+            (
+                "[[images]]\nimage = \"a\"\nbehaviour = \"crash\"\n[[images]]\nimage = \"b[\"\nbehaviour = \"crash\"",
+                "line 5, column 9: images[1].image \"b[\" is not a valid glob",
+            ),
+            ("nodes = 0", "line 1, column 9: nodes must be at least 1"),
+        ] {
+            let err = SimConfig::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(located), "{text:?}: {err}");
+        }
     }
 
     #[test]
