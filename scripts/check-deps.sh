@@ -5,6 +5,7 @@
 #   azure* crate, and the crate must compile that way.
 # Also checks that the eks/aks features are what bring those crates in, so the check cannot
 # pass by accident (e.g. if the features stopped pulling the SDKs the rule would be vacuous).
+# And the test-double rule: ferry-sim shares no code with ferry-deployer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +26,11 @@ echo "check-deps: ferry-deployer --no-default-features compiles"
 with=$(cargo tree -p ferry-deployer --no-default-features --features eks -e normal --prefix none --format '{p}')
 grep -qE '^aws-sdk-eks v' <<<"$with" || { echo "check-deps: feature eks no longer brings aws-sdk-eks: is the check still meaningful?" >&2; exit 1; }
 echo "check-deps: feature eks brings the AWS SDK, as expected"
+
+# ferry-sim is the deploy engine's test double: it must share no code with it, so neither
+# ferry-sim nor anything it depends on (dev-dependencies included) may be ferry-deployer.
+if cargo tree -p ferry-sim --all-features --prefix none --format '{p}' | grep -qE '^ferry-deployer v'; then
+  echo "check-deps: ferry-sim depends on ferry-deployer; the test double must share no code with what it tests" >&2
+  exit 1
+fi
+echo "check-deps: ferry-sim shares no code with ferry-deployer"
