@@ -238,7 +238,8 @@ pub struct AzureConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rfc2136Config {
-    /// The primary server, `IP[:PORT]` (port 53 by default).
+    /// The primary server, `HOST[:PORT]` or `IP[:PORT]` (port 53 by default); a host name is
+    /// resolved each time ferry connects, and its addresses are tried in turn.
     #[serde(default)]
     pub server: Option<String>,
     /// The TSIG key's name.
@@ -296,6 +297,70 @@ fn issue(key_path: Vec<PathSeg>, message: impl Into<String>, help: Option<&str>)
         key_path,
         message: message.into(),
         help: help.map(str::to_owned),
+    }
+}
+
+/// Where a server is: an address, or a host name that the system resolver turns into addresses
+/// when ferry connects (as `nsupdate`'s `server` does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAddress {
+    /// `IP`, `IP:PORT` or `[IPv6]:PORT`.
+    Ip(SocketAddr),
+    /// `HOST` or `HOST:PORT`.
+    Host {
+        /// The host name, as written (without a trailing dot).
+        name: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl ServerAddress {
+    /// Parses `IP[:PORT]`, `[IPv6]:PORT` or `HOST[:PORT]`, with `default_port` when none is
+    /// given. A host name is letters, digits and hyphens in dot-separated labels of at most 63
+    /// characters; its last label is not all digits, so a mistyped address such as `10.0.0.256`
+    /// is refused rather than looked up as a name.
+    pub fn parse(text: &str, default_port: u16) -> Option<ServerAddress> {
+        let text = text.trim();
+        if let Some(addr) = parse_socket_addr(text, default_port) {
+            return Some(ServerAddress::Ip(addr));
+        }
+        let (host, port) = match text.split_once(':') {
+            None => (text, default_port),
+            Some((host, port)) => (host, port.parse::<u16>().ok()?),
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let last = host.rsplit('.').next().unwrap_or_default();
+        (port != 0
+            && host.len() <= 253
+            && host.split('.').all(label_ok)
+            && !last.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| ServerAddress::Host {
+            name: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl From<SocketAddr> for ServerAddress {
+    fn from(addr: SocketAddr) -> Self {
+        ServerAddress::Ip(addr)
+    }
+}
+
+impl std::fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddress::Ip(addr) => write!(f, "{addr}"),
+            ServerAddress::Host { name, port } => write!(f, "{name}:{port}"),
+        }
     }
 }
 
@@ -474,12 +539,12 @@ impl DnsConfig {
                     None => issues.push(issue(
                         path(&["rfc2136", "server"]),
                         "RFC 2136 needs the primary server's address",
-                        Some("add server = \"IP[:PORT]\" to [env.NAME.dns.rfc2136]"),
+                        Some("add server = \"HOST[:PORT]\" (or \"IP[:PORT]\") to [env.NAME.dns.rfc2136]"),
                     )),
-                    Some(s) if parse_socket_addr(s, 53).is_none() => issues.push(issue(
+                    Some(s) if ServerAddress::parse(s, 53).is_none() => issues.push(issue(
                         path(&["rfc2136", "server"]),
-                        format!("`{s}` is not IP[:PORT]"),
-                        Some("write the server's IP address, e.g. \"192.0.2.53\" or \"192.0.2.53:5353\""),
+                        format!("`{s}` is not HOST[:PORT] or IP[:PORT]"),
+                        Some("write the primary server's name or address, e.g. \"ns1.example.com\", \"192.0.2.53\" or \"192.0.2.53:5353\""),
                     )),
                     Some(_) => {}
                 }
@@ -669,12 +734,72 @@ mod tests {
     }
 
     #[test]
+    fn servers_are_addresses_or_host_names() {
+        let ip = |t: &str| ServerAddress::Ip(t.parse().unwrap());
+        let host = |n: &str, port| {
+            Some(ServerAddress::Host {
+                name: n.into(),
+                port,
+            })
+        };
+        assert_eq!(
+            ServerAddress::parse("192.0.2.53", 53),
+            Some(ip("192.0.2.53:53"))
+        );
+        assert_eq!(
+            ServerAddress::parse(" 192.0.2.53:5353 ", 53),
+            Some(ip("192.0.2.53:5353"))
+        );
+        assert_eq!(
+            ServerAddress::parse("[2001:db8::53]:5353", 53),
+            Some(ip("[2001:db8::53]:5353"))
+        );
+        assert_eq!(
+            ServerAddress::parse("2001:db8::53", 53),
+            Some(ip("[2001:db8::53]:53"))
+        );
+        assert_eq!(
+            ServerAddress::parse("NS1.Example.com.", 53),
+            host("ns1.example.com", 53)
+        );
+        assert_eq!(
+            ServerAddress::parse("localhost:5353", 53),
+            host("localhost", 5353)
+        );
+        assert_eq!(
+            ServerAddress::parse("dns-1.internal:53", 53),
+            host("dns-1.internal", 53)
+        );
+        for bad in [
+            "",
+            "10.0.0.256",
+            "10.0.0.1:99999",
+            "ns1.example.com:0",
+            "ns1.example.com:",
+            "ns1..example.com",
+            "-ns1.example.com",
+            "ns_1.example.com",
+            "ns1.example.com:53:53",
+            "https://ns1.example.com",
+            "ns1 example.com",
+        ] {
+            assert_eq!(ServerAddress::parse(bad, 53), None, "{bad}");
+        }
+        assert_eq!(
+            ServerAddress::parse("ns1.example.com:5353", 53)
+                .unwrap()
+                .to_string(),
+            "ns1.example.com:5353"
+        );
+    }
+
+    #[test]
     fn providers_say_what_they_need() {
         let c = parse(
-            "provider = \"rfc2136\"\nzone = \"example.com\"\nrecords = [\"app\"]\n[rfc2136]\nserver = \"ns1.example.com\"",
+            "provider = \"rfc2136\"\nzone = \"example.com\"\nrecords = [\"app\"]\n[rfc2136]\nserver = \"ns1.example.com:99999\"",
         );
         let issues = c.resolve("shop").unwrap_err();
-        assert!(issues[0].message.contains("not IP[:PORT]"), "{issues:?}");
+        assert!(issues[0].message.contains("not HOST[:PORT]"), "{issues:?}");
         let c = parse("provider = \"azure\"\nzone = \"example.com\"\nrecords = [\"app\"]");
         assert_eq!(c.resolve("shop").unwrap_err().len(), 2);
     }

@@ -22,6 +22,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,6 +36,7 @@ use tokio::net::TcpStream;
 
 use crate::change::{Change, ChangeSet};
 use crate::clock::Clock;
+use crate::config::ServerAddress;
 use crate::error::DnsError;
 use crate::name::DnsName;
 use crate::provider::{Capabilities, DnsProvider, NameServer};
@@ -163,24 +165,35 @@ impl TsigKey {
 #[derive(Clone, Debug)]
 pub struct Rfc2136Provider {
     zone: DnsName,
-    server: SocketAddr,
+    server: ServerAddress,
     key: Option<TsigKey>,
     timeout: Duration,
     clock: Clock,
     retry: RetryPolicy,
+    /// The address of `server` that last accepted a connection: tried first next time, and
+    /// the one verification asks.
+    answered: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 impl Rfc2136Provider {
-    /// A provider for `zone` on `server`, signing with `key` (`None` sends unsigned requests,
-    /// which servers normally refuse). The clock dates TSIG signatures.
-    pub fn new(zone: DnsName, server: SocketAddr, key: Option<TsigKey>, clock: Clock) -> Self {
+    /// A provider for `zone` on `server` (a [`SocketAddr`], or a [`ServerAddress`] that may be
+    /// a host name: resolved at each connection, its addresses tried in turn), signing with
+    /// `key` (`None` sends unsigned requests, which servers normally refuse). The clock dates
+    /// TSIG signatures.
+    pub fn new(
+        zone: DnsName,
+        server: impl Into<ServerAddress>,
+        key: Option<TsigKey>,
+        clock: Clock,
+    ) -> Self {
         Rfc2136Provider {
             zone,
-            server,
+            server: server.into(),
             key,
             timeout: Duration::from_secs(10),
             clock,
             retry: RetryPolicy::default(),
+            answered: Arc::default(),
         }
     }
 
@@ -205,20 +218,80 @@ impl Rfc2136Provider {
         Ok(q)
     }
 
-    async fn connect(&self) -> Result<TcpStream, AttemptError> {
-        match tokio::time::timeout(self.timeout, TcpStream::connect(self.server)).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(AttemptError::Transient(DnsError::transport(
+    /// The server's addresses: the configured one, or what its name resolves to now, with
+    /// the one that answered last first.
+    async fn addresses(&self) -> Result<Vec<SocketAddr>, AttemptError> {
+        let (name, port) = match &self.server {
+            ServerAddress::Ip(addr) => return Ok(vec![*addr]),
+            ServerAddress::Host { name, port } => (name, *port),
+        };
+        let resolving = || format!("resolving the server's name {name}");
+        let mut addrs: Vec<SocketAddr> = match tokio::time::timeout(
+            self.timeout,
+            tokio::net::lookup_host((name.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(e)) => {
+                return Err(AttemptError::Transient(DnsError::transport(
+                    PROVIDER,
+                    resolving(),
+                    e,
+                )));
+            }
+            Err(_) => {
+                return Err(AttemptError::Transient(DnsError::transport(
+                    PROVIDER,
+                    resolving(),
+                    format!("no answer within {:?}", self.timeout),
+                )));
+            }
+        };
+        if addrs.is_empty() {
+            return Err(AttemptError::Transient(DnsError::transport(
                 PROVIDER,
-                format!("connecting to {}", self.server),
-                e,
-            ))),
-            Err(_) => Err(AttemptError::Transient(DnsError::transport(
-                PROVIDER,
-                format!("connecting to {}", self.server),
-                format!("no answer within {:?}", self.timeout),
-            ))),
+                resolving(),
+                "the name has no address",
+            )));
         }
+        if let Some(last) = *self.answered.lock().unwrap_or_else(|e| e.into_inner())
+            && let Some(i) = addrs.iter().position(|a| *a == last)
+        {
+            addrs[..=i].rotate_right(1);
+        }
+        Ok(addrs)
+    }
+
+    async fn connect(&self) -> Result<TcpStream, AttemptError> {
+        let mut failures = Vec::new();
+        for addr in self.addresses().await? {
+            match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    *self.answered.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                    return Ok(s);
+                }
+                Ok(Err(e)) => failures.push((addr, e.to_string())),
+                Err(_) => failures.push((addr, format!("no answer within {:?}", self.timeout))),
+            }
+        }
+        let detail = match &self.server {
+            ServerAddress::Ip(_) => failures
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect::<Vec<_>>()
+                .join("; "),
+            ServerAddress::Host { .. } => failures
+                .into_iter()
+                .map(|(a, e)| format!("{a}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Err(AttemptError::Transient(DnsError::transport(
+            PROVIDER,
+            format!("connecting to {}", self.server),
+            detail,
+        )))
     }
 
     /// Sends one message over a new TCP connection and reads responses until `done` says the
@@ -703,8 +776,26 @@ impl DnsProvider for Rfc2136Provider {
         Ok(())
     }
 
+    /// The configured server; for a host name, the address of it that accepts connections
+    /// (the one updates went to), so verification asks the server that was changed.
     async fn name_servers(&self) -> Result<Vec<NameServer>, DnsError> {
-        Ok(vec![NameServer::Address(self.server)])
+        if let ServerAddress::Ip(addr) = self.server {
+            return Ok(vec![NameServer::Address(addr)]);
+        }
+        let known = *self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        let addr = match known {
+            Some(addr) => addr,
+            None => {
+                let stream = self
+                    .retry
+                    .run(PROVIDER, "connecting", || self.connect())
+                    .await?;
+                stream.peer_addr().map_err(|e| {
+                    DnsError::transport(PROVIDER, format!("connecting to {}", self.server), e)
+                })?
+            }
+        };
+        Ok(vec![NameServer::Address(addr)])
     }
 }
 

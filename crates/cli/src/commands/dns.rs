@@ -330,7 +330,7 @@ async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider
             let server = r
                 .server
                 .as_deref()
-                .and_then(|s| ferry_dns::config::parse_socket_addr(s, 53))
+                .and_then(|s| ferry_dns::config::ServerAddress::parse(s, 53))
                 .ok_or_else(|| {
                     invalid(miette::miette!(
                         "[env.{}.dns.rfc2136] server is missing",

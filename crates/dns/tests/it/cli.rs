@@ -240,6 +240,41 @@ fn apply_creates_records_with_ownership_and_a_second_apply_changes_nothing() {
 }
 
 #[test]
+fn the_server_can_be_named_by_host_name() {
+    let s = Setup::new("byname", &["app"], "");
+    let path = s.dir.join("ferry.toml");
+    let knot = server("FERRY_TEST_KNOT");
+    let port = knot.rsplit_once(':').unwrap().1;
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        &format!("server = \"{knot}\""),
+        &format!("server = \"localhost:{port}\""),
+    );
+    std::fs::write(&path, text).unwrap();
+    s.ferry(&["validate"]).exits(0);
+    let apply = s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
+    assert!(
+        apply
+            .stdout
+            .contains("authoritative servers answer the target"),
+        "{}",
+        apply.all
+    );
+    assert_eq!(dig(&s.name("app"), "A"), ["192.0.2.10"]);
+
+    // A name that is not a host name is refused where it is written, before anything runs.
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        &format!("server = \"localhost:{port}\""),
+        "server = \"10.0.0.256\"",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    s.ferry(&["dns", "plan", "--env", "aks"])
+        .exits(3)
+        .says("ferry.toml:")
+        .says("`10.0.0.256` is not HOST[:PORT] or IP[:PORT]");
+}
+
+#[test]
 fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back() {
     let s = Setup::new("switch", &["app", "api"], "");
     let (app, api) = (s.name("app"), s.name("api"));

@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_dns::config::ServerAddress;
 use ferry_dns::rfc2136::{Rfc2136Provider, TsigAlgorithm, TsigKey};
 use ferry_dns::verify::{Answer, Expectation, VerifyOptions, verify};
 use ferry_dns::{
-    Change, ChangeSet, DnsError, DnsName, DnsProvider as _, RecordSet, RecordType, RetryPolicy,
+    Change, ChangeSet, DnsError, DnsName, DnsProvider as _, NameServer, RecordSet, RecordType,
+    RetryPolicy,
 };
 use ferry_testkit::server;
 use secrecy::SecretString;
@@ -203,7 +205,7 @@ async fn an_unreachable_server_fails_after_bounded_retries() {
     // Nothing listens on port 1.
     let p = Rfc2136Provider::new(
         DnsName::parse(&zone()).unwrap(),
-        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:1".parse::<SocketAddr>().unwrap(),
         Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)),
         crate::wall_clock(),
     )
@@ -211,6 +213,44 @@ async fn an_unreachable_server_fails_after_bounded_retries() {
     let err = p.records().await.unwrap_err();
     assert!(matches!(err, DnsError::Transport { .. }), "{err:?}");
     assert!(err.to_string().contains("rfc2136"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_given_by_name_is_resolved_and_verified_at_the_address_that_answered() {
+    let port = knot_addr().port();
+    let p = Rfc2136Provider::new(
+        DnsName::parse(&zone()).unwrap(),
+        ServerAddress::parse(&format!("localhost:{port}"), 53).unwrap(),
+        Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)),
+        crate::wall_clock(),
+    )
+    .with_retry(RetryPolicy::fast())
+    .with_timeout(Duration::from_secs(5));
+    // Before any update: verification is pointed at an address of the name that accepts
+    // connections (knot listens on 127.0.0.1 only, whatever else localhost resolves to).
+    assert_eq!(
+        p.name_servers().await.unwrap(),
+        [NameServer::Address(knot_addr())]
+    );
+    let (n, result) = create_a(&p, &zone(), "by-name", "192.0.2.61").await;
+    result.unwrap();
+    assert_eq!(dig(n.as_str(), "A"), ["192.0.2.61"]);
+
+    // A name that does not resolve: a transport failure that says which name, after the
+    // bounded retries, and nothing else happens.
+    let p = Rfc2136Provider::new(
+        DnsName::parse(&zone()).unwrap(),
+        ServerAddress::parse("ns1.no-such-host.invalid", 53).unwrap(),
+        Some(key("FERRY_TEST_KNOT_TSIG", TsigAlgorithm::HmacSha256)),
+        crate::wall_clock(),
+    )
+    .with_retry(RetryPolicy::fast())
+    .with_timeout(Duration::from_secs(2));
+    let err = p.records().await.unwrap_err();
+    assert!(matches!(err, DnsError::Transport { .. }), "{err:?}");
+    let shown = format!("{err}");
+    assert!(shown.contains("ns1.no-such-host.invalid"), "{shown}");
+    assert!(p.name_servers().await.is_err());
 }
 
 #[tokio::test]
