@@ -909,16 +909,20 @@ pub async fn wait(
     Ok(outcome)
 }
 
+fn plural(n: i64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
 fn ready_message(kind: &str, v: &Value) -> String {
     match kind {
         "Deployment" | "StatefulSet" | "ReplicaSet" => {
             let r = i64_at(v, "/status/readyReplicas").unwrap_or(0);
-            format!("{r} replicas ready")
+            format!("{r} {} ready", plural(r, "replica", "replicas"))
         }
-        "DaemonSet" => format!(
-            "{} pods available",
-            i64_at(v, "/status/numberAvailable").unwrap_or(0)
-        ),
+        "DaemonSet" => {
+            let n = i64_at(v, "/status/numberAvailable").unwrap_or(0);
+            format!("{n} {} available", plural(n, "pod", "pods"))
+        }
         "Service" | "Ingress" => {
             let a: Vec<String> = lb_ingress(v).into_iter().flatten().collect();
             format!("address {}", a.join(", "))
@@ -975,6 +979,15 @@ mod tests {
             "reason":"ProgressDeadlineExceeded","message":"ReplicaSet web-1 has timed out progressing."}]}),
         );
         assert!(matches!(assess("Deployment", &dead), Health::Failed(_)));
+    }
+
+    #[test]
+    fn ready_messages_count_in_words() {
+        let ready = |n: i64| json!({"status": {"readyReplicas": n, "numberAvailable": n}});
+        assert_eq!(ready_message("StatefulSet", &ready(1)), "1 replica ready");
+        assert_eq!(ready_message("Deployment", &ready(2)), "2 replicas ready");
+        assert_eq!(ready_message("DaemonSet", &ready(1)), "1 pod available");
+        assert_eq!(ready_message("DaemonSet", &ready(3)), "3 pods available");
     }
 
     #[test]
