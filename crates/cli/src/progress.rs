@@ -80,6 +80,16 @@ fn state_word(s: ResourceState) -> &'static str {
     }
 }
 
+/// A resource's line in CI logs: `KIND NS/NAME: STATE (DETAIL)`, or `KIND NS/NAME: DETAIL` when
+/// the detail already says it is waiting.
+fn plain_line(key: &str, state: ResourceState, msg: &str) -> String {
+    if state == ResourceState::Pending && msg.starts_with("waiting ") {
+        format!("{key}: {msg}")
+    } else {
+        format!("{key}: {} ({msg})", state_word(state))
+    }
+}
+
 impl Progress {
     /// A printer in `mode`; GitHub step outputs and summary files come from the environment.
     pub fn new(mode: Mode, color: bool, env: &Environment) -> Self {
@@ -163,7 +173,7 @@ impl Progress {
                     self.draw(&mut live, &mut err);
                 }
             }
-            _ => self.line(&format!("{key}: {} ({msg})", state_word(state))),
+            _ => self.line(&plain_line(&key, state, &msg)),
         }
     }
 
@@ -328,5 +338,31 @@ impl EventSink for Progress {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_say_waiting_once() {
+        let key = "Ingress shop/main";
+        assert_eq!(
+            plain_line(
+                key,
+                ResourceState::Pending,
+                "waiting for an ingress address"
+            ),
+            "Ingress shop/main: waiting for an ingress address"
+        );
+        assert_eq!(
+            plain_line(key, ResourceState::Pending, "0 of 2 replicas ready"),
+            "Ingress shop/main: waiting (0 of 2 replicas ready)"
+        );
+        assert_eq!(
+            plain_line(key, ResourceState::Ready, "present"),
+            "Ingress shop/main: ready (present)"
+        );
     }
 }
