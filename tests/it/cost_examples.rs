@@ -378,7 +378,25 @@ fn unpriced_values_fail_unless_allowed_and_are_never_zero() {
     assert_eq!(l["priced"], false);
     assert!(l["monthly"].is_null());
     let out = cost(&config, &["--env", "dev", "--allow-unpriced"]);
-    assert!(stdout(&out).contains("unpriced") && stdout(&out).contains("incomplete"));
+    let total = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("total: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        total.starts_with("total: ≥ $") && total.contains("/month (incomplete: 1 unpriced)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = cost(
+        &config,
+        &["--env", "dev", "--allow-unpriced", "--format", "markdown"],
+    );
+    assert!(
+        stdout(&out).contains("**/month (incomplete: 1 unpriced)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 fn snapshot_text(text: &str) -> String {

@@ -353,14 +353,15 @@ fn signed_usd(m: Decimal) -> String {
     }
 }
 
-fn total_text(env: &EnvReport) -> String {
+/// The total, and what follows "/month": `$176.16`, or `≥ $149.76` and ` (incomplete: 2
+/// unpriced)` when some lines have no price.
+fn total_text(env: &EnvReport) -> (String, String) {
     if env.complete {
-        usd(env.total_monthly.0)
+        (usd(env.total_monthly.0), String::new())
     } else {
-        format!(
-            "≥ {} (incomplete: {} unpriced)",
-            usd(env.total_monthly.0),
-            env.unpriced_lines
+        (
+            format!("≥ {}", usd(env.total_monthly.0)),
+            format!(" (incomplete: {} unpriced)", env.unpriced_lines),
         )
     }
 }
@@ -495,7 +496,8 @@ fn render_table(report: &Report, color: bool) -> String {
         }
         out.push_str(&t.to_string());
         out.push('\n');
-        out.push_str(&format!("total: {}/month", total_text(env)));
+        let (total, incomplete) = total_text(env);
+        out.push_str(&format!("total: {total}/month{incomplete}"));
         if let Some(b) = budget_text(env) {
             out.push_str(&format!("; {}", paint(&b, !b.starts_with("OVER"), color)));
         }
@@ -602,12 +604,10 @@ fn render_markdown(report: &Report) -> String {
     let mut out = String::new();
     for env in &report.environments {
         let mark = if env.status == "ok" { "✅" } else { "❌" };
+        let (total, incomplete) = total_text(env);
         let mut line = format!(
-            "{mark} **ferry cost · {}** ({} {}): **{}**/month",
-            env.name,
-            env.cloud,
-            env.region,
-            total_text(env)
+            "{mark} **ferry cost · {}** ({} {}): **{total}**/month{incomplete}",
+            env.name, env.cloud, env.region,
         );
         if let Some(b) = budget_text(env) {
             line.push_str(&format!(" · {b}"));
