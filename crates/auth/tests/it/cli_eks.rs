@@ -222,6 +222,16 @@ async fn trust_policy_is_seed_000s_with_string_equals_and_check_passes_for_main(
         "sts.amazonaws.com"
     );
     assert!(cond.get("StringLike").is_none());
+    // The text form says how to install it, on this role.
+    let tp_text = w.run(&["auth", "trust-policy", "--env", "prod"]);
+    assert_eq!(tp_text.code, 0, "{}", tp_text.stderr);
+    assert!(
+        tp_text
+            .stdout
+            .contains("aws iam update-assume-role-policy --role-name ferry-deploy "),
+        "{}",
+        tp_text.stdout
+    );
     assert_eq!(
         doc["aws"]["trust_policy"]["Statement"][0]["Principal"]["Federated"],
         "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
@@ -231,6 +241,37 @@ async fn trust_policy_is_seed_000s_with_string_equals_and_check_passes_for_main(
     let all = w.run(&["auth", "check"]);
     assert_eq!(all.code, 0, "{}\n{}", all.stdout, all.stderr);
     assert!(all.stdout.contains("PASS prod (aws)"), "{}", all.stdout);
+
+    // Another environment whose token source this job does not have: reported, and the check
+    // still passes because the token could deploy to prod.
+    let path = w.path().join("ferry.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{original}\n[env.staging.auth]\noidc = {{ source = \"env\", token_env = \"FERRY_TEST_NO_SUCH_TOKEN\" }}\n\
+             [env.staging.auth.github]\nrepository = \"octo/shop\"\nenvironment = \"staging\"\n"
+        ),
+    )
+    .unwrap();
+    let two = w.run(&["auth", "check"]);
+    assert_eq!(two.code, 0, "{}\n{}", two.stdout, two.stderr);
+    assert!(two.stdout.contains("PASS prod (aws)"), "{}", two.stdout);
+    assert!(
+        two.stdout.contains("FAIL staging (aws): no token to check")
+            && two.stdout.contains("FERRY_TEST_NO_SUCH_TOKEN"),
+        "{}",
+        two.stdout
+    );
+    // That environment alone: no token is exit 11 with what to set.
+    let alone = w.run(&["auth", "check", "--env", "staging"]);
+    assert_eq!(alone.code, 11, "{}\n{}", alone.stdout, alone.stderr);
+    assert!(
+        alone.stderr.contains("FERRY_TEST_NO_SUCH_TOKEN"),
+        "{}",
+        alone.stderr
+    );
+    std::fs::write(&path, original).unwrap();
 
     let ok = w.run(&["auth", "check", "--env", "prod"]);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);

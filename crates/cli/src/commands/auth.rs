@@ -554,8 +554,10 @@ fn trust_policy(args: &AuthEnvArgs, env: &Environment) -> CmdResult {
         let policy = trust
             .aws_trust_policy(&role, &aud)
             .map_err(|e| auth_failure(e, located))?;
+        // arn:aws:iam::ACCOUNT:role[/PATH]/NAME: the CLI wants the NAME.
+        let role_name = role.rsplit('/').next().unwrap_or("NAME");
         text.push_str(&format!(
-            "\n# AWS: the trust policy of {role}\n#   aws iam update-assume-role-policy --role-name NAME --policy-document file://policy.json\n{}\n",
+            "\n# AWS: the trust policy of {role}\n#   aws iam update-assume-role-policy --role-name {role_name} --policy-document file://policy.json\n{}\n",
             serde_json::to_string_pretty(&policy).unwrap_or_default()
         ));
         json_out.insert(
@@ -616,6 +618,10 @@ async fn check(args: &CheckArgs, env: &Environment) -> CmdResult {
     let mut failed_any = false;
     let mut reports = Vec::new();
     let mut text = String::new();
+    // Without --env, an environment whose token cannot be had (its source is not configured
+    // in this job, say) is reported and the others are still checked.
+    let mut first_token_error = None;
+    let mut tokens_read = 0;
     for name in &names {
         let env_cfg = cfg.env(name).map_err(invalid)?;
         let located = Some((&cfg, name.as_str()));
@@ -629,11 +635,23 @@ async fn check(args: &CheckArgs, env: &Environment) -> CmdResult {
             clouds.push(("azure", TokenPurpose::Azure, auth.azure_audience()));
         }
         for (cloud, purpose, audience) in clouds {
-            let token = auth
-                .oidc_source(&ctx, purpose)
-                .token(&audience)
-                .await
-                .map_err(|e| auth_failure(e, located))?;
+            let token = match auth.oidc_source(&ctx, purpose).token(&audience).await {
+                Ok(token) => token,
+                Err(e) if args.env.is_none() => {
+                    failed_any = true;
+                    let reason = e.to_string();
+                    text.push_str(&format!(
+                        "FAIL {name} ({cloud}): no token to check: {reason}\n"
+                    ));
+                    reports.push(json!({
+                        "env": name, "cloud": cloud, "pass": false, "error": reason,
+                    }));
+                    first_token_error.get_or_insert_with(|| auth_failure(e, located));
+                    continue;
+                }
+                Err(e) => return Err(auth_failure(e, located)),
+            };
+            tokens_read += 1;
             let mut checks = trust.check(token.claims(), &audience);
             let fresh = token.ensure_fresh(now()).is_ok();
             checks.push(ferry_auth::trust::ConditionCheck {
@@ -671,6 +689,12 @@ async fn check(args: &CheckArgs, env: &Environment) -> CmdResult {
                 "env": name, "cloud": cloud, "source": token.origin(), "pass": pass, "checks": checks,
             }));
         }
+    }
+    // No token at all: the first reason, with its help, is the answer.
+    if tokens_read == 0
+        && let Some(failure) = first_token_error
+    {
+        return Err(failure);
     }
     // One environment: it must pass. Several: the token must pass for at least one (the report
     // says which).
