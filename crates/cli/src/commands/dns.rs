@@ -415,6 +415,10 @@ async fn provider_for(e: &DnsEnv, env: &Environment) -> Result<SharedDnsProvider
                 Some(url) => aws.with_endpoint_url(Some(url.clone())),
                 None => aws,
             };
+            // Credentials first (the provider caches them for the calls that follow): a missing
+            // or refused token is ferry's own error with what to fix, exit 11, not an SDK
+            // "dispatch failure" from the first Route53 call.
+            aws.credentials().await.map_err(auth_failure)?;
             let p = Route53Provider::new(zone, &aws.sdk_config())
                 .with_hosted_zone_id(r.hosted_zone_id.clone())
                 .with_evaluate_target_health(r.evaluate_target_health.unwrap_or(false))

@@ -517,6 +517,31 @@ fn bad_input_is_located_and_changes_nothing() {
     assert!(dig(&s.name("app"), "A").is_empty(), "nothing was applied");
 }
 
+/// `ferry dns` on Route53 with web identity but no token in this job: ferry's own error.
+#[cfg(feature = "route53")]
+#[test]
+fn route53_without_a_token_is_an_auth_failure_that_says_what_to_set() {
+    let moto = server("FERRY_TEST_MOTO");
+    let zone = format!("{}.ferry-test.example", crate::unique("notoken"));
+    let dir = std::env::temp_dir().join(format!("ferry-dns-{zone}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ferry.toml"),
+        format!(
+            "[app]\nname = \"shop\"\n[env.eks.dns]\nprovider = \"route53\"\nzone = \"{zone}\"\nrecords = [\"app\"]\n\
+             target = \"192.0.2.1\"\n[env.eks.dns.route53]\nendpoint_url = \"{moto}\"\n\
+             [env.eks.auth]\noidc = {{ source = \"env\", token_env = \"FERRY_TEST_NO_SUCH_TOKEN\" }}\n\
+             [env.eks.auth.aws]\nrole_arn = \"arn:aws:iam::123456789012:role/ferry-dns\"\n"
+        ),
+    )
+    .unwrap();
+    Ferry::new(dir.join("ferry.toml"))
+        .env_remove("FERRY_TEST_NO_SUCH_TOKEN")
+        .run(&["dns", "plan", "--env", "eks"])
+        .exits(11)
+        .says("FERRY_TEST_NO_SUCH_TOKEN");
+}
+
 /// `ferry dns` on Route53 (moto), with the credentials from the standard AWS chain.
 #[cfg(feature = "route53")]
 #[tokio::test]
