@@ -170,6 +170,8 @@ impl SimBuilder {
     }
 
     /// Serve HTTPS with a freshly generated CA and certificate (the kubeconfig carries the CA).
+    /// The certificate is valid for `localhost`, `127.0.0.1`, `::1`, the in-cluster names of
+    /// the `kubernetes` Service and the listen address when it is a specific one.
     pub fn tls(mut self, tls: bool) -> Self {
         self.tls = tls;
         self
@@ -192,7 +194,7 @@ impl SimBuilder {
             }
             None => (None, None),
         };
-        let pki = tls::generate()?;
+        let pki = tls::generate(self.listen.ip())?;
         let acceptor = if self.tls {
             Some(tls::acceptor(&pki)?)
         } else {
@@ -208,6 +210,8 @@ impl SimBuilder {
             addr: self.listen,
             source,
         })?;
+
+        let client_addr = client_address(addr);
 
         let start = timestamp_of(self.start_time.unwrap_or_else(wall_now));
         let config = Arc::new(self.config);
@@ -244,7 +248,7 @@ impl SimBuilder {
             kick: tokio::sync::Notify::new(),
             shutdown,
             fault_rng: Mutex::new(seed),
-            address: addr.to_string(),
+            address: client_addr.to_string(),
         });
         let mut tasks = vec![
             tokio::spawn(server::accept_loop(Arc::clone(&shared), listener, acceptor)),
@@ -260,7 +264,7 @@ impl SimBuilder {
         let scheme = if self.tls { "https" } else { "http" };
         Ok(SimHandle {
             shared,
-            url: format!("{scheme}://{addr}"),
+            url: format!("{scheme}://{client_addr}"),
             addr,
             ca_pem: self.tls.then_some(pki.ca_pem),
             tasks,
@@ -268,6 +272,19 @@ impl SimBuilder {
             stopped: false,
         })
     }
+}
+
+/// Where clients reach a server bound to `bound`: the address itself, or for an unspecified
+/// one (`0.0.0.0`, `[::]`) the loopback address of its family, which the server certificate
+/// names (a client cannot connect to, or verify a certificate for, an unspecified address).
+fn client_address(bound: SocketAddr) -> SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bound.port())
 }
 
 fn snapshot(shared: &Shared) -> Snapshot {
@@ -339,12 +356,14 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
-    /// The API server's URL: `http://127.0.0.1:PORT` (or `https://` with TLS).
+    /// The API server's URL: `http://127.0.0.1:PORT` (or `https://` with TLS). When listening
+    /// on an unspecified address (`0.0.0.0`, `[::]`), the URL names the loopback address of
+    /// that family (`127.0.0.1`, `[::1]`) with the bound port; the kubeconfig uses this URL.
     pub fn url(&self) -> String {
         self.url.clone()
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on (with the port actually bound, when asked for port 0).
     pub fn address(&self) -> SocketAddr {
         self.addr
     }

@@ -1,6 +1,7 @@
 //! The cluster CA and the API server's certificate, generated at start (rcgen), and the rustls
 //! server configuration (aws-lc-rs provider, ALPN h2 and http/1.1 as kube-apiserver offers).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rcgen::{
@@ -32,7 +33,11 @@ fn tls_error(err: impl std::fmt::Display) -> SimError {
     }
 }
 
-pub(crate) fn generate() -> Result<Pki, SimError> {
+/// A CA and a server certificate for the names and addresses clients use: `localhost`, both
+/// loopback addresses (a server on an unspecified address is reached through the loopback of
+/// its family), the in-cluster names of the `kubernetes` Service, and `listen` when it is a
+/// specific address.
+pub(crate) fn generate(listen: IpAddr) -> Result<Pki, SimError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, "ferry-sim-ca");
@@ -47,15 +52,19 @@ pub(crate) fn generate() -> Result<Pki, SimError> {
     let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_error)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut params = CertificateParams::new(vec![
+    let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
+        "::1".to_owned(),
         "kubernetes".to_owned(),
         "kubernetes.default".to_owned(),
         "kubernetes.default.svc".to_owned(),
         "kubernetes.default.svc.cluster.local".to_owned(),
-    ])
-    .map_err(tls_error)?;
+    ];
+    if !listen.is_unspecified() && !listen.is_loopback() {
+        names.push(listen.to_string());
+    }
+    let mut params = CertificateParams::new(names).map_err(tls_error)?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, "ferry-sim-apiserver");
     params.distinguished_name = name;

@@ -430,3 +430,33 @@ async fn kubectl_secrets_keep_string_data_in_data() {
     );
     assert!(!text(&out).contains("TOP-SECRET-CERT"), "{}", text(&out));
 }
+
+/// A TLS simulator listening on every address of a family: its kubeconfig names the loopback
+/// address of that family with the bound port (a client cannot connect to `0.0.0.0`), and the
+/// certificate is valid for it, so kubectl verifies the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_trusts_a_tls_simulator_listening_on_an_unspecified_address() {
+    let mut families = vec![("0.0.0.0:0", "https://127.0.0.1:")];
+    // Not every test host has IPv6.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        families.push(("[::]:0", "https://[::1]:"));
+    }
+    for (listen, url) in families {
+        let builder = ferry_sim::Sim::builder()
+            .config(fast())
+            .tls(true)
+            .listen(listen.parse().unwrap());
+        let cluster = Cluster::start_with(builder).await;
+        let port = cluster.sim.address().port();
+        assert_ne!(port, 0, "{listen}");
+        assert_eq!(cluster.sim.url(), format!("{url}{port}"), "{listen}");
+        assert!(cluster.sim.address().ip().is_unspecified(), "{listen}");
+        let kubeconfig = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+        assert!(
+            kubeconfig.contains(&format!("server: {url}{port}")),
+            "{listen}: {kubeconfig}"
+        );
+        let namespaces = cluster.kubectl_ok(&["get", "namespaces"]);
+        assert!(namespaces.contains("kube-system"), "{listen}: {namespaces}");
+    }
+}
