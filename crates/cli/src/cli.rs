@@ -183,7 +183,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig_out: Option<PathBuf>,
     /// Keep the cluster in this state file: loaded if it exists, saved as it changes and on
-    /// exit. One simulator at a time may use it.
+    /// exit. One simulator at a time may use it; while it runs, its kubeconfig is also written
+    /// to FILE.kubeconfig, where `ferry deploy` (provider = "sim" on this file) finds it.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Virtual clock speed: 1 is real time, 60 a virtual minute per second (overrides SIM.toml).

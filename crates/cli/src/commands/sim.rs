@@ -1,8 +1,14 @@
 //! `ferry sim`: run the simulated Kubernetes cluster (ferry-sim) until SIGINT or SIGTERM, with
 //! a kubeconfig for kubectl, kube-rs or `ferry` itself.
+//!
+//! With `--state FILE` it also writes `FILE.kubeconfig` while it runs, as the in-process host
+//! of `provider = "sim"` does ([`SimProvider::kubeconfig_path`]): a `ferry deploy` whose sim
+//! environment uses that state file finds the file locked and connects through it.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
+use ferry_deployer::cluster::SimProvider;
 use ferry_sim::{Sim, SimConfig, SimError};
 
 use crate::ambient::Environment;
@@ -19,6 +25,30 @@ fn failure(err: SimError) -> Failure {
         _ => Exit::Failure,
     };
     Failure::new(exit, miette::Report::from_err(err))
+}
+
+/// A state file in use: the simulator using it cannot be joined by a second server, but when
+/// it publishes its kubeconfig next to the state (as `ferry deploy`'s in-process simulator and
+/// `ferry sim --state` do), the help names it for kubectl.
+fn start_failure(err: SimError, state: Option<&Path>) -> Failure {
+    if let (SimError::StateLocked { .. }, Some(state)) = (&err, state) {
+        let kubeconfig = SimProvider::kubeconfig_path(state);
+        if kubeconfig.is_file() {
+            return Failure::new(
+                Exit::LockBusy,
+                miette::miette!(
+                    help = format!(
+                        "the running simulator's kubeconfig is {}: use it with kubectl \
+                         (export KUBECONFIG={}) or stop that simulator first",
+                        kubeconfig.display(),
+                        kubeconfig.display()
+                    ),
+                    "{err}"
+                ),
+            );
+        }
+    }
+    failure(err)
 }
 
 /// Builds the simulator configuration: the file (if any), then the flags.
@@ -45,14 +75,22 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
     if let Some(state) = &args.state {
         builder = builder.state_file(state);
     }
-    if !args.listen.ip().is_loopback() {
+    let sim = builder
+        .start()
+        .await
+        .map_err(|e| start_failure(e, args.state.as_deref()))?;
+    if !sim.address().ip().is_loopback() {
         tracing::warn!(
             "listening on {}: ferry-sim has no authentication, so anyone who can reach this \
              address can read and change the simulated cluster, Secrets included",
-            args.listen
+            sim.address()
         );
     }
-    let sim = builder.start().await.map_err(failure)?;
+    // The kubeconfig next to the state file, for `ferry deploy` (and kubectl) to find.
+    let published: Option<PathBuf> = args.state.as_deref().map(SimProvider::kubeconfig_path);
+    if let Some(path) = &published {
+        sim.write_kubeconfig(path).map_err(failure)?;
+    }
     if let Some(path) = &args.kubeconfig_out {
         sim.write_kubeconfig(path).map_err(failure)?;
     }
@@ -70,14 +108,26 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
             None => writeln!(out, "kubeconfig: not written (use --kubeconfig-out FILE)"),
         }
         .map_err(io_failure)?;
-        if let Some(state) = &args.state {
-            writeln!(out, "state: {}", state.display()).map_err(io_failure)?;
+        if let (Some(state), Some(published)) = (&args.state, &published) {
+            writeln!(
+                out,
+                "state: {} (kubeconfig for ferry deploy: {})",
+                state.display(),
+                published.display()
+            )
+            .map_err(io_failure)?;
         }
         writeln!(out, "running until Ctrl-C (SIGINT) or SIGTERM").map_err(io_failure)?;
         out.flush().map_err(io_failure)?;
     }
     signals.wait().await;
     tracing::info!("stopping the simulator");
+    // Removed while the state's lock is still held (as the in-process host does), so it never
+    // removes the kubeconfig of a simulator started on the file afterwards. A file the user
+    // named with --kubeconfig-out stays.
+    if let Some(path) = published.filter(|p| args.kubeconfig_out.as_ref() != Some(p)) {
+        let _ = std::fs::remove_file(path);
+    }
     sim.shutdown().await.map_err(failure)?;
     Ok(Exit::Success)
 }

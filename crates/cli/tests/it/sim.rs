@@ -123,9 +123,20 @@ fn ferry_sim_serves_kubectl_and_saves_state() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another simulator"));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another simulator"), "{stderr}");
+    // ... and told where the running one's kubeconfig is, for kubectl
+    let published = format!("{}.kubeconfig", state.display());
+    assert!(
+        stderr.contains(&format!("export KUBECONFIG={published}")),
+        "{stderr}"
+    );
 
     stop(&mut child);
+    assert!(
+        !Path::new(&published).exists(),
+        "the kubeconfig next to the state outlived the simulator"
+    );
     let saved = std::fs::read_to_string(&state).unwrap();
     assert!(
         saved.contains("\"kube-system\""),
@@ -212,11 +223,135 @@ fn stderr_of(args: &[&str]) -> String {
 #[test]
 fn ferry_sim_warns_when_it_listens_beyond_loopback() {
     let stderr = stderr_of(&["--listen", "0.0.0.0:0"]);
+    // the address it is bound to, with the port it got
+    let warned = stderr
+        .split("listening on 0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split_once(": ferry-sim has no authentication"))
+        .map(|(port, _)| port.to_owned());
+    let port = warned.unwrap_or_else(|| panic!("no warning naming the address: {stderr}"));
     assert!(
-        stderr.contains("listening on 0.0.0.0:0: ferry-sim has no authentication"),
-        "{stderr}"
+        port.parse::<u16>().is_ok_and(|p| p != 0),
+        "the warning names port {port:?}: {stderr}"
     );
     // on loopback (the default) it says nothing of the kind
     let stderr = stderr_of(&[]);
     assert!(!stderr.contains("no authentication"), "{stderr}");
+}
+
+#[test]
+fn ferry_sim_on_every_address_with_tls_writes_a_kubeconfig_kubectl_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let (mut child, lines) = start(&[
+        "--tls",
+        "--listen",
+        "0.0.0.0:0",
+        "--kubeconfig-out",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    // a client cannot reach (or verify a certificate for) 0.0.0.0: the loopback it can
+    assert!(lines[0].contains("https://127.0.0.1:"), "{lines:?}");
+    assert!(!lines[0].ends_with(":0"), "{lines:?}");
+    let written = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(written.contains("server: https://127.0.0.1:"), "{written}");
+    assert!(kubectl_get_ns(&kubeconfig, dir.path()).contains("kube-system"));
+    stop(&mut child);
+}
+
+/// `ferry deploy` on a sim environment whose state file a `ferry sim --state` server holds
+/// connects to that server (through the kubeconfig it publishes next to the state) and deploys
+/// there.
+#[test]
+fn ferry_deploy_uses_the_ferry_sim_server_that_holds_its_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("k8s")).unwrap();
+    std::fs::write(
+        project.join("ferry.toml"),
+        "[app]\nname = \"demo\"\n\n\
+         [env.local.cluster]\nprovider = \"sim\"\nstate = \"cluster.json\"\n\n\
+         [env.local.deploy]\nmanifests = \"k8s\"\nnamespace = \"demo\"\ntimeout = \"1m\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("k8s/app.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: demo}\n\
+         data: {greeting: hello}\n",
+    )
+    .unwrap();
+    let state = project.join("cluster.json");
+    // --kubeconfig-out elsewhere: the server publishes STATE.kubeconfig anyway
+    let own = dir.path().join("own.kubeconfig");
+    let (mut child, _) = start(&[
+        "--state",
+        state.to_str().unwrap(),
+        "--kubeconfig-out",
+        own.to_str().unwrap(),
+    ]);
+    let published = project.join("cluster.json.kubeconfig");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&published).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(&published).unwrap(),
+        std::fs::read_to_string(&own).unwrap()
+    );
+
+    let config = project.join("ferry.toml");
+    let ferry = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .args(["--config", config.to_str().unwrap(), "--env", "local"])
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = ferry(&["deploy"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the objects are in the server's cluster, as kubectl sees it
+    let cm = Command::new(kubectl())
+        .args(["get", "configmap", "settings", "-n", "demo", "-o", "name"])
+        .env("KUBECONFIG", &own)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&cm.stdout).trim(),
+        "configmap/settings",
+        "{}",
+        String::from_utf8_lossy(&cm.stderr)
+    );
+    // and ferry status (through the same server) sees the release
+    let out = ferry(&["status", "--output", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["healthy"], true, "{status:#}");
+    assert_eq!(status["release"]["revision"], 1, "{status:#}");
+
+    stop(&mut child);
+    assert!(
+        !published.exists(),
+        "{} outlived the server",
+        published.display()
+    );
+    assert!(
+        own.exists(),
+        "--kubeconfig-out is the user's file: it stays"
+    );
 }

@@ -7,8 +7,8 @@
 //! (`<state>.kubeconfig`, mode 0600). A second process that finds the state locked connects
 //! through that kubeconfig instead of starting a second cluster on the same file, so
 //! concurrent `ferry deploy`s of one sim environment share one cluster and ferry's deploy lock
-//! serialises them. A `ferry sim --state FILE --kubeconfig-out FILE.kubeconfig` server is used
-//! the same way.
+//! serialises them. A `ferry sim --state FILE` server writes `FILE.kubeconfig` too, so it is
+//! used the same way.
 //!
 //! The process hosting the simulator keeps serving when its own command is done while other
 //! processes still use the cluster — one of them holds a live ferry deploy lock (a Lease whose
