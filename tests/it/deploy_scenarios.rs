@@ -732,6 +732,11 @@ async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
         .await;
     assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("rollback: to v1"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("ferry: rolled local back: release v3"),
+        "{}",
+        stdout(&out)
+    );
     // Like a deploy, it ends with the load balancer's address.
     assert!(
         stdout(&out).contains("load balancer Service demo/web: "),

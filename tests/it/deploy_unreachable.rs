@@ -53,6 +53,26 @@ fn an_unreachable_cluster_is_named_with_what_to_check() {
         // kube's own per-request error lines are not repeated above the report.
         assert!(!err.contains("ERROR"), "{command}:\n{err}");
     }
+
+    // A mistake in the manifests that needs no cluster to see is still invalid input (3),
+    // listed, when the cluster cannot be reached.
+    std::fs::write(
+        dir.path().join("k8s/web.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: web, image: 'nginx:latest'}]}\n",
+    )
+    .unwrap();
+    for command in ["deploy", "diff"] {
+        let out = ferry_in(
+            [command, "--config", config, "--env", "local"],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        );
+        let err = stderr(&out);
+        assert_eq!(code(&out), 3, "{command}:\n{}\n{err}", stdout(&out));
+        assert!(
+            err.contains("Pod web container web") && err.contains("nginx:latest"),
+            "{command}:\n{err}"
+        );
+    }
 }
 
 /// A kubeconfig with two contexts, and a project whose `[env.local.cluster]` is `cluster`.

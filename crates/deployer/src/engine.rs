@@ -113,6 +113,10 @@ pub struct ReleaseInput {
     pub commit: Option<String>,
     /// The app's images.
     pub images: Vec<PinnedImage>,
+    /// Problems already found in these manifests before the cluster was asked (images that
+    /// could not be pinned, say). The cluster checks still run, and every problem is reported
+    /// together as [`DeployError::Invalid`], so one run lists them all.
+    pub problems: Vec<Problem>,
 }
 
 /// How a deploy (or rollback) ended.
@@ -298,22 +302,41 @@ impl Engine {
     /// Validates a release against the cluster (reads only): the offline checks, kinds and
     /// scopes from discovery, namespaces and references.
     pub async fn prepare(&self, manifests: Vec<Manifest>) -> Result<Prepared, DeployError> {
+        self.prepare_with(manifests, Vec::new()).await
+    }
+
+    /// [`prepare`](Self::prepare), adding the cluster's findings to `problems` found earlier:
+    /// every check runs, so one run lists every problem.
+    async fn prepare_with(
+        &self,
+        manifests: Vec<Manifest>,
+        earlier: Vec<Problem>,
+    ) -> Result<Prepared, DeployError> {
         self.stage("validate", format!("{} objects", manifests.len()));
         let mut manifests = manifests;
-        let mut problems = validate::check_offline(&manifests);
-        let mut catalog = self.discover().await?;
+        let mut problems = earlier;
+        problems.extend(validate::check_offline(&manifests));
+        let mut catalog = match self.discover().await {
+            Ok(catalog) => catalog,
+            // Problems found without the cluster are the answer even when it cannot be asked.
+            Err(_) if !problems.is_empty() => return Err(DeployError::Invalid(problems)),
+            Err(e) => return Err(e),
+        };
         catalog.add_release_crds(&manifests);
         let (resources, scope_problems) =
             validate::resolve_scopes(&mut manifests, &catalog, &self.settings.namespace);
         problems.extend(scope_problems);
+        match validate::check_cluster(&self.client, &manifests).await {
+            Ok(more) => problems.extend(more),
+            // With problems already found, a read the cluster refuses (a namespace named
+            // against the rules, say) is one of their consequences: they are the answer.
+            Err(_) if !problems.is_empty() => {}
+            Err(e) => {
+                return Err(api_err("check the release's namespaces and references")(e));
+            }
+        }
         if !problems.is_empty() {
             return Err(DeployError::Invalid(problems));
-        }
-        let cluster_problems = validate::check_cluster(&self.client, &manifests)
-            .await
-            .map_err(api_err("check the release's namespaces and references"))?;
-        if !cluster_problems.is_empty() {
-            return Err(DeployError::Invalid(cluster_problems));
         }
         let owner = self.settings.owner();
         let new_namespaces = self.missing_namespaces(&manifests).await?;
@@ -455,7 +478,7 @@ impl Engine {
 
     /// The plan of a release, including what would be pruned (reads only).
     pub async fn diff(&self, input: ReleaseInput) -> Result<Vec<Change>, DeployError> {
-        let prepared = self.prepare(input.manifests).await?;
+        let prepared = self.prepare_with(input.manifests, input.problems).await?;
         self.stage("plan", "server-side dry-run");
         let mut changes: Vec<Change> = self
             .plan(&prepared, self.settings.force_conflicts)
@@ -537,7 +560,10 @@ impl Engine {
         }
         self.stage(
             "prune",
-            format!("{} objects dropped from the release", keys.len()),
+            match keys.len() {
+                1 => "1 object dropped from the release".to_owned(),
+                n => format!("{n} objects dropped from the release"),
+            },
         );
         for key in keys {
             if let Some(reason) = self.prune_blocker(catalog, key).await? {
@@ -779,7 +805,7 @@ impl Engine {
     /// Deploys a release: see the module docs for the steps.
     pub async fn deploy(&self, input: ReleaseInput) -> Result<Outcome, DeployError> {
         let since = timestamp(self.clock.as_ref());
-        let prepared = self.prepare(input.manifests).await?;
+        let prepared = self.prepare_with(input.manifests, input.problems).await?;
         let objects: Vec<Value> = prepared
             .targets
             .iter()

@@ -164,9 +164,10 @@ fn deployment(v: &Value) -> Health {
         return Health::Pending(format!("{updated} of {replicas} replicas updated"));
     }
     if total > updated {
+        let old = total - updated;
         return Health::Pending(format!(
-            "{} old replicas pending termination",
-            total - updated
+            "{old} old {} pending termination",
+            plural(old, "replica", "replicas")
         ));
     }
     if available < updated {
@@ -958,7 +959,7 @@ mod tests {
             json!({"observedGeneration":2,"replicas":4,"updatedReplicas":3,"availableReplicas":3}),
         );
         assert!(
-            matches!(assess("Deployment", &rolling), Health::Pending(m) if m.contains("old replicas"))
+            matches!(assess("Deployment", &rolling), Health::Pending(m) if m == "1 old replica pending termination")
         );
         let unavailable = dep(
             2,

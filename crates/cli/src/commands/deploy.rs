@@ -378,29 +378,44 @@ pub(crate) async fn release_input(
     for w in warnings {
         progress.emit(DeployEvent::Warning { message: w });
     }
-    let problems = images::pin(&mut manifests, images_cfg, &pins);
-    if !problems.is_empty() {
-        let list: Vec<Problem> = problems
-            .iter()
-            .map(|p| Problem {
-                at: manifests[p.index].source.to_string(),
-                object: format!(
-                    "{} {} container {}",
-                    manifests[p.index].kind(),
-                    manifests[p.index].name(),
-                    p.container
-                ),
-                message: p.message.clone(),
-            })
-            .collect();
-        return Err(Failure::new(Exit::InvalidInput, problems_report(&list)));
-    }
+    // Images that cannot be pinned are reported with what the cluster finds (kinds,
+    // namespaces, references), so one run lists every problem: see `with_problems`.
+    let problems = images::pin(&mut manifests, images_cfg, &pins)
+        .iter()
+        .map(|p| Problem {
+            at: manifests[p.index].source.to_string(),
+            object: format!(
+                "{} {} container {}",
+                manifests[p.index].kind(),
+                manifests[p.index].name(),
+                p.container
+            ),
+            message: p.message.clone(),
+        })
+        .collect();
     Ok(ReleaseInput {
         manifests,
         tag: tag.map(str::to_owned),
         commit: commit.map(str::to_owned),
         images: pins,
+        problems,
     })
+}
+
+/// A release with problems found before the cluster was asked fails with exit 3 listing them
+/// (and the cluster's, when it could be asked), whatever else went wrong: an unreachable
+/// cluster or refused credentials must not hide a mistake in the manifests.
+pub(crate) fn with_problems<T>(
+    earlier: &[Problem],
+    result: Result<T, Failure>,
+) -> Result<T, Failure> {
+    match result {
+        Err(f) if !earlier.is_empty() && f.exit != Exit::InvalidInput => {
+            tracing::debug!(error = %f.report, "the cluster could not check the release");
+            Err(Failure::new(Exit::InvalidInput, problems_report(earlier)))
+        }
+        other => other,
+    }
 }
 
 /// The app's images where this environment keeps them: a repository written without a
@@ -526,8 +541,22 @@ fn failure_exit(timed_out: bool, otherwise: Exit) -> (Exit, &'static str) {
     }
 }
 
+/// Which command's outcome [`finish`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// `ferry deploy`.
+    Deploy,
+    /// `ferry rollback`.
+    Rollback,
+}
+
 /// Prints the outcome and picks the exit code.
-pub(crate) fn finish(outcome: &Outcome, progress: &Progress, env_name: &str) -> Exit {
+pub(crate) fn finish(
+    outcome: &Outcome,
+    progress: &Progress,
+    env_name: &str,
+    command: Command,
+) -> Exit {
     use serde_json::json;
     let (exit, status, text, revision) = match outcome {
         Outcome::Deployed {
@@ -538,7 +567,12 @@ pub(crate) fn finish(outcome: &Outcome, progress: &Progress, env_name: &str) -> 
             let mut text = if *unchanged {
                 format!("ferry: {env_name} is already at release v{revision}; nothing changed")
             } else {
-                format!("ferry: deployed release v{revision} to {env_name}")
+                match command {
+                    Command::Deploy => format!("ferry: deployed release v{revision} to {env_name}"),
+                    Command::Rollback => format!(
+                        "ferry: rolled {env_name} back: release v{revision} (an earlier release's manifests) is live"
+                    ),
+                }
             };
             for (svc, addrs) in load_balancers {
                 text.push_str(&format!("\n  load balancer {svc}: {}", addrs.join(", ")));
@@ -640,12 +674,15 @@ async fn deploy(args: &DeployArgs, env: &Environment, progress: &Arc<Progress>) 
     .await?;
     let mut settings = ctx.settings.clone();
     apply_flags(&mut settings, args);
-    let outcome = ctx
-        .with_engine(settings, progress.clone(), async |engine| {
+    let earlier = input.problems.clone();
+    let outcome = with_problems(
+        &earlier,
+        ctx.with_engine(settings, progress.clone(), async |engine| {
             engine.deploy(input).await
         })
-        .await?;
-    Ok(finish(&outcome, progress, &ctx.env_name))
+        .await,
+    )?;
+    Ok(finish(&outcome, progress, &ctx.env_name, Command::Deploy))
 }
 
 /// The manifest problems `ferry validate` reports for `envs` (offline: rendering, required

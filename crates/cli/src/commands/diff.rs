@@ -10,7 +10,9 @@ use ferry_deployer::images::DigestResolver;
 
 use crate::ambient::Environment;
 use crate::cli::DiffArgs;
-use crate::commands::deploy::{digest_resolver, env_context, release_input, resolve_tag};
+use crate::commands::deploy::{
+    digest_resolver, env_context, release_input, resolve_tag, with_problems,
+};
 use crate::exit::{CmdResult, Exit};
 use crate::progress::{Mode, Progress};
 
@@ -36,11 +38,14 @@ pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
     .await?;
     let mut settings = ctx.settings.clone();
     settings.force_conflicts = args.force_conflicts;
-    let changes = ctx
-        .with_engine(settings, Arc::new(Discard), async |engine| {
+    let earlier = input.problems.clone();
+    let changes = with_problems(
+        &earlier,
+        ctx.with_engine(settings, Arc::new(Discard), async |engine| {
             engine.diff(input).await
         })
-        .await?;
+        .await,
+    )?;
     let changed = changes
         .iter()
         .filter(|c| c.action != Action::Unchanged)

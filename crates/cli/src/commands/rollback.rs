@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::ambient::Environment;
 use crate::cli::RollbackArgs;
-use crate::commands::deploy::{env_context, finish, json_result_of};
+use crate::commands::deploy::{Command, env_context, finish, json_result_of};
 use crate::exit::CmdResult;
 use crate::progress::{Mode, Progress};
 
@@ -38,5 +38,5 @@ async fn rollback(args: &RollbackArgs, env: &Environment, progress: &Arc<Progres
             engine.rollback(args.to).await
         })
         .await?;
-    Ok(finish(&outcome, progress, &ctx.env_name))
+    Ok(finish(&outcome, progress, &ctx.env_name, Command::Rollback))
 }

@@ -47,6 +47,7 @@ async fn release(dir: &Path, tag: &str, images: &[(&str, &str)]) -> ReleaseInput
         tag: Some(tag.to_owned()),
         commit: None,
         images: pins,
+        problems: Vec::new(),
     }
 }
 
