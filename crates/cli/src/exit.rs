@@ -29,7 +29,8 @@ pub enum Exit {
     FailedNotRolledBack = 8,
     /// A deadline passed before the work finished.
     Timeout = 9,
-    /// Another deploy holds the environment's lock (with --no-wait).
+    /// Another deploy holds the environment's lock (with --no-wait), or another simulator
+    /// holds the `ferry sim --state` file.
     LockBusy = 10,
     /// Authentication or authorisation failed (OIDC token, cloud credentials, registry login).
     AuthFailed = 11,
@@ -70,7 +71,9 @@ impl Exit {
             Exit::RolledBack => "deploy failed and was rolled back to the previous release",
             Exit::FailedNotRolledBack => "deploy failed and was not rolled back",
             Exit::Timeout => "deadline passed",
-            Exit::LockBusy => "another deploy holds the environment's lock",
+            Exit::LockBusy => {
+                "another deploy holds the environment's lock (for ferry sim: another simulator holds its state file)"
+            }
             Exit::AuthFailed => "authentication or authorisation failed",
         }
     }
