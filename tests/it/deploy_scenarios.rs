@@ -243,6 +243,19 @@ async fn a_failing_image_is_reported_and_rolled_back() {
         "{h:#?}"
     );
     assert_eq!(h[0]["tag"], "good1");
+
+    // The text table: newest first, each row's statuses and tags, no padding after the last
+    // column (the failed release's description is long).
+    let out = cluster
+        .ferry(&["history", "--config", &cfg, "--env", "local"])
+        .await;
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(
+        rows[0].contains("v3") && rows[1].contains("rolled-back") && rows[2].contains("v1"),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l == l.trim_end()), "{text:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

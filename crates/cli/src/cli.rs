@@ -274,7 +274,9 @@ pub struct DnsSwitchArgs {
 
 const DEPLOY_EXIT_HELP: &str = "Exit codes: 0 deployed and healthy; 3 invalid input (nothing \
 changed); 7 failed and rolled back to the previous release; 8 failed and not rolled back; 9 \
---timeout passed (rolled back unless --no-rollback); 10 another deploy holds the lock (--no-wait).";
+--timeout passed (rolled back unless --no-rollback); 10 another deploy holds the lock (--no-wait); \
+2 bad command line (a missing or malformed --tag); 1 runtime failure (the cluster or a registry \
+could not be reached).";
 
 /// Output formats of the deploy commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -57,6 +57,9 @@ pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
             r.description.clone(),
         ]);
     }
-    writeln!(out, "{table}").map_err(super::io_failure)?;
+    // The last column is not padded: a long description would pad every row.
+    for line in table.to_string().lines() {
+        writeln!(out, "{}", line.trim_end()).map_err(super::io_failure)?;
+    }
     Ok(Exit::Success)
 }
