@@ -192,6 +192,18 @@ pub enum ConfigError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(Box<Located>),
+    /// Several problems, each located (every unknown key, say).
+    #[error("{path}: {count} problems")]
+    #[diagnostic(code(ferry::config::problems))]
+    Several {
+        /// The file.
+        path: String,
+        /// How many.
+        count: usize,
+        /// Each problem.
+        #[related]
+        problems: Vec<ConfigError>,
+    },
     /// An environment was asked for that the file does not define.
     #[error("{path}: no environment named `{name}` (defined: {known})")]
     #[diagnostic(
@@ -278,16 +290,7 @@ impl LoadedConfig {
         let source = Arc::new(text);
         let mut config = match toml::from_str::<FerryConfig>(&source) {
             Ok(config) => config,
-            Err(err) => {
-                let span = err.span().unwrap_or(0..0);
-                return Err(invalid(
-                    path,
-                    &source,
-                    span,
-                    err.message().to_owned(),
-                    hint_for(err.message()),
-                ));
-            }
+            Err(err) => return Err(deserialize_problems(path, &source, &err)),
         };
         let loaded_from = config_dir(path);
         for env in config.env.values_mut() {
@@ -500,6 +503,97 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// The most unknown keys one run lists.
+const MAX_UNKNOWN_KEYS: usize = 50;
+
+/// The problem deserialising stopped at, and when it is an unknown key (a typo, the most
+/// common mistake), every other unknown key too: the parser stops at the first error, so each
+/// unknown key found is blanked out (spaces, newlines kept: every offset stays the same) and
+/// the text read again, for as long as the next error is another unknown key.
+fn deserialize_problems(path: &Path, source: &Arc<String>, err: &toml::de::Error) -> ConfigError {
+    let located = |e: &toml::de::Error| {
+        invalid(
+            path,
+            source,
+            e.span().unwrap_or(0..0),
+            e.message().to_owned(),
+            hint_for(e.message()),
+        )
+    };
+    let mut problems = vec![located(err)];
+    let mut text = source.to_string();
+    let mut at = err.span().filter(|_| is_unknown_key(err.message()));
+    while let Some(span) = at.take() {
+        if problems.len() >= MAX_UNKNOWN_KEYS || !blank_entry(&mut text, &span) {
+            break;
+        }
+        if let Err(next) = toml::from_str::<FerryConfig>(&text)
+            && is_unknown_key(next.message())
+            && let Some(next_span) = next.span()
+            && next_span != span
+        {
+            problems.push(located(&next));
+            at = Some(next_span);
+        }
+    }
+    if problems.len() == 1 {
+        return problems.remove(0);
+    }
+    // In the file's order (the parser meets tables in its own order).
+    problems.sort_by_key(|p| match p {
+        ConfigError::Invalid(l) => (l.line, l.column),
+        _ => (usize::MAX, 0),
+    });
+    ConfigError::Several {
+        path: path.display().to_string(),
+        count: problems.len(),
+        problems,
+    }
+}
+
+fn is_unknown_key(message: &str) -> bool {
+    message.starts_with("unknown field")
+}
+
+/// Blanks out the `key = value` whose key starts at `key_span` (spaces; newlines are kept).
+/// False when no such entry is found.
+fn blank_entry(text: &mut String, key_span: &std::ops::Range<usize>) -> bool {
+    fn find(table: &toml::de::DeTable<'_>, start: usize) -> Option<std::ops::Range<usize>> {
+        table.iter().find_map(|(k, v)| {
+            if k.span().start == start && v.span().end > start {
+                return Some(start..v.span().end);
+            }
+            find_in(v.get_ref(), start)
+        })
+    }
+    fn find_in(value: &toml::de::DeValue<'_>, start: usize) -> Option<std::ops::Range<usize>> {
+        match value {
+            toml::de::DeValue::Table(t) => find(t, start),
+            toml::de::DeValue::Array(a) => a.iter().find_map(|v| find_in(v.get_ref(), start)),
+            _ => None,
+        }
+    }
+    let range = match toml::de::DeTable::parse(text) {
+        Ok(doc) => find(doc.get_ref(), key_span.start),
+        Err(_) => None,
+    };
+    let Some(range) =
+        range.filter(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
+    else {
+        return false;
+    };
+    // Line breaks stay (lines and columns keep their numbers), every other byte a space.
+    let blank: String = text[range.clone()]
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' => c.to_string(),
+            _ => " ".repeat(c.len_utf8()),
+        })
+        .collect();
+    text.replace_range(range, &blank);
+    true
+}
+
 fn hint_for(message: &str) -> Option<String> {
     if message.contains("unknown field") {
         Some("remove the key, or check its spelling against the expected keys above".to_owned())
@@ -582,6 +676,44 @@ mod tests {
         assert_eq!((line, column), (3, 1));
         assert!(message.contains("unknown field `colour`"), "{message}");
         assert!(message.contains("expected"), "{message}");
+    }
+
+    #[test]
+    fn every_unknown_key_is_listed_in_one_run() {
+        let text = "[app]\nname = \"shop\"\ncolour = \"bl\u{e9}u\"\n\
+                    [env.dev.infra]\ncloud = \"aws\"\nregion = \"us-east-1\"\ncontrol_plane = \"standard\"\n\
+                    egress_gbb = 250\nnotes = \"\"\"\nmulti\nline\n\"\"\"\n\
+                    [[env.dev.infra.node_groups]]\nname = \"a\"\ninstance_type = \"t3.medium\"\ncount = 1\n\
+                    size = { big = true }\n";
+        let err = load(text).unwrap_err();
+        let ConfigError::Several {
+            count, problems, ..
+        } = err
+        else {
+            panic!("expected Several, got {err:?}")
+        };
+        let found: Vec<(usize, usize, String)> = problems
+            .iter()
+            .map(|p| match p {
+                ConfigError::Invalid(l) => (l.line, l.column, l.message.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(count, 4, "{found:?}");
+        let at: Vec<(usize, usize)> = found.iter().map(|(l, c, _)| (*l, *c)).collect();
+        // Lines and columns are the file's own, after earlier keys were blanked out.
+        assert_eq!(at, [(3, 1), (8, 1), (9, 1), (17, 1)], "{found:?}");
+        for (key, (_, _, message)) in ["colour", "egress_gbb", "notes", "size"].iter().zip(&found) {
+            assert!(
+                message.contains(&format!("unknown field `{key}`")),
+                "{message}"
+            );
+        }
+        // Another kind of problem after an unknown key ends the list: it is reported on its
+        // own once the unknown key is fixed.
+        let err =
+            load("[app]\nname = \"shop\"\ncolour = 1\n[env.dev.infra]\ncloud = 7\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
     }
 
     #[test]
