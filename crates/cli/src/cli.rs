@@ -204,7 +204,8 @@ pub enum DnsCommand {
     /// Show the DNS changes `ferry dns apply` would make.
     #[command(
         after_help = "Exit codes: 0 nothing to change; 6 changes are pending; 3 invalid input, or \
-a record ferry does not own is in the way (see --adopt); 11 the credentials were refused."
+a record ferry does not own is in the way (see --adopt); 11 the credentials were refused; 1 the \
+provider failed."
     )]
     Plan(DnsArgs),
     /// Apply the DNS changes, then wait until the zone's authoritative servers answer the
@@ -214,9 +215,9 @@ a record ferry does not own is in the way (see --adopt); 11 the credentials were
     /// Check what the zone's authoritative servers and public resolvers answer for the names.
     #[command(
         after_help = "Exit codes: 0 the authoritative servers answer the target; 9 they do not \
-within the verify timeout; 3 invalid input."
+within the verify timeout; 3 invalid input; 11 the credentials were refused; 1 the provider failed."
     )]
-    Verify(DnsArgs),
+    Verify(DnsVerifyArgs),
     /// Move the names from one environment's load balancer to another's (`--env A --to B`),
     /// e.g. from AKS to EKS and back; then verify as `apply` does.
     #[command(after_help = DNS_APPLY_EXIT_HELP)]
@@ -244,6 +245,21 @@ pub struct DnsArgs {
     /// id owns), instead of refusing to touch them.
     #[arg(long)]
     pub adopt: bool,
+}
+
+/// `ferry dns verify`.
+#[derive(Debug, Clone, Args)]
+pub struct DnsVerifyArgs {
+    /// The environment and output.
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// What the names should point at (as for `plan`). Default: [env.NAME.dns] target, else
+    /// the load balancer of the environment's current release.
+    #[arg(long, value_name = "IP[,IP]|HOSTNAME")]
+    pub target: Option<String>,
+    /// How long the authoritative servers may take (default [env.NAME.dns.verify] timeout, else 2m).
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::deploy::duration_arg)]
+    pub verify_timeout: Option<std::time::Duration>,
 }
 
 /// `ferry dns apply`.

@@ -27,7 +27,7 @@ use ferry_dns::{
 use secrecy::SecretString;
 
 use crate::ambient::{Environment, now};
-use crate::cli::{DnsApplyArgs, DnsArgs, DnsCommand, DnsSwitchArgs};
+use crate::cli::{DnsApplyArgs, DnsArgs, DnsCommand, DnsSwitchArgs, DnsVerifyArgs};
 use crate::config::{ConfigError, KeySeg, LoadedConfig};
 use crate::exit::{CmdResult, Exit, Failure};
 
@@ -887,16 +887,20 @@ fn print_verify(out: &mut impl std::io::Write, r: &VerifyReport) -> Result<(), F
     if !r.public.is_empty() {
         writeln!(
             out,
-            "public resolvers (caches may keep the old answer until its TTL ends):"
+            "public resolvers (caches keep an old or negative answer until its TTL ends; a zone \
+             that is not delegated publicly is `none` there for ever):"
         )
         .map_err(out_err)?;
+        use ferry_dns::verify::Answer;
         for c in &r.public {
-            let state = if c.matches {
-                "ok  "
-            } else if matches!(c.answer, ferry_dns::verify::Answer::Unreachable { .. }) {
-                "n/a "
-            } else {
-                "old "
+            // `none`: the resolver says the name does not exist (a negative answer it caches
+            // until the zone's SOA minimum, or a zone that is not delegated publicly); `old`:
+            // it answers something else (a cache of the previous value).
+            let state = match &c.answer {
+                _ if c.matches => "ok  ",
+                Answer::Unreachable { .. } | Answer::Error { .. } => "n/a ",
+                Answer::NxDomain | Answer::NoRecords => "none",
+                _ => "old ",
             };
             writeln!(
                 out,
@@ -922,12 +926,19 @@ fn expected_note(c: &ferry_dns::verify::Check) -> String {
     }
 }
 
-async fn verify_cmd(args: &DnsArgs, env: &Environment) -> CmdResult {
+async fn verify_cmd(args: &DnsVerifyArgs, env: &Environment) -> CmdResult {
+    let verify_timeout = args.verify_timeout;
+    let common = DnsArgs {
+        env: args.env.clone(),
+        target: args.target.clone(),
+        adopt: false,
+    };
+    let args = &common;
     let (cfg, e) = load(args)?;
     let (target, p) = target_and_provider(&cfg, &e, args, env).await?;
     let desired = desired(&e, &target, &p)?;
     let servers = verify_servers(&e, &p).await?;
-    let report = run_verify(&e, &servers, &desired, None).await?;
+    let report = run_verify(&e, &servers, &desired, verify_timeout).await?;
     let mut out = std::io::stdout().lock();
     if args.env.json() {
         writeln!(out, "{}", serde_json::json!({"env": e.name, "zone": e.dns.zone, "target": target, "verify": report}))

@@ -322,11 +322,19 @@ fn names_not_answering_the_target_in_time_are_exit_9_with_what_was_expected() {
     let path = s.dir.join("ferry.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("timeout = \"10s\"", "timeout = \"1s\"")).unwrap();
+    // Before the records exist: the resolvers say so (`none`: knot, asked as a resolver,
+    // answers NXDOMAIN) or cannot be asked (`n/a`: port 9).
+    let knot = server("FERRY_TEST_KNOT");
+    s.ferry(&["dns", "verify", "--env", "aks"])
+        .exits(9)
+        .says(&format!("none {} @{knot}: NXDOMAIN", s.name("app")))
+        .says(&format!("n/a  {} @127.0.0.1:9: unreachable", s.name("app")));
     s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
     // The names answer 192.0.2.10; the zone is asked to answer another address.
     s.ferry(&["dns", "verify", "--env", "aks", "--target", "192.0.2.11"])
         .exits(9)
         .says("do NOT answer the target")
+        .says(&format!("old  {} @{knot}: 192.0.2.10", s.name("app")))
         .says(&format!(
             "FAIL {} @{}: 192.0.2.10, expected 192.0.2.11",
             s.name("app"),
@@ -346,6 +354,34 @@ fn names_not_answering_the_target_in_time_are_exit_9_with_what_was_expected() {
         .exits(9);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(doc["verify"]["converged"], false, "{}", json.all);
+    // --verify-timeout overrides the file's timeout for verify as for apply: with a file that
+    // allows a minute, the check gives up after the flag's 1 s (the report says how long it
+    // took; the bound leaves room for a loaded machine).
+    std::fs::write(
+        &path,
+        text.replace("timeout = \"10s\"", "timeout = \"60s\""),
+    )
+    .unwrap();
+    let json = s
+        .ferry(&[
+            "dns",
+            "verify",
+            "--env",
+            "aks",
+            "--target",
+            "192.0.2.11",
+            "--verify-timeout",
+            "1s",
+            "-o",
+            "json",
+        ])
+        .exits(9);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let elapsed = doc["verify"]["elapsed_ms"].as_u64().unwrap();
+    assert!(elapsed < 30_000, "gave up after {elapsed} ms: {}", json.all);
+    // verify has no --adopt: it changes nothing.
+    s.ferry(&["dns", "verify", "--env", "aks", "--adopt"])
+        .exits(2);
     // Nothing was changed by verify.
     assert_eq!(dig(&s.name("app"), "A"), ["192.0.2.10"]);
 }
