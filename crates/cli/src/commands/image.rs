@@ -62,7 +62,7 @@ a manifest too large, a digest mismatch, an unsupported media type, an immutable
 there); 11 authentication failed; 1 the registry could not be reached or failed.";
 
 const PUSH_HELP: &str = "Sources: oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], \
-or a registry reference.\nExit codes: 0 pushed (or already there); 3 invalid input (a malformed \
+or a registry reference.\nExit codes: 0 pushed or copied (or already there); 3 invalid input (a malformed \
 reference or source, a manifest too large, a digest mismatch, an unsupported media type, an \
 immutable tag would move; nothing was tagged); 11 authentication failed; 1 the registry could \
 not be reached or failed.";
@@ -606,8 +606,27 @@ pub(crate) fn print_report(
 async fn push(args: &PushArgs, env: &Environment) -> CmdResult {
     let started = Instant::now();
     let target = Target::load(&args.registry)?;
-    let source_spec = SourceSpec::parse(&args.source)
-        .map_err(|e| registry_failure(e).with_context("SOURCE", &args.source))?;
+    let source_spec = SourceSpec::parse(&args.source).map_err(|e| {
+        // `./out` or `image.tar` without a transport: say which one to write, as skopeo's
+        // users expect.
+        let path = std::path::Path::new(&args.source);
+        if !args.source.contains(':') && path.exists() {
+            let transport = if path.is_dir() {
+                format!("oci:{}", args.source)
+            } else {
+                format!("docker-archive:{0} (a `docker save` tarball) or oci-archive:{0}", args.source)
+            };
+            return Failure::new(
+                Exit::InvalidInput,
+                miette::miette!(
+                    help = format!("did you mean {transport}?"),
+                    "SOURCE `{}` is a local path without a transport (oci:, oci-archive:, docker-archive:)",
+                    args.source
+                ),
+            );
+        }
+        registry_failure(e).with_context("SOURCE", &args.source)
+    })?;
     // With --env, a bare source name (`shop:staging-latest`) is in the environment's registry.
     let source_spec = match source_spec {
         SourceSpec::Registry(_)

@@ -171,6 +171,18 @@ fn bad_input_gets_a_clear_error_and_its_exit_code() {
     );
     assert_exit(&out, 3, &[]);
 
+    // A layout directory named without its transport: which one to write.
+    let bare = layout.dir.display().to_string();
+    let out = ferry(&["image", "push", &bare, &format!("{reg}/x:v1")], None, &[]);
+    assert_exit(
+        &out,
+        3,
+        &[
+            "is a local path without a transport",
+            &format!("did you mean oci:{bare}?"),
+        ],
+    );
+
     let out = ferry(
         &["image", "push", &source, "x", "--tag", "-nope"],
         None,
