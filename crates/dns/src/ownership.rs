@@ -213,12 +213,11 @@ impl TxtNaming {
         let rtype = record_type.as_str().to_ascii_lowercase();
         let prefix = self.prefix.replace(RECORD_TYPE_TEMPLATE, &rtype);
         let suffix = self.suffix.replace(RECORD_TYPE_TEMPLATE, &rtype);
-        let (mut host, domain) = match name.relative_to(zone) {
-            Some(rel) if rel != "@" => (rel.to_owned(), zone.as_str().to_owned()),
-            _ => match name.as_str().split_once('.') {
-                Some((h, d)) => (h.to_owned(), d.to_owned()),
-                None => (name.as_str().to_owned(), String::new()),
-            },
+        // As external-dns: the affixes go around the first label (`www.app.example.com` with
+        // suffix `-o` is `a-www-o.app.example.com`), whose `*` the wildcard replacement takes.
+        let (mut host, domain) = match name.as_str().split_once('.') {
+            Some((h, d)) => (h.to_owned(), d.to_owned()),
+            None => (name.as_str().to_owned(), String::new()),
         };
         if !self.wildcard_replacement.is_empty() && host == "*" {
             host.clone_from(&self.wildcard_replacement);
@@ -244,9 +243,6 @@ impl TxtNaming {
         let lower = txt_name.as_str();
         let (name, rtype) = if !self.is_suffix() {
             self.drop_affix(lower)?
-        } else if let Some(host) = lower.strip_suffix(&format!(".{zone}")) {
-            let (rest, rtype) = self.drop_affix(host)?;
-            (format!("{rest}.{zone}"), rtype)
         } else {
             let dots = self.suffix.matches('.').count();
             let parts: Vec<&str> = lower.splitn(2 + dots, '.').collect();
@@ -516,5 +512,45 @@ mod tests {
             Some((name("*.example.com"), Some(RecordType::A)))
         );
         assert!(TxtNaming::new("p", "s", "").is_err());
+    }
+
+    #[test]
+    fn affixes_go_around_the_first_label_as_external_dns_puts_them() {
+        let zone = name("example.com");
+        // external-dns's ToTXTName splits at the first dot, whatever the zone.
+        let s = TxtNaming::new("", "-own", "").unwrap();
+        let txt = s
+            .txt_name(&zone, &name("www.app.example.com"), &RecordType::A)
+            .unwrap();
+        assert_eq!(txt.as_str(), "a-www-own.app.example.com");
+        assert_eq!(
+            s.endpoint_of(&zone, &txt),
+            Some((name("www.app.example.com"), Some(RecordType::A)))
+        );
+        let p = TxtNaming::new("own-", "", "").unwrap();
+        let txt = p
+            .txt_name(&zone, &name("www.app.example.com"), &RecordType::Cname)
+            .unwrap();
+        assert_eq!(txt.as_str(), "own-cname-www.app.example.com");
+        assert_eq!(
+            p.endpoint_of(&zone, &txt),
+            Some((name("www.app.example.com"), Some(RecordType::Cname)))
+        );
+        // A wildcard below a subdomain takes the replacement too.
+        let w = TxtNaming::new("", "", "wild").unwrap();
+        let txt = w
+            .txt_name(&zone, &name("*.app.example.com"), &RecordType::A)
+            .unwrap();
+        assert_eq!(txt.as_str(), "a-wild.app.example.com");
+        assert_eq!(
+            w.endpoint_of(&zone, &txt),
+            Some((name("*.app.example.com"), Some(RecordType::A)))
+        );
+        // Without one, a wildcard's ownership record cannot be named (`a-*` is not a label):
+        // the old format, at the wildcard itself.
+        assert_eq!(
+            TxtNaming::default().txt_name(&zone, &name("*.app.example.com"), &RecordType::A),
+            None
+        );
     }
 }
