@@ -714,6 +714,19 @@ async fn apply_cmd(args: &DnsApplyArgs, env: &Environment) -> CmdResult {
 async fn switch_cmd(args: &DnsSwitchArgs, env: &Environment) -> CmdResult {
     let (cfg, from) = load(&args.apply.common)?;
     let app = cfg.config.app.name.clone();
+    if args.to == from.name {
+        return Err(Failure::new(
+            Exit::Usage,
+            miette::miette!(
+                help = format!(
+                    "name the environment the names move to with --to (e.g. `ferry dns switch --env aks --to eks`); to point them at this environment's own target, use `ferry dns apply --env {}`",
+                    from.name
+                ),
+                "--env and --to are both `{}`: switch moves names from one environment to another",
+                from.name
+            ),
+        ));
+    }
     let to = load_env(&cfg, &args.to)?;
     if from.dns.provider != to.dns.provider || from.dns.zone != to.dns.zone {
         return Err(invalid(cfg.error_at(

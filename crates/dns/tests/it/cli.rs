@@ -300,6 +300,10 @@ fn hostnames_become_cnames_and_switch_moves_names_between_environments_and_back(
     }
 
     // And back (seed 001's rollback).
+    // To itself: a command-line mistake, nothing changed.
+    s.ferry(&["dns", "switch", "--env", "eks", "--to", "eks"])
+        .exits(2)
+        .says("--env and --to are both `eks`");
     s.ferry(&["dns", "switch", "--env", "eks", "--to", "aks"])
         .exits(0);
     for n in [&app, &api] {
