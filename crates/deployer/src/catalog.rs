@@ -128,6 +128,22 @@ impl Catalog {
             .collect()
     }
 
+    /// Every apiVersion a kind of exactly this name is served as, in any group (for "the
+    /// server serves Deployment as apps/v1" when a manifest names an old group).
+    pub fn api_versions_of_kind(&self, kind: &str) -> Vec<String> {
+        self.by_gvk
+            .keys()
+            .filter(|(_, _, k)| k == kind)
+            .map(|(g, v, _)| {
+                if g.is_empty() {
+                    v.clone()
+                } else {
+                    format!("{g}/{v}")
+                }
+            })
+            .collect()
+    }
+
     /// Kinds whose name is close to `kind` (same letters ignoring case), for hints.
     pub fn similar_kinds(&self, kind: &str) -> BTreeSet<String> {
         let lower = kind.to_ascii_lowercase();

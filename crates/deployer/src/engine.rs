@@ -326,7 +326,18 @@ impl Engine {
         let (resources, scope_problems) =
             validate::resolve_scopes(&mut manifests, &catalog, &self.settings.namespace);
         problems.extend(scope_problems);
-        match validate::check_cluster(&self.client, &manifests).await {
+        // Objects whose kind the server does not know, or that name a namespace their kind
+        // cannot have, are problems already: their namespaces and references are not checked
+        // (they would give false problems), but they count as in the release.
+        let checked: Vec<bool> = manifests
+            .iter()
+            .zip(&resources)
+            .map(|(m, r)| match r {
+                Some((_, namespaced)) => *namespaced || m.namespace().is_none(),
+                None => false,
+            })
+            .collect();
+        match validate::check_cluster_of(&self.client, &manifests, &checked).await {
             Ok(more) => problems.extend(more),
             // With problems already found, a read the cluster refuses (a namespace named
             // against the rules, say) is one of their consequences: they are the answer.

@@ -120,14 +120,9 @@ pub fn pin(
                 if let Some(v) = m.object.pointer_mut(&ptr) {
                     *v = Value::String(p.reference());
                 }
-            } else if known.contains_key(repo) {
-                // Named in the config but not pinned (no --tag): leave as is.
-            } else if image.is_empty() {
-                problems.push(ImageProblem {
-                    index,
-                    container,
-                    message: "container has an empty image".to_owned(),
-                });
+            } else if known.contains_key(repo) || image.is_empty() {
+                // Named in the config but not pinned (no --tag): leave as is. An empty image
+                // is reported by the offline checks (validate::check_offline).
             } else if digest.is_none() && matches!(tag, None | Some("latest")) {
                 problems.push(ImageProblem {
                     index,

@@ -215,11 +215,15 @@ fn check_kind_shape(m: &Manifest, out: &mut Vec<Problem>) {
                             format!("container `{name}` is listed twice"),
                         ));
                     }
-                    if c.get("image")
-                        .and_then(Value::as_str)
-                        .is_none_or(str::is_empty)
-                    {
-                        out.push(Problem::of(m, format!("container `{name}` has no `image`")));
+                    match c.get("image").and_then(Value::as_str) {
+                        None => {
+                            out.push(Problem::of(m, format!("container `{name}` has no `image`")));
+                        }
+                        Some("") => out.push(Problem::of(
+                            m,
+                            format!("container `{name}` has an empty image"),
+                        )),
+                        Some(_) => {}
                     }
                 }
             }
@@ -320,7 +324,11 @@ pub fn resolve_scopes(
         }
         let Some(known) = catalog.resolve(&av, &kind) else {
             let group = crate::manifest::group_of(&av);
-            let versions = catalog.versions_of(group, &kind);
+            let mut versions = catalog.versions_of(group, &kind);
+            if versions.is_empty() {
+                // An old group (`extensions/v1beta1` Deployments): where the kind is now.
+                versions = catalog.api_versions_of_kind(&kind);
+            }
             let hint = if !versions.is_empty() {
                 format!("; the server serves {kind} as {}", versions.join(", "))
             } else {
@@ -514,6 +522,18 @@ pub async fn check_cluster(
     client: &kube::Client,
     manifests: &[Manifest],
 ) -> Result<Vec<Problem>, kube::Error> {
+    check_cluster_of(client, manifests, &vec![true; manifests.len()]).await
+}
+
+/// [`check_cluster`] for the manifests marked in `checked` only (the others, whose kind or
+/// scope is already a problem, have no namespace to check); every manifest still counts as in
+/// the release.
+pub async fn check_cluster_of(
+    client: &kube::Client,
+    manifests: &[Manifest],
+    checked: &[bool],
+) -> Result<Vec<Problem>, kube::Error> {
+    let is_checked = |i: usize| checked.get(i).copied().unwrap_or(false);
     let mut problems = Vec::new();
     let in_release: BTreeSet<(String, String, String)> = manifests
         .iter()
@@ -532,7 +552,7 @@ pub async fn check_cluster(
         .collect();
     let mut namespace_exists: BTreeMap<String, bool> = BTreeMap::new();
     let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    for m in manifests {
+    for (_, m) in manifests.iter().enumerate().filter(|(i, _)| is_checked(*i)) {
         let Some(ns) = m.namespace() else { continue };
         if created_namespaces.contains(ns) {
             continue;
@@ -554,14 +574,14 @@ pub async fn check_cluster(
             ));
         }
     }
-    let mut checked: BTreeMap<(String, String, String), bool> = BTreeMap::new();
-    for m in manifests {
+    let mut seen: BTreeMap<(String, String, String), bool> = BTreeMap::new();
+    for (_, m) in manifests.iter().enumerate().filter(|(i, _)| is_checked(*i)) {
         for r in pod_references(m) {
             let key = (r.kind.to_owned(), r.namespace.clone(), r.name.clone());
             if in_release.contains(&key) {
                 continue;
             }
-            let exists = match checked.get(&key) {
+            let exists = match seen.get(&key) {
                 Some(e) => *e,
                 None => {
                     // A namespace that does not exist yet holds nothing.
@@ -585,7 +605,7 @@ pub async fn check_cluster(
                             Api::namespaced_with(client.clone(), &r.namespace, &ar);
                         api.get_metadata_opt(&r.name).await?.is_some()
                     };
-                    checked.insert(key, e);
+                    seen.insert(key, e);
                     e
                 }
             };

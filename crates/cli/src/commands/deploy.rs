@@ -402,6 +402,18 @@ pub(crate) async fn release_input(
     })
 }
 
+/// What is known to be wrong with `input` without asking the cluster: nothing when its images
+/// pinned (the engine's own checks then run as usual), else those problems and the offline
+/// checks', for [`with_problems`] to report when the cluster cannot be asked.
+pub(crate) fn known_problems(input: &ReleaseInput) -> Vec<Problem> {
+    if input.problems.is_empty() {
+        return Vec::new();
+    }
+    let mut all = input.problems.clone();
+    all.extend(ferry_deployer::validate::check_offline(&input.manifests));
+    all
+}
+
 /// A release with problems found before the cluster was asked fails with exit 3 listing them
 /// (and the cluster's, when it could be asked), whatever else went wrong: an unreachable
 /// cluster or refused credentials must not hide a mistake in the manifests.
@@ -674,7 +686,7 @@ async fn deploy(args: &DeployArgs, env: &Environment, progress: &Arc<Progress>) 
     .await?;
     let mut settings = ctx.settings.clone();
     apply_flags(&mut settings, args);
-    let earlier = input.problems.clone();
+    let earlier = known_problems(&input);
     let outcome = with_problems(
         &earlier,
         ctx.with_engine(settings, progress.clone(), async |engine| {

@@ -11,7 +11,7 @@ use ferry_deployer::images::DigestResolver;
 use crate::ambient::Environment;
 use crate::cli::DiffArgs;
 use crate::commands::deploy::{
-    digest_resolver, env_context, release_input, resolve_tag, with_problems,
+    digest_resolver, env_context, known_problems, release_input, resolve_tag, with_problems,
 };
 use crate::exit::{CmdResult, Exit};
 use crate::progress::{Mode, Progress};
@@ -38,7 +38,7 @@ pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
     .await?;
     let mut settings = ctx.settings.clone();
     settings.force_conflicts = args.force_conflicts;
-    let earlier = input.problems.clone();
+    let earlier = known_problems(&input);
     let changes = with_problems(
         &earlier,
         ctx.with_engine(settings, Arc::new(Discard), async |engine| {
