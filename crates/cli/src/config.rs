@@ -573,9 +573,52 @@ fn blank_entry(text: &mut String, key_span: &std::ops::Range<usize>) -> bool {
             _ => None,
         }
     }
-    let range = match toml::de::DeTable::parse(text) {
-        Ok(doc) => find(doc.get_ref(), key_span.start),
-        Err(_) => None,
+    let start = key_span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let is_header = |line: &str| line.trim_start().starts_with('[');
+    let key_end = key_span.end.min(text.len());
+    let dotted_head = text[key_end..].trim_start().starts_with('.');
+    let range = if dotted_head && text[line_start..start].trim().is_empty() {
+        // The first segment of a dotted key (`extra.colour = 1`, `extra` unknown): the line.
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        Some(start..end)
+    } else if is_header(&text[line_start..]) {
+        // An unknown table (`[env.dev.bogus]`, `[[...]]`): its header and its keys, up to the
+        // next header.
+        let mut end = text.len();
+        let mut at = text[line_start..]
+            .find('\n')
+            .map_or(text.len(), |i| line_start + i + 1);
+        while at < text.len() {
+            if is_header(&text[at..]) {
+                end = at;
+                break;
+            }
+            at = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+        }
+        Some(line_start..end)
+    } else {
+        match toml::de::DeTable::parse(text) {
+            Ok(doc) => find(doc.get_ref(), start).map(|r| {
+                // A dotted key (`infra.bogus = 1`): from its first segment.
+                let before = &text[line_start..r.start];
+                let from = if before.trim().is_empty()
+                    || before.contains(['=', '{', ',', '[', '"', '\''])
+                {
+                    r.start
+                } else {
+                    line_start + (before.len() - before.trim_start().len())
+                };
+                // In an inline table, the comma after the entry goes with it.
+                let rest = &text[r.end..];
+                let end = match rest.trim_start_matches([' ', '\t']).strip_prefix(',') {
+                    Some(after) => text.len() - after.len(),
+                    None => r.end,
+                };
+                from..end
+            }),
+            Err(_) => None,
+        }
     };
     let Some(range) =
         range.filter(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
@@ -709,6 +752,25 @@ mod tests {
                 "{message}"
             );
         }
+        // Unknown tables, dotted keys and keys of inline tables are blanked whole, and the
+        // reading goes on.
+        let text = "[app]\nname = \"shop\"\nextra.colour = 1\n[env.dev.infra]\ncloud = \"aws\"\n\
+                    region = \"us-east-1\"\ncontrol_plane = \"standard\"\n\
+                    load_balancers = [{ name = \"lb\", kind = \"nlb\", colour = 1, lcu = 1 }]\n\
+                    [env.dev.bogus]\na = 1\nb = 2\n[env.dev.budget]\nmonthly_usd = 300\nmonthyl = 1\n";
+        let err = load(text).unwrap_err();
+        let ConfigError::Several { problems, .. } = err else {
+            panic!("expected Several, got {err:?}")
+        };
+        let at: Vec<(usize, String)> = problems
+            .iter()
+            .map(|p| match p {
+                ConfigError::Invalid(l) => (l.line, l.message.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let lines: Vec<usize> = at.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [3, 8, 8, 9, 14], "{at:?}");
         // Another kind of problem after an unknown key ends the list: it is reported on its
         // own once the unknown key is fixed.
         let err =
