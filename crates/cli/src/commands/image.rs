@@ -606,27 +606,33 @@ pub(crate) fn print_report(
 async fn push(args: &PushArgs, env: &Environment) -> CmdResult {
     let started = Instant::now();
     let target = Target::load(&args.registry)?;
-    let source_spec = SourceSpec::parse(&args.source).map_err(|e| {
-        // `./out` or `image.tar` without a transport: say which one to write, as skopeo's
-        // users expect.
-        let path = std::path::Path::new(&args.source);
-        if !args.source.contains(':') && path.exists() {
-            let transport = if path.is_dir() {
-                format!("oci:{}", args.source)
-            } else {
-                format!("docker-archive:{0} (a `docker save` tarball) or oci-archive:{0}", args.source)
-            };
-            return Failure::new(
-                Exit::InvalidInput,
-                miette::miette!(
-                    help = format!("did you mean {transport}?"),
-                    "SOURCE `{}` is a local path without a transport (oci:, oci-archive:, docker-archive:)",
+    // `./out`, `out` or `image.tar` without a transport names a local file or directory (even
+    // when it would also read as a Docker Hub name): say which transport to write, as
+    // skopeo's users expect, rather than ask a registry for it.
+    let path = std::path::Path::new(&args.source);
+    if !args.source.contains(':') && path.exists() {
+        let transport = if path.is_dir() {
+            format!("oci:{}", args.source)
+        } else {
+            format!(
+                "docker-archive:{0} (a `docker save` tarball) or oci-archive:{0}",
+                args.source
+            )
+        };
+        return Err(Failure::new(
+            Exit::InvalidInput,
+            miette::miette!(
+                help = format!(
+                    "did you mean {transport}? (for the registry image of that name, write docker://{})",
                     args.source
                 ),
-            );
-        }
-        registry_failure(e).with_context("SOURCE", &args.source)
-    })?;
+                "SOURCE `{}` is a local path without a transport (oci:, oci-archive:, docker-archive:)",
+                args.source
+            ),
+        ));
+    }
+    let source_spec = SourceSpec::parse(&args.source)
+        .map_err(|e| registry_failure(e).with_context("SOURCE", &args.source))?;
     // With --env, a bare source name (`shop:staging-latest`) is in the environment's registry.
     let source_spec = match source_spec {
         SourceSpec::Registry(_)

@@ -182,6 +182,22 @@ fn bad_input_gets_a_clear_error_and_its_exit_code() {
             &format!("did you mean oci:{bare}?"),
         ],
     );
+    // Relative too, though `NAME` would also read as a Docker Hub image.
+    let parent = layout.dir.parent().unwrap();
+    let name = layout.dir.file_name().unwrap().to_str().unwrap();
+    let out = std::process::Command::new(ferry_testkit::ferry_bin())
+        .current_dir(parent)
+        .args(["image", "push", name, &format!("{reg}/x:v1")])
+        .output()
+        .unwrap();
+    assert_exit(
+        &out,
+        3,
+        &[
+            &format!("did you mean oci:{name}?"),
+            &format!("docker://{name}"),
+        ],
+    );
 
     let out = ferry(
         &["image", "push", &source, "x", "--tag", "-nope"],
