@@ -308,7 +308,7 @@ pub enum ServerAddress {
     Ip(SocketAddr),
     /// `HOST` or `HOST:PORT`.
     Host {
-        /// The host name, as written (without a trailing dot).
+        /// The host name, lower-cased (with its trailing dot when written absolute).
         name: String,
         /// The port.
         port: u16,
@@ -327,8 +327,14 @@ impl ServerAddress {
         }
         let (host, port) = match text.split_once(':') {
             None => (text, default_port),
+            Some((_, port)) if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) => {
+                return None;
+            }
             Some((host, port)) => (host, port.parse::<u16>().ok()?),
         };
+        // A trailing dot (an absolute name, never completed from resolv.conf's search list)
+        // is kept for the lookup; the labels are checked without it.
+        let absolute = host.ends_with('.');
         let host = host.strip_suffix('.').unwrap_or(host);
         let label_ok = |l: &str| {
             !l.is_empty()
@@ -343,7 +349,11 @@ impl ServerAddress {
             && host.split('.').all(label_ok)
             && !last.bytes().all(|b| b.is_ascii_digit()))
         .then(|| ServerAddress::Host {
-            name: host.to_ascii_lowercase(),
+            name: format!(
+                "{}{}",
+                host.to_ascii_lowercase(),
+                if absolute { "." } else { "" }
+            ),
             port,
         })
     }
@@ -760,8 +770,9 @@ mod tests {
         );
         assert_eq!(
             ServerAddress::parse("NS1.Example.com.", 53),
-            host("ns1.example.com", 53)
+            host("ns1.example.com.", 53)
         );
+        assert_eq!(ServerAddress::parse("ns1.example.com:+53", 53), None);
         assert_eq!(
             ServerAddress::parse("localhost:5353", 53),
             host("localhost", 5353)

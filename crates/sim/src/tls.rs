@@ -61,8 +61,10 @@ pub(crate) fn generate(listen: IpAddr) -> Result<Pki, SimError> {
         "kubernetes.default.svc".to_owned(),
         "kubernetes.default.svc.cluster.local".to_owned(),
     ];
-    if !listen.is_unspecified() && !listen.is_loopback() {
-        names.push(listen.to_string());
+    // A specific listen address (127.0.0.2, a LAN address) is what the kubeconfig names.
+    let listen_name = listen.to_string();
+    if !listen.is_unspecified() && !names.contains(&listen_name) {
+        names.push(listen_name);
     }
     let mut params = CertificateParams::new(names).map_err(tls_error)?;
     let mut name = DistinguishedName::new();

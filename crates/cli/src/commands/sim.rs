@@ -88,47 +88,67 @@ pub async fn run(args: &SimArgs, env: &Environment) -> CmdResult {
     }
     // The kubeconfig next to the state file, for `ferry deploy` (and kubectl) to find.
     let published: Option<PathBuf> = args.state.as_deref().map(SimProvider::kubeconfig_path);
-    if let Some(path) = &published {
-        sim.write_kubeconfig(path).map_err(failure)?;
-    }
-    if let Some(path) = &args.kubeconfig_out {
-        sim.write_kubeconfig(path).map_err(failure)?;
-    }
-    let signals = StopSignals::listen()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "ferry-sim: Kubernetes API at {}", sim.url()).map_err(io_failure)?;
-        match &args.kubeconfig_out {
-            Some(path) => writeln!(
-                out,
-                "kubeconfig: {} (export KUBECONFIG={})",
-                path.display(),
-                path.display()
-            ),
-            None => writeln!(out, "kubeconfig: not written (use --kubeconfig-out FILE)"),
+    let served = async {
+        if let Some(path) = &published {
+            sim.write_kubeconfig(path).map_err(failure)?;
         }
-        .map_err(io_failure)?;
-        if let (Some(state), Some(published)) = (&args.state, &published) {
-            writeln!(
-                out,
-                "state: {} (kubeconfig for ferry deploy: {})",
-                state.display(),
-                published.display()
-            )
+        if let Some(path) = &args.kubeconfig_out {
+            sim.write_kubeconfig(path).map_err(failure)?;
+        }
+        let signals = StopSignals::listen()?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "ferry-sim: Kubernetes API at {}", sim.url()).map_err(io_failure)?;
+            match &args.kubeconfig_out {
+                Some(path) => writeln!(
+                    out,
+                    "kubeconfig: {} (export KUBECONFIG={})",
+                    path.display(),
+                    path.display()
+                ),
+                None => writeln!(out, "kubeconfig: not written (use --kubeconfig-out FILE)"),
+            }
             .map_err(io_failure)?;
+            if let (Some(state), Some(published)) = (&args.state, &published) {
+                writeln!(
+                    out,
+                    "state: {} (kubeconfig for ferry deploy: {})",
+                    state.display(),
+                    published.display()
+                )
+                .map_err(io_failure)?;
+            }
+            writeln!(out, "running until Ctrl-C (SIGINT) or SIGTERM").map_err(io_failure)?;
+            out.flush().map_err(io_failure)?;
         }
-        writeln!(out, "running until Ctrl-C (SIGINT) or SIGTERM").map_err(io_failure)?;
-        out.flush().map_err(io_failure)?;
+        signals.wait().await;
+        tracing::info!("stopping the simulator");
+        Ok::<(), Failure>(())
     }
-    signals.wait().await;
-    tracing::info!("stopping the simulator");
-    // Removed while the state's lock is still held (as the in-process host does), so it never
-    // removes the kubeconfig of a simulator started on the file afterwards. A file the user
-    // named with --kubeconfig-out stays.
-    if let Some(path) = published.filter(|p| args.kubeconfig_out.as_ref() != Some(p)) {
-        let _ = std::fs::remove_file(path);
+    .await;
+    // On every way out (a signal, or stdout closed early): the published kubeconfig is removed
+    // while the state's lock is still held (as the in-process host does), so it never removes
+    // the kubeconfig of a simulator started on the file afterwards; then the state is saved. A
+    // file the user named with --kubeconfig-out (by whatever path) stays.
+    if let Some(path) = published {
+        let same = |a: &std::path::Path, b: &std::path::Path| {
+            a == b
+                || matches!(
+                    (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                    (Ok(x), Ok(y)) if x == y
+                )
+        };
+        let users = args
+            .kubeconfig_out
+            .as_deref()
+            .is_some_and(|out| same(out, &path));
+        if !users {
+            let _ = std::fs::remove_file(path);
+        }
     }
-    sim.shutdown().await.map_err(failure)?;
+    let stopped = sim.shutdown().await.map_err(failure);
+    served?;
+    stopped?;
     Ok(Exit::Success)
 }
 

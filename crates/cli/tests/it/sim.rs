@@ -354,4 +354,19 @@ fn ferry_deploy_uses_the_ferry_sim_server_that_holds_its_state_file() {
         own.exists(),
         "--kubeconfig-out is the user's file: it stays"
     );
+
+    // --kubeconfig-out naming STATE.kubeconfig by another spelling: the user's file, it stays.
+    let spelled = project.join(".").join("cluster.json.kubeconfig");
+    let (mut child, _) = start(&[
+        "--state",
+        state.to_str().unwrap(),
+        "--kubeconfig-out",
+        spelled.to_str().unwrap(),
+    ]);
+    stop(&mut child);
+    assert!(
+        published.exists(),
+        "{} was asked for with --kubeconfig-out: it stays",
+        published.display()
+    );
 }

@@ -459,4 +459,15 @@ async fn kubectl_trusts_a_tls_simulator_listening_on_an_unspecified_address() {
         let namespaces = cluster.kubectl_ok(&["get", "namespaces"]);
         assert!(namespaces.contains("kube-system"), "{listen}: {namespaces}");
     }
+    // A specific address, loopback or not, is in the certificate too.
+    if std::net::TcpListener::bind("127.0.0.2:0").is_ok() {
+        let builder = ferry_sim::Sim::builder()
+            .config(fast())
+            .tls(true)
+            .listen("127.0.0.2:0".parse().unwrap());
+        let cluster = Cluster::start_with(builder).await;
+        assert!(cluster.sim.url().starts_with("https://127.0.0.2:"));
+        let namespaces = cluster.kubectl_ok(&["get", "namespaces"]);
+        assert!(namespaces.contains("kube-system"), "{namespaces}");
+    }
 }
