@@ -349,7 +349,8 @@ pub async fn verify(
         queries += u32::try_from(checks.len()).unwrap_or(u32::MAX);
         let converged = checks.iter().all(|c| c.matches);
         let now = tokio::time::Instant::now();
-        if converged || now + options.interval > deadline {
+        // The last round is asked at the deadline itself, not an interval before it.
+        if converged || now >= deadline {
             let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
             let public = options.public_resolvers.iter().flat_map(|resolver| {
                 expectations.iter().map(move |e| async move {
@@ -373,7 +374,7 @@ pub async fn verify(
                 public,
             });
         }
-        tokio::time::sleep(options.interval).await;
+        tokio::time::sleep(options.interval.min(deadline - now)).await;
     }
 }
 

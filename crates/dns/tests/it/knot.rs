@@ -277,6 +277,22 @@ async fn verify_waits_for_the_authoritative_answer_and_reports_unreachable_resol
     };
     let servers = p.name_servers().await.unwrap();
     // Before the records exist: not converged, and it says what the server answered.
+    // An interval longer than the timeout: one round at the start, the last at the deadline
+    // (not an interval before it, which would give up at once).
+    let late = verify(
+        &servers,
+        &expectations,
+        &VerifyOptions {
+            timeout: Duration::from_millis(800),
+            interval: Duration::from_secs(30),
+            ..options.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(late.queries, 2 * expectations.len() as u32, "{late:?}");
+    assert!(late.elapsed_ms >= 800, "{late:?}");
+
     let before = verify(&servers, &expectations, &options).await.unwrap();
     assert!(!before.converged);
     assert!(
