@@ -159,7 +159,7 @@ pub fn registry_client(
         chain = chain.or_else(hub);
     }
     let docker = DockerConfigAuth::from_env(env.vars())
-        .map_err(|e| Failure::new(Exit::AuthFailed, miette::Report::from_err(e)))?;
+        .map_err(|e| crate::commands::image::registry_failure(ferry_registry::Error::Auth(e)))?;
     chain = chain.or_else(docker);
     let mut builder = ferry_registry::Client::builder()
         .auth(Arc::new(chain))

@@ -203,6 +203,7 @@ impl Error {
             | Error::UnsupportedMediaType { .. }
             | Error::InvalidManifest { .. }
             | Error::Source { .. } => ErrorKind::InvalidInput,
+            Error::Auth(AuthError::BadFile { .. }) => ErrorKind::InvalidInput,
             Error::Auth(_) | Error::Unauthorized { .. } => ErrorKind::Auth,
             Error::ImmutableTag { .. } => ErrorKind::Policy,
             Error::NotFound { .. } => ErrorKind::NotFound,
@@ -231,6 +232,11 @@ impl Error {
                      FERRY_REGISTRY_USERNAME/FERRY_REGISTRY_PASSWORD, or a docker config.json login"
                 ))
             }
+            Error::Auth(AuthError::BadFile { .. }) => Some(
+                "fix the file (Docker's config.json: JSON with `auths`, `credsStore`, \
+                 `credHelpers`), or point DOCKER_CONFIG / REGISTRY_AUTH_FILE elsewhere"
+                    .to_owned(),
+            ),
             Error::Connect { registry, .. } => Some(format!(
                 "is `{registry}` the right registry host, and is it reachable from here?"
             )),

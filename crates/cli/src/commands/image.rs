@@ -341,7 +341,7 @@ pub(crate) fn client_for(
         chain = chain.or_else(hub);
     }
     let docker = DockerConfigAuth::from_env(env.vars())
-        .map_err(|e| Failure::new(Exit::AuthFailed, miette::Report::from_err(e)))?;
+        .map_err(|e| registry_failure(ferry_registry::Error::Auth(e)))?;
     chain = chain.or_else(docker);
     let mut builder = Client::builder()
         .auth(Arc::new(chain))

@@ -86,13 +86,10 @@ impl DockerConfigAuth {
     /// error. `env` is the environment helpers run with.
     pub fn load(path: &Path, env: BTreeMap<String, String>) -> Result<Self, AuthError> {
         let shown = path.display().to_string();
-        let fail = |message: String, source: Option<crate::error::BoxError>| {
-            AuthError::failed(
-                PROVIDER,
-                "any registry",
-                format!("{shown}: {message}"),
-                source,
-            )
+        let fail = |message: String, source: Option<crate::error::BoxError>| AuthError::BadFile {
+            path: shown.clone(),
+            message,
+            source,
         };
         let text = match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -110,6 +110,18 @@ pub enum AuthError {
         #[source]
         source: Option<BoxError>,
     },
+    /// A credentials file (Docker's config.json) that cannot be read as one: bad input, not a
+    /// refused login.
+    #[error("{path}: {message}")]
+    BadFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it (never its content).
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl AuthError {

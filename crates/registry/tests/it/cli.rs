@@ -182,6 +182,23 @@ fn bad_input_gets_a_clear_error_and_its_exit_code() {
             &format!("did you mean oci:{bare}?"),
         ],
     );
+    // A Docker config.json that is not JSON: invalid input naming the file, its content never
+    // shown.
+    let bad_config = tmp.path().join("docker");
+    std::fs::create_dir_all(&bad_config).unwrap();
+    std::fs::write(
+        bad_config.join("config.json"),
+        "{\"auths\": {\"x\": {\"auth\": \"c2VjcmV0LXZhbHVl\"",
+    )
+    .unwrap();
+    let out = ferry(
+        &["image", "ls", &format!("{reg}/x")],
+        None,
+        &[("DOCKER_CONFIG", bad_config.to_str().unwrap())],
+    );
+    assert_exit(&out, 3, &["config.json", "fix the file"]);
+    assert!(!text(&out).contains("c2VjcmV0"), "{}", text(&out));
+
     // Relative too, though `NAME` would also read as a Docker Hub image.
     let parent = layout.dir.parent().unwrap();
     let name = layout.dir.file_name().unwrap().to_str().unwrap();
