@@ -165,3 +165,38 @@ fn a_wrong_kubeconfig_path_or_context_is_invalid_input_at_its_key() {
     );
     assert!(err.contains("set `path` in [env.local.cluster]"), "{err}");
 }
+
+/// A simulator config file the simulator would refuse is invalid input at its key, before any
+/// simulator starts (no state file is written), for deploy and validate alike.
+#[test]
+fn a_bad_simulator_config_is_invalid_input_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
+    std::fs::write(
+        dir.path().join("k8s/settings.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: one}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sim.toml"), "speed = \"fast\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("ferry.toml"),
+        "[app]\nname = \"shop\"\n[env.local.cluster]\nprovider = \"sim\"\nconfig = \"sim.toml\"\n\
+         [env.local.deploy]\nmanifests = \"k8s\"\nnamespace = \"default\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("ferry.toml");
+    let config = config.to_str().unwrap();
+    for command in [
+        &["deploy", "--config", config, "--env", "local"][..],
+        &["validate", "--config", config][..],
+    ] {
+        let out = ferry_in(command.iter().copied(), &[]);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 3, "{command:?}:\n{err}");
+        assert!(
+            err.contains("ferry.toml:5:10") && err.contains("expected f64"),
+            "{command:?}:\n{err}"
+        );
+    }
+    assert!(!dir.path().join(".ferry").exists(), "no simulator started");
+}

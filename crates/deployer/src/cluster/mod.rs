@@ -130,14 +130,23 @@ impl ClusterConfig {
                 }
                 if let Some(config) = &sim.config {
                     let path = base.join(config);
-                    check(
-                        path.is_file(),
-                        "config",
-                        format!(
-                            "the simulator config file {} does not exist",
-                            path.display()
-                        ),
-                    );
+                    if !path.is_file() {
+                        check(
+                            false,
+                            "config",
+                            format!(
+                                "the simulator config file {} does not exist",
+                                path.display()
+                            ),
+                        );
+                    } else {
+                        // Its content too, as the simulator will read it (image rules, faults,
+                        // durations), so a mistake there is invalid input before anything runs.
+                        #[cfg(feature = "sim")]
+                        if let Err(e) = ferry_sim::SimConfig::load(&path) {
+                            check(false, "config", e.to_string());
+                        }
+                    }
                 }
             }
             ClusterConfig::Kubeconfig(k) => {
