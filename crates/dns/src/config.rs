@@ -168,7 +168,8 @@ pub struct VerifyConfig {
     /// Public resolvers to report on (default `1.1.1.1`, `8.8.8.8`), `IP` or `IP:PORT`.
     #[serde(default)]
     pub resolvers: Option<Vec<String>>,
-    /// Authoritative servers to ask instead of the zone's NS records (`IP[:PORT]`).
+    /// Authoritative servers to ask instead of the zone's NS records (`HOST[:PORT]` or
+    /// `IP[:PORT]`; a name is resolved before anything changes).
     #[serde(default)]
     pub servers: Option<Vec<String>>,
 }
@@ -282,7 +283,7 @@ pub struct ResolvedDns {
     /// How to verify.
     pub verify: VerifyOptions,
     /// Authoritative servers to ask instead of the provider's.
-    pub verify_servers: Option<Vec<SocketAddr>>,
+    pub verify_servers: Option<Vec<ServerAddress>>,
 }
 
 /// The default TTL.
@@ -617,11 +618,11 @@ impl DnsConfig {
         if let Some(list) = &v.servers {
             let mut out = Vec::new();
             for (i, r) in list.iter().enumerate() {
-                match parse_socket_addr(r, 53) {
+                match ServerAddress::parse(r, 53) {
                     Some(a) => out.push(a),
                     None => issues.push(issue(
                         vec!["verify".into(), "servers".into(), i.into()],
-                        format!("`{r}` is not IP[:PORT]"),
+                        format!("`{r}` is not HOST[:PORT] or IP[:PORT]"),
                         None,
                     )),
                 }

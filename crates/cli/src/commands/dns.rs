@@ -18,7 +18,9 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_dns::config::{ConfigIssue, DnsConfig, PathSeg, ProviderKind, ResolvedDns};
+use ferry_dns::config::{
+    ConfigIssue, DnsConfig, PathSeg, ProviderKind, ResolvedDns, ServerAddress,
+};
 use ferry_dns::verify::{Expectation, VerifyReport, verify};
 use ferry_dns::{
     Clock, DnsError, InMemoryProvider, NameServer, Ownership, Plan, PlanRequest, RecordSet,
@@ -843,7 +845,40 @@ async fn apply_and_verify(
 /// the provider's.
 async fn verify_servers(e: &DnsEnv, p: &SharedDnsProvider) -> Result<Vec<NameServer>, Failure> {
     let servers: Vec<NameServer> = match &e.dns.verify_servers {
-        Some(list) => list.iter().map(|a| NameServer::Address(*a)).collect(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for server in list {
+                match server {
+                    ServerAddress::Ip(a) => out.push(NameServer::Address(*a)),
+                    // Resolved now, before anything changes: every address it has is asked.
+                    ServerAddress::Host { name, port } => {
+                        let wait = e.dns.verify.query_timeout;
+                        let addrs = tokio::time::timeout(
+                            wait,
+                            tokio::net::lookup_host((name.as_str(), *port)),
+                        )
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("no answer within {wait:?}"),
+                            ))
+                        })
+                        .map_err(|err| {
+                            Failure::new(
+                                Exit::Failure,
+                                miette::miette!(
+                                    help = "check the name in [env.NAME.dns.verify] servers; nothing was changed",
+                                    "cannot resolve the verify server {server}: {err}"
+                                ),
+                            )
+                        })?;
+                        out.extend(addrs.map(NameServer::Address));
+                    }
+                }
+            }
+            out
+        }
         None => p.name_servers().await.map_err(dns_failure)?,
     };
     if servers.is_empty() {

@@ -245,10 +245,17 @@ fn the_server_can_be_named_by_host_name() {
     let path = s.dir.join("ferry.toml");
     let knot = server("FERRY_TEST_KNOT");
     let port = knot.rsplit_once(':').unwrap().1;
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        &format!("server = \"{knot}\""),
-        &format!("server = \"localhost:{port}\""),
-    );
+    // The update server and the verify server, both by name.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            &format!("server = \"{knot}\""),
+            &format!("server = \"localhost:{port}\""),
+        )
+        .replace(
+            "[env.aks.dns.verify]\n",
+            &format!("[env.aks.dns.verify]\nservers = [\"localhost:{port}\"]\n"),
+        );
     std::fs::write(&path, text).unwrap();
     s.ferry(&["validate"]).exits(0);
     let apply = s.ferry(&["dns", "apply", "--env", "aks"]).exits(0);
@@ -260,6 +267,31 @@ fn the_server_can_be_named_by_host_name() {
         apply.all
     );
     assert_eq!(dig(&s.name("app"), "A"), ["192.0.2.10"]);
+    let json = s
+        .ferry(&["dns", "verify", "--env", "aks", "-o", "json"])
+        .exits(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        doc["verify"]["authoritative"][0]["server"],
+        format!("127.0.0.1:{port}"),
+        "{}",
+        json.all
+    );
+    // A verify server that does not resolve: exit 1 naming it, before anything changes.
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        good.replace(
+            &format!("servers = [\"localhost:{port}\"]"),
+            "servers = [\"ns1.no-such-host.invalid\"]",
+        ),
+    )
+    .unwrap();
+    s.ferry(&["dns", "apply", "--env", "aks", "--target", "192.0.2.99"])
+        .exits(1)
+        .says("cannot resolve the verify server ns1.no-such-host.invalid");
+    assert_eq!(dig(&s.name("app"), "A"), ["192.0.2.10"], "nothing changed");
+    std::fs::write(&path, good).unwrap();
 
     // A name that is not a host name is refused where it is written, before anything runs.
     let text = std::fs::read_to_string(&path).unwrap().replacen(
