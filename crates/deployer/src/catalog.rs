@@ -115,25 +115,20 @@ impl Catalog {
 
     /// The versions served for a group and kind (for "did you mean" messages).
     pub fn versions_of(&self, group: &str, kind: &str) -> Vec<String> {
-        self.by_gvk
-            .keys()
-            .filter(|(g, _, k)| g == group && k == kind)
-            .map(|(g, v, _)| {
-                if g.is_empty() {
-                    v.clone()
-                } else {
-                    format!("{g}/{v}")
-                }
-            })
-            .collect()
+        self.api_versions(|g, k| g == group && k == kind)
     }
 
     /// Every apiVersion a kind of exactly this name is served as, in any group (for "the
     /// server serves Deployment as apps/v1" when a manifest names an old group).
     pub fn api_versions_of_kind(&self, kind: &str) -> Vec<String> {
+        self.api_versions(|_, k| k == kind)
+    }
+
+    /// The apiVersions (`v1`, `apps/v1`) of the served (group, kind)s `wanted` picks.
+    fn api_versions(&self, wanted: impl Fn(&str, &str) -> bool) -> Vec<String> {
         self.by_gvk
             .keys()
-            .filter(|(_, _, k)| k == kind)
+            .filter(|(g, _, k)| wanted(g, k))
             .map(|(g, v, _)| {
                 if g.is_empty() {
                     v.clone()

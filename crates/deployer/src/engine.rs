@@ -337,7 +337,7 @@ impl Engine {
                 None => false,
             })
             .collect();
-        match validate::check_cluster_of(&self.client, &manifests, &checked).await {
+        match validate::check_cluster(&self.client, &manifests, &checked).await {
             Ok(more) => problems.extend(more),
             // With problems already found, a read the cluster refuses (a namespace named
             // against the rules, say) is one of their consequences: they are the answer.

@@ -517,18 +517,10 @@ fn pod_references(m: &Manifest) -> Vec<Reference> {
 }
 
 /// Checks what the release needs from the cluster: its namespaces exist or are created by the
-/// release, and pods' references resolve in the release or the cluster. Reads only.
+/// release, and pods' references resolve in the release or the cluster. Reads only. Only the
+/// manifests marked in `checked` are checked (the others, whose kind or scope is already a
+/// problem, have no namespace to check); every manifest still counts as in the release.
 pub async fn check_cluster(
-    client: &kube::Client,
-    manifests: &[Manifest],
-) -> Result<Vec<Problem>, kube::Error> {
-    check_cluster_of(client, manifests, &vec![true; manifests.len()]).await
-}
-
-/// [`check_cluster`] for the manifests marked in `checked` only (the others, whose kind or
-/// scope is already a problem, have no namespace to check); every manifest still counts as in
-/// the release.
-pub async fn check_cluster_of(
     client: &kube::Client,
     manifests: &[Manifest],
     checked: &[bool],

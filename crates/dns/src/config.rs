@@ -360,6 +360,34 @@ impl ServerAddress {
     }
 }
 
+impl ServerAddress {
+    /// Its addresses: the address itself, or what the system resolver answers for the name
+    /// now, within `timeout`. A name with no address is an error.
+    pub async fn resolve(&self, timeout: Duration) -> std::io::Result<Vec<SocketAddr>> {
+        let (name, port) = match self {
+            ServerAddress::Ip(addr) => return Ok(vec![*addr]),
+            ServerAddress::Host { name, port } => (name, *port),
+        };
+        let addrs: Vec<SocketAddr> =
+            tokio::time::timeout(timeout, tokio::net::lookup_host((name.as_str(), port)))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {timeout:?}"),
+                    )
+                })??
+                .collect();
+        if addrs.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name has no address",
+            ));
+        }
+        Ok(addrs)
+    }
+}
+
 impl From<SocketAddr> for ServerAddress {
     fn from(addr: SocketAddr) -> Self {
         ServerAddress::Ip(addr)

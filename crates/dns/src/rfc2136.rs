@@ -221,40 +221,13 @@ impl Rfc2136Provider {
     /// The server's addresses: the configured one, or what its name resolves to now, with
     /// the one that answered last first.
     async fn addresses(&self) -> Result<Vec<SocketAddr>, AttemptError> {
-        let (name, port) = match &self.server {
-            ServerAddress::Ip(addr) => return Ok(vec![*addr]),
-            ServerAddress::Host { name, port } => (name, *port),
-        };
-        let resolving = || format!("resolving the server's name {name}");
-        let mut addrs: Vec<SocketAddr> = match tokio::time::timeout(
-            self.timeout,
-            tokio::net::lookup_host((name.as_str(), port)),
-        )
-        .await
-        {
-            Ok(Ok(addrs)) => addrs.collect(),
-            Ok(Err(e)) => {
-                return Err(AttemptError::Transient(DnsError::transport(
-                    PROVIDER,
-                    resolving(),
-                    e,
-                )));
-            }
-            Err(_) => {
-                return Err(AttemptError::Transient(DnsError::transport(
-                    PROVIDER,
-                    resolving(),
-                    format!("no answer within {:?}", self.timeout),
-                )));
-            }
-        };
-        if addrs.is_empty() {
-            return Err(AttemptError::Transient(DnsError::transport(
+        let mut addrs = self.server.resolve(self.timeout).await.map_err(|e| {
+            AttemptError::Transient(DnsError::transport(
                 PROVIDER,
-                resolving(),
-                "the name has no address",
-            )));
-        }
+                format!("resolving the server's name {}", self.server),
+                e,
+            ))
+        })?;
         if let Some(last) = *self.answered.lock().unwrap_or_else(|e| e.into_inner())
             && let Some(i) = addrs.iter().position(|a| *a == last)
         {

@@ -16,6 +16,7 @@ use ferry_deployer::engine::{DeployError, Engine, Outcome, ReleaseInput, Setting
 use ferry_deployer::events::SharedEventSink;
 use ferry_deployer::images::{self, DigestResolver};
 use ferry_deployer::lock::LockError;
+use ferry_deployer::manifest::Manifest;
 use ferry_deployer::validate::Problem;
 
 use crate::ambient::{Environment, now};
@@ -380,19 +381,8 @@ pub(crate) async fn release_input(
     }
     // Images that cannot be pinned are reported with what the cluster finds (kinds,
     // namespaces, references), so one run lists every problem: see `with_problems`.
-    let problems = images::pin(&mut manifests, images_cfg, &pins)
-        .iter()
-        .map(|p| Problem {
-            at: manifests[p.index].source.to_string(),
-            object: format!(
-                "{} {} container {}",
-                manifests[p.index].kind(),
-                manifests[p.index].name(),
-                p.container
-            ),
-            message: p.message.clone(),
-        })
-        .collect();
+    let pinned = images::pin(&mut manifests, images_cfg, &pins);
+    let problems = image_problems(&manifests, pinned);
     Ok(ReleaseInput {
         manifests,
         tag: tag.map(str::to_owned),
@@ -400,6 +390,21 @@ pub(crate) async fn release_input(
         images: pins,
         problems,
     })
+}
+
+/// Images that could not be pinned, as problems naming their file, object and container.
+fn image_problems(manifests: &[Manifest], pinned: Vec<images::ImageProblem>) -> Vec<Problem> {
+    pinned
+        .into_iter()
+        .map(|p| {
+            let m = &manifests[p.index];
+            Problem {
+                at: m.source.to_string(),
+                object: format!("{} {} container {}", m.kind(), m.name(), p.container),
+                message: p.message,
+            }
+        })
+        .collect()
 }
 
 /// What is known to be wrong with `input` without asking the cluster: nothing when its images
@@ -727,18 +732,8 @@ pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Proble
             }
         };
         out.extend(ferry_deployer::validate::check_offline(&manifests));
-        for p in images::pin(&mut manifests, &cfg.config.app.images, &[]) {
-            out.push(Problem {
-                at: manifests[p.index].source.to_string(),
-                object: format!(
-                    "{} {} container {}",
-                    manifests[p.index].kind(),
-                    manifests[p.index].name(),
-                    p.container
-                ),
-                message: p.message,
-            });
-        }
+        let pinned = images::pin(&mut manifests, &cfg.config.app.images, &[]);
+        out.extend(image_problems(&manifests, pinned));
     }
     out
 }

@@ -18,9 +18,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_dns::config::{
-    ConfigIssue, DnsConfig, PathSeg, ProviderKind, ResolvedDns, ServerAddress,
-};
+use ferry_dns::config::{ConfigIssue, DnsConfig, PathSeg, ProviderKind, ResolvedDns};
 use ferry_dns::verify::{Expectation, VerifyReport, verify};
 use ferry_dns::{
     Clock, DnsError, InMemoryProvider, NameServer, Ownership, Plan, PlanRequest, RecordSet,
@@ -846,36 +844,22 @@ async fn apply_and_verify(
 async fn verify_servers(e: &DnsEnv, p: &SharedDnsProvider) -> Result<Vec<NameServer>, Failure> {
     let servers: Vec<NameServer> = match &e.dns.verify_servers {
         Some(list) => {
+            // Names are resolved now, before anything changes: every address is asked.
             let mut out = Vec::new();
             for server in list {
-                match server {
-                    ServerAddress::Ip(a) => out.push(NameServer::Address(*a)),
-                    // Resolved now, before anything changes: every address it has is asked.
-                    ServerAddress::Host { name, port } => {
-                        let wait = e.dns.verify.query_timeout;
-                        let addrs = tokio::time::timeout(
-                            wait,
-                            tokio::net::lookup_host((name.as_str(), *port)),
+                let addrs = server
+                    .resolve(e.dns.verify.query_timeout)
+                    .await
+                    .map_err(|err| {
+                        Failure::new(
+                            Exit::Failure,
+                            miette::miette!(
+                                help = "check the name in [env.NAME.dns.verify] servers; nothing was changed",
+                                "cannot resolve the verify server {server}: {err}"
+                            ),
                         )
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                format!("no answer within {wait:?}"),
-                            ))
-                        })
-                        .map_err(|err| {
-                            Failure::new(
-                                Exit::Failure,
-                                miette::miette!(
-                                    help = "check the name in [env.NAME.dns.verify] servers; nothing was changed",
-                                    "cannot resolve the verify server {server}: {err}"
-                                ),
-                            )
-                        })?;
-                        out.extend(addrs.map(NameServer::Address));
-                    }
-                }
+                    })?;
+                out.extend(addrs.into_iter().map(NameServer::Address));
             }
             out
         }
