@@ -6,6 +6,7 @@ mod config_corpus;
 mod cost_examples;
 mod deploy_corpus;
 mod deploy_digests;
+mod deploy_owners;
 mod deploy_scenarios;
 mod deploy_support;
 mod deploy_unreachable;

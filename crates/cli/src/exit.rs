@@ -34,11 +34,15 @@ pub enum Exit {
     LockBusy = 10,
     /// Authentication or authorisation failed (OIDC token, cloud credentials, registry login).
     AuthFailed = 11,
+    /// The deploy was cancelled by SIGINT or SIGTERM (a CI job cancelled): recorded as failed
+    /// (cancelled) and rolled back when that finished within `cancel_grace`, else left for the
+    /// next deploy; the lock released either way.
+    Cancelled = 12,
 }
 
 impl Exit {
     /// Every exit code, in order.
-    pub const ALL: [Exit; 12] = [
+    pub const ALL: [Exit; 13] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -51,6 +55,7 @@ impl Exit {
         Exit::Timeout,
         Exit::LockBusy,
         Exit::AuthFailed,
+        Exit::Cancelled,
     ];
 
     /// The numeric process exit status.
@@ -75,6 +80,9 @@ impl Exit {
                 "another deploy holds the environment's lock (for ferry sim: another simulator holds its state file)"
             }
             Exit::AuthFailed => "authentication or authorisation failed",
+            Exit::Cancelled => {
+                "deploy cancelled (SIGINT/SIGTERM): rolled back within cancel_grace, or left for the next deploy"
+            }
         }
     }
 }

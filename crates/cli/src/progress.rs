@@ -292,8 +292,12 @@ impl EventSink for Progress {
         }
         if self.quiet && !matches!(event, DeployEvent::Failed { .. }) {
             // Only errors on stderr; GitHub annotations (stdout) stay.
-            if let DeployEvent::Warning { message } = &event {
-                self.annotate("warning", "ferry", message);
+            match &event {
+                DeployEvent::Warning { message } => self.annotate("warning", "ferry", message),
+                DeployEvent::ServerWarning { object, message } => {
+                    self.annotate("warning", &format!("ferry: {object}"), message);
+                }
+                _ => {}
             }
             return;
         }
@@ -307,9 +311,27 @@ impl EventSink for Progress {
                 "ferry: waiting for the deploy lock held by {holder} (expires in {expires_in_secs}s unless renewed)"
             )),
             DeployEvent::LockAcquired { lease } => self.line(&format!("ferry: lock taken ({lease})")),
-            DeployEvent::Planned { create, update, unchanged, prune } => self.line(&format!(
-                "ferry: plan: {create} to create, {update} to update, {unchanged} unchanged, {prune} to prune"
-            )),
+            DeployEvent::Planned { create, update, replace, unchanged, prune } => {
+                let replace = if replace > 0 {
+                    format!(", {replace} to replace (delete and create)")
+                } else {
+                    String::new()
+                };
+                self.line(&format!(
+                    "ferry: plan: {create} to create, {update} to update{replace}, {unchanged} unchanged, {prune} to prune"
+                ));
+            }
+            DeployEvent::ServerWarning { object, message } => {
+                self.line(&format!("warning: {object}: the server warns: {message}"));
+                self.annotate("warning", &format!("ferry: {object}"), &message);
+            }
+            DeployEvent::Note { object, message } => {
+                self.line(&format!("ferry: plan: {object}: {message}"));
+            }
+            DeployEvent::Cancelled { message } => {
+                self.line(&format!("ferry: cancelled: {message}"));
+                self.annotate("warning", "ferry deploy cancelled", &message);
+            }
             DeployEvent::Applied { object, action }
                 if action != Action::Unchanged && self.mode != Mode::Terminal =>
             {

@@ -15,6 +15,13 @@
 //! prune = true                      # delete objects dropped from the release
 //! resolve_digests = true            # deploy by digest (default: true, false on the simulator)
 //! insecure_registries = []          # registries reached over plain HTTP (local tests)
+//! field_validation = "strict"       # unknown/duplicate fields: strict (refused), warn, ignore
+//! cancel_grace = "5s"               # after SIGINT/SIGTERM: time allowed for the rollback
+//!
+//! [[env.prod.deploy.ignore_fields]]  # fields left to other actors on existing objects
+//! kind = "Deployment"
+//! name = "web"
+//! pointers = ["/spec/template/metadata/annotations/restartedAt"]
 //! ```
 
 use std::path::PathBuf;
@@ -22,7 +29,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::apply::FieldValidation;
 use crate::engine::Settings;
+use crate::owned::IgnoreFields;
 
 /// `[env.NAME.deploy]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +77,19 @@ pub struct DeployConfig {
     /// test registries only.
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// What the server does with unknown and duplicate fields. Default: `strict` (they are
+    /// problems of the release); `warn` for CRDs whose schemas are incomplete.
+    #[serde(default)]
+    pub field_validation: Option<FieldValidation>,
+    /// Fields left to other actors on objects that already exist (Argo CD's
+    /// `ignoreDifferences`): JSON pointers per kind or object.
+    #[serde(default)]
+    pub ignore_fields: Vec<IgnoreFields>,
+    /// After SIGINT or SIGTERM: how long the rollback to the previous release may take before
+    /// it is left to the next deploy. Default: `5s` (GitHub Actions sends SIGTERM 7.5 s after
+    /// SIGINT); `0s` never rolls back on a cancel.
+    #[serde(default)]
+    pub cancel_grace: Option<String>,
 }
 
 /// A value in `[env.NAME.deploy]` that is wrong, by key.
@@ -161,6 +183,34 @@ impl DeployConfig {
         }
         if let Some(p) = self.prune {
             s.prune = p;
+        }
+        if let Some(v) = self.field_validation {
+            s.field_validation = v;
+        }
+        for rule in &self.ignore_fields {
+            if rule.pointers.is_empty() {
+                return Err(ConfigProblem {
+                    key: "ignore_fields",
+                    message: format!("the entry for kind `{}` lists no pointers", rule.kind),
+                });
+            }
+            if let Some(message) = rule
+                .pointers
+                .iter()
+                .find_map(|p| IgnoreFields::pointer_problem(p))
+            {
+                return Err(ConfigProblem {
+                    key: "ignore_fields",
+                    message,
+                });
+            }
+        }
+        s.ignore_fields.clone_from(&self.ignore_fields);
+        if let Some(g) = &self.cancel_grace {
+            s.cancel_grace = humantime::parse_duration(g.trim()).map_err(|e| ConfigProblem {
+                key: "cancel_grace",
+                message: format!("`{g}` is not a duration ({e}); write e.g. `5s`"),
+            })?;
         }
         Ok(())
     }

@@ -8,6 +8,10 @@ use futures::StreamExt as _;
 use kube::api::{DeleteParams, PropagationPolicy};
 use serde_json::Value;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{ApplyOptions, FieldValidation, server_side_apply};
+use crate::owned::{IgnoreFields, OwnedFields};
 
 use crate::catalog::Catalog;
 use crate::clock::{SharedClock, timestamp};
@@ -17,7 +21,7 @@ use crate::images::PinnedImage;
 use crate::lock::{self, LockError, LockOptions};
 use crate::manifest::{Manifest, ObjectKey, Source};
 use crate::order;
-use crate::plan::{self, Change, PlanError, Target};
+use crate::plan::{self, Change, PlanContext, PlanError, Planned, Target};
 use crate::release::{self, RecordError, RecordStore, Release, ReleaseStatus};
 use crate::report::{self, FailureReport};
 use crate::validate::{self, Problem};
@@ -62,6 +66,14 @@ pub struct Settings {
     pub prune_namespaces: bool,
     /// Also prune PersistentVolumeClaims.
     pub prune_pvcs: bool,
+    /// What the server does with unknown and duplicate fields (Strict: they are problems of
+    /// the release).
+    pub field_validation: FieldValidation,
+    /// Fields left to other actors on objects that exist (`ignore_fields`).
+    pub ignore_fields: Vec<IgnoreFields>,
+    /// After a cancel (SIGINT, SIGTERM): how long the rollback to the previous release may
+    /// take before ferry leaves it to the next deploy.
+    pub cancel_grace: Duration,
 }
 
 impl Settings {
@@ -87,6 +99,9 @@ impl Settings {
             prune: true,
             prune_namespaces: false,
             prune_pvcs: false,
+            field_validation: FieldValidation::Strict,
+            ignore_fields: Vec::new(),
+            cancel_grace: Duration::from_secs(5),
         }
     }
 
@@ -145,6 +160,16 @@ pub enum Outcome {
         /// Whether the failure was the overall deadline.
         timed_out: bool,
     },
+    /// It was cancelled (SIGINT, SIGTERM) after it began to write: recorded as failed
+    /// (cancelled), rolled back when that could finish within the grace period.
+    Cancelled {
+        /// The cancelled revision.
+        revision: u32,
+        /// The release restored (and the revision recording it), when the rollback finished.
+        restored: Option<(u32, u32)>,
+        /// What was left when it was not.
+        left: String,
+    },
     /// It failed and was not rolled back (or the rollback failed).
     Failed {
         /// The failed revision.
@@ -186,6 +211,10 @@ pub enum DeployError {
     /// A rollback was asked for that cannot be done.
     #[error("{0}")]
     NoRelease(String),
+    /// The deploy was cancelled before it wrote anything, or stopped at once by a second
+    /// signal (the lock was released either way).
+    #[error("cancelled {0}")]
+    Cancelled(String),
 }
 
 fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> DeployError {
@@ -209,6 +238,10 @@ pub struct Engine {
     settings: Settings,
     clock: SharedClock,
     sink: SharedEventSink,
+    /// The first cancel: stop applying, record, roll back within the grace period.
+    cancel: CancellationToken,
+    /// The second: stop at once (releasing the lock).
+    abort: CancellationToken,
 }
 
 impl std::fmt::Debug for Engine {
@@ -221,6 +254,7 @@ impl std::fmt::Debug for Engine {
 
 enum Stage {
     Ready(BTreeMap<ObjectKey, Value>),
+    Cancelled,
     Failed {
         failures: Vec<(ObjectKey, String)>,
         pods: Vec<Value>,
@@ -242,6 +276,31 @@ impl Engine {
             settings,
             clock,
             sink,
+            cancel: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        }
+    }
+
+    /// Makes the deploy cancellable: `cancel` (a first SIGINT or SIGTERM) stops applying,
+    /// records the release as failed (cancelled) and rolls back when that can finish within
+    /// [`Settings::cancel_grace`]; `abort` (a second signal) stops at once. The lock is
+    /// released in every case.
+    #[must_use]
+    pub fn with_cancellation(
+        mut self,
+        cancel: CancellationToken,
+        abort: CancellationToken,
+    ) -> Self {
+        self.cancel = cancel;
+        self.abort = abort;
+        self
+    }
+
+    fn apply_options(&self, force: bool) -> ApplyOptions {
+        ApplyOptions {
+            dry_run: false,
+            force,
+            validation: self.settings.field_validation,
         }
     }
 
@@ -284,15 +343,28 @@ impl Engine {
         &self,
         f: impl AsyncFnOnce(bool) -> Result<T, DeployError>,
     ) -> Result<T, DeployError> {
-        let held = lock::acquire(
+        let lease = self.lease();
+        let acquire = lock::acquire(
             &self.client,
-            &self.lease(),
+            &lease,
             &self.settings.lock,
             self.clock.clone(),
             self.sink.as_ref(),
-        )
-        .await?;
-        let result = f(held.waited()).await;
+        );
+        let held = tokio::select! {
+            held = acquire => held?,
+            () = self.cancel.cancelled() => {
+                return Err(DeployError::Cancelled(
+                    "while waiting for the lock; nothing was changed".into(),
+                ));
+            }
+        };
+        let result = tokio::select! {
+            r = f(held.waited()) => r,
+            () = self.abort.cancelled() => Err(DeployError::Cancelled(
+                "at once (a second signal); the lock was released, and the next deploy repairs what this one left".into(),
+            )),
+        };
         let released = held.release().await;
         let outcome = result?;
         released?;
@@ -409,31 +481,116 @@ impl Engine {
             .is_some_and(|k| k.from_release_crd)
     }
 
-    /// Plans every target (server-side dry-run), `Create` without a dry-run where the
-    /// namespace or kind does not exist yet.
+    /// The workloads HorizontalPodAutoscalers scale: the release's HPAs and those already in
+    /// the namespaces of its workloads.
+    async fn autoscaled(
+        &self,
+        prepared: &Prepared,
+    ) -> Result<BTreeMap<ObjectKey, String>, DeployError> {
+        let mut out = BTreeMap::new();
+        let hpa_name = |v: &Value| {
+            format!(
+                "{}/{}",
+                v.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            )
+        };
+        for t in prepared
+            .targets
+            .iter()
+            .filter(|t| t.resource.kind == "HorizontalPodAutoscaler")
+        {
+            if let Some(key) = crate::owned::hpa_target(&t.manifest.object) {
+                out.insert(key, hpa_name(&t.manifest.object));
+            }
+        }
+        let namespaces: BTreeSet<&str> = prepared
+            .targets
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.resource.kind.as_str(),
+                    "Deployment" | "StatefulSet" | "ReplicaSet"
+                )
+            })
+            .filter_map(|t| t.manifest.namespace())
+            .filter(|ns| !prepared.new_namespaces.contains(*ns))
+            .collect();
+        let Some(known) = prepared
+            .catalog
+            .by_group_kind("autoscaling", "HorizontalPodAutoscaler")
+        else {
+            return Ok(out);
+        };
+        for ns in namespaces {
+            let list = plan::api_for(&self.client, &known.resource, Some(ns))
+                .list(&kube::api::ListParams::default())
+                .await
+                .map_err(api_err(format!("list HorizontalPodAutoscalers in {ns}")))?;
+            for hpa in list.items {
+                let v = serde_json::to_value(&hpa).unwrap_or(Value::Null);
+                if let Some(key) = crate::owned::hpa_target(&v) {
+                    out.entry(key).or_insert_with(|| hpa_name(&v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plans every target (server-side dry-run of the form apply will send), `Create` without
+    /// a dry-run where the namespace or kind does not exist yet. `last` is the current release:
+    /// a Secret value changed since it was applied is refused unless `force`.
     async fn plan(
         &self,
         prepared: &Prepared,
         force: bool,
-    ) -> Result<Vec<(Change, Option<Value>)>, DeployError> {
+        last: Option<&Release>,
+    ) -> Result<Vec<Planned>, DeployError> {
         let client = &self.client;
-        let results: Vec<Result<(Change, Option<Value>), PlanError>> =
+        let ctx = PlanContext {
+            force,
+            validation: self.settings.field_validation,
+            owned: OwnedFields {
+                autoscaled: self.autoscaled(prepared).await?,
+                ignore: self.settings.ignore_fields.clone(),
+            },
+            last_applied: last
+                .map(|r| {
+                    r.manifests
+                        .iter()
+                        .filter_map(|o| Some((ObjectKey::of(o)?, o.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let ctx = &ctx;
+        let results: Vec<Result<Planned, PlanError>> =
             futures::stream::iter(prepared.targets.iter().map(|t| async move {
                 if self.can_dry_run(prepared, t) {
-                    plan::plan_one(client, t, force).await
+                    plan::plan_one(client, t, ctx).await
                 } else {
+                    let mut warnings = Vec::new();
                     if Self::kind_exists(prepared, t) {
                         // Its namespace comes with the release: the server still judges it.
-                        plan::probe_elsewhere(client, t, plan::PROBE_NAMESPACE).await?;
+                        warnings =
+                            plan::probe_elsewhere(client, t, plan::PROBE_NAMESPACE, ctx.validation)
+                                .await?;
                     }
-                    Ok((
-                        Change {
+                    Ok(Planned {
+                        change: Change {
                             key: t.key(),
                             action: Action::Create,
                             diff: plan::object_diff(None, Some(&t.manifest.object)),
+                            warnings,
+                            notes: Vec::new(),
                         },
-                        None,
-                    ))
+                        live: None,
+                        object: t.manifest.object.clone(),
+                    })
                 }
             }))
             .buffered(self.settings.parallelism.max(1))
@@ -443,14 +600,14 @@ impl Engine {
         let mut problems = Vec::new();
         for r in results {
             match r {
-                Ok(c) => out.push(c),
+                Ok(p) => out.push(p),
                 Err(PlanError::Refused {
                     object,
                     source_file,
                     message,
                     code,
                 }) => {
-                    let hint = if code == 409 {
+                    let hint = if code == 409 && !message.contains("--force-conflicts") {
                         " (another field manager owns these fields: deploy with --force-conflicts to take them)"
                     } else {
                         ""
@@ -461,6 +618,15 @@ impl Engine {
                         message: format!("the server refuses it: {message}{hint}"),
                     });
                 }
+                Err(PlanError::Kept {
+                    object,
+                    source_file,
+                    message,
+                }) => problems.push(Problem {
+                    at: source_file,
+                    object,
+                    message,
+                }),
                 Err(PlanError::Api { object, source }) => {
                     return Err(DeployError::Api {
                         what: format!("plan {object}"),
@@ -469,8 +635,25 @@ impl Engine {
                 }
             }
         }
+        // Warnings and notes are shown even when the release is refused: they may be why.
+        for p in &out {
+            for w in &p.change.warnings {
+                self.sink.emit(DeployEvent::ServerWarning {
+                    object: p.change.key.clone(),
+                    message: w.clone(),
+                });
+            }
+        }
         if !problems.is_empty() {
             return Err(DeployError::Invalid(problems));
+        }
+        for p in &out {
+            for n in &p.change.notes {
+                self.sink.emit(DeployEvent::Note {
+                    object: p.change.key.clone(),
+                    message: n.clone(),
+                });
+            }
         }
         Ok(out)
     }
@@ -491,13 +674,17 @@ impl Engine {
     pub async fn diff(&self, input: ReleaseInput) -> Result<Vec<Change>, DeployError> {
         let prepared = self.prepare_with(input.manifests, input.problems).await?;
         self.stage("plan", "server-side dry-run");
+        let history = self.store().list().await?;
         let mut changes: Vec<Change> = self
-            .plan(&prepared, self.settings.force_conflicts)
+            .plan(
+                &prepared,
+                self.settings.force_conflicts,
+                release::current(&history),
+            )
             .await?
             .into_iter()
-            .map(|(c, _)| c)
+            .map(|p| p.change)
             .collect();
-        let history = self.store().list().await?;
         if let Some(current) = release::current(&history)
             && self.settings.prune
         {
@@ -511,6 +698,8 @@ impl Engine {
                     key,
                     action: Action::Prune,
                     diff: String::new(),
+                    warnings: Vec::new(),
+                    notes: Vec::new(),
                 });
             }
         }
@@ -618,15 +807,19 @@ impl Engine {
         }
     }
 
-    async fn wait(&self, targets: &[Target], deadline: Instant) -> Result<Stage, DeployError> {
-        match health::wait(
-            &self.client,
-            targets,
-            &self.wait_options(deadline),
-            self.sink.as_ref(),
-        )
-        .await?
-        {
+    async fn wait(
+        &self,
+        targets: &[Target],
+        deadline: Instant,
+        stop: &CancellationToken,
+    ) -> Result<Stage, DeployError> {
+        let options = self.wait_options(deadline);
+        let waiting = health::wait(&self.client, targets, &options, self.sink.as_ref());
+        let outcome = tokio::select! {
+            o = waiting => o?,
+            () = stop.cancelled() => return Ok(Stage::Cancelled),
+        };
+        match outcome {
             WaitOutcome::Ready { objects } => Ok(Stage::Ready(objects)),
             WaitOutcome::Failed {
                 failures,
@@ -659,16 +852,88 @@ impl Engine {
         }
     }
 
+    /// Deletes `target` (propagation Background) and waits until it is gone, so that it can be
+    /// created again: Jobs per release, `ferry.dev/replace`.
+    async fn delete_for_replace(
+        &self,
+        target: &Target,
+        deadline: Instant,
+    ) -> Result<(), kube::Error> {
+        let api = target.api(&self.client);
+        let name = target.manifest.name();
+        let Some(live) = api.get_metadata_opt(name).await? else {
+            return Ok(());
+        };
+        let uid = live.metadata.uid.clone();
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: Some(kube::api::Preconditions {
+                uid: uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {}
+            Err(e) => return Err(e),
+        }
+        let mut pause = Duration::from_millis(20);
+        while Instant::now() < deadline {
+            match api.get_metadata_opt(name).await? {
+                Some(m) if m.metadata.uid == uid => {}
+                _ => return Ok(()),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+
+    /// Applies one planned object: server-side apply of its planned form, or delete and create
+    /// for a replacement. Warnings the dry-run already showed are not repeated.
+    async fn apply_planned(
+        &self,
+        target: &Target,
+        planned: &Planned,
+        force: bool,
+        deadline: Instant,
+    ) -> Result<Value, kube::Error> {
+        if planned.change.action == Action::Replace {
+            self.delete_for_replace(target, deadline).await?;
+        }
+        let applied = server_side_apply(
+            &self.client,
+            target,
+            &planned.object,
+            self.apply_options(force),
+        )
+        .await?;
+        for w in applied
+            .warnings
+            .iter()
+            .filter(|w| !planned.change.warnings.contains(w))
+        {
+            self.sink.emit(DeployEvent::ServerWarning {
+                object: target.key(),
+                message: w.clone(),
+            });
+        }
+        Ok(applied.object)
+    }
+
     /// Applies the changed targets in order (waves, then phases), waiting where order matters,
-    /// then waits for every target's health.
+    /// then waits for every target's health. `stop` cancels it between and during steps.
     async fn apply_and_wait(
         &self,
         targets: &[Target],
-        changes: &[Action],
+        planned: &[Planned],
         force: bool,
         deadline: Instant,
+        stop: &CancellationToken,
     ) -> Result<Stage, DeployError> {
         let manifests: Vec<Manifest> = targets.iter().map(|t| t.manifest.clone()).collect();
+        let changes: Vec<Action> = planned.iter().map(|p| p.change.action).collect();
         let steps = order::steps(&manifests);
         let explicit_waves = steps
             .iter()
@@ -678,6 +943,9 @@ impl Engine {
             > 1;
         self.stage("apply", format!("{} objects", targets.len()));
         for (n, (wave, phase, idx)) in steps.iter().enumerate() {
+            if stop.is_cancelled() {
+                return Ok(Stage::Cancelled);
+            }
             let to_apply: Vec<usize> = idx
                 .iter()
                 .copied()
@@ -689,14 +957,19 @@ impl Engine {
                     action: Action::Unchanged,
                 });
             }
-            let client = &self.client;
-            let results: Vec<(usize, Result<Value, kube::Error>)> =
-                futures::stream::iter(to_apply.iter().map(|&i| async move {
-                    (i, plan::apply_one(client, &targets[i], force).await)
-                }))
-                .buffer_unordered(self.settings.parallelism.max(1))
-                .collect()
-                .await;
+            let batch = futures::stream::iter(to_apply.iter().map(|&i| async move {
+                (
+                    i,
+                    self.apply_planned(&targets[i], &planned[i], force, deadline)
+                        .await,
+                )
+            }))
+            .buffer_unordered(self.settings.parallelism.max(1))
+            .collect::<Vec<(usize, Result<Value, kube::Error>)>>();
+            let results = tokio::select! {
+                r = batch => r,
+                () = stop.cancelled() => return Ok(Stage::Cancelled),
+            };
             let mut failures = Vec::new();
             for (i, r) in results {
                 match r {
@@ -738,14 +1011,14 @@ impl Engine {
                     "wait",
                     format!("wave {wave} phase {phase}: {} objects", gate.len()),
                 );
-                match self.wait(&gate, deadline).await? {
+                match self.wait(&gate, deadline, stop).await? {
                     Stage::Ready(_) => {}
-                    failed => return Ok(failed),
+                    other => return Ok(other),
                 }
             }
         }
         self.stage("wait", format!("{} objects", targets.len()));
-        self.wait(targets, deadline).await
+        self.wait(targets, deadline, stop).await
     }
 
     async fn reports(
@@ -829,19 +1102,47 @@ impl Engine {
         // (exit 3, zero writes), and the same release again needs no lock and no record.
         self.stage("plan", "server-side dry-run");
         let history = store.list().await?;
-        let planned = self.plan(&prepared, self.settings.force_conflicts).await?;
+        let mut planned = self
+            .plan(
+                &prepared,
+                self.settings.force_conflicts,
+                release::current(&history),
+            )
+            .await?;
+        if release::current(&history).is_some_and(|c| c.digest == digest) {
+            // The same release again is not a new release: its every-release Jobs stay.
+            for p in planned
+                .iter_mut()
+                .filter(|p| p.change.action == Action::Replace)
+            {
+                if p.change.key.kind == "Job"
+                    && crate::manifest::annotation(&p.object, plan::RUN_ANNOTATION)
+                        == Some(plan::RUN_EVERY_RELEASE)
+                {
+                    p.change.action = Action::Unchanged;
+                    p.change.diff.clear();
+                }
+            }
+        }
+        if self.cancel.is_cancelled() {
+            return Err(DeployError::Cancelled(
+                "before the first write; nothing was changed".into(),
+            ));
+        }
         if let Some(current) = release::current(&history)
             && current.digest == digest
             && !history.iter().any(|r| r.status == ReleaseStatus::Pending)
-            && planned.iter().all(|(c, _)| c.action == Action::Unchanged)
+            && planned.iter().all(|p| p.change.action == Action::Unchanged)
         {
             self.sink.emit(DeployEvent::Planned {
                 create: 0,
                 update: 0,
+                replace: 0,
                 unchanged: planned.len(),
                 prune: 0,
             });
-            for (c, _) in &planned {
+            for p in &planned {
+                let c = &p.change;
                 self.sink.emit(DeployEvent::Applied {
                     object: c.key.clone(),
                     action: Action::Unchanged,
@@ -856,26 +1157,33 @@ impl Engine {
                 ),
             );
             let deadline = Instant::now() + self.settings.timeout;
-            return Ok(match self.wait(&prepared.targets, deadline).await? {
-                Stage::Ready(objects) => Outcome::Deployed {
-                    revision: current.revision,
-                    unchanged: true,
-                    load_balancers: Self::load_balancers(&prepared.targets, &objects),
+            return Ok(
+                match self.wait(&prepared.targets, deadline, &self.cancel).await? {
+                    Stage::Cancelled => {
+                        return Err(DeployError::Cancelled(
+                            "while checking health; nothing was changed".into(),
+                        ));
+                    }
+                    Stage::Ready(objects) => Outcome::Deployed {
+                        revision: current.revision,
+                        unchanged: true,
+                        load_balancers: Self::load_balancers(&prepared.targets, &objects),
+                    },
+                    Stage::Failed {
+                        failures,
+                        pods,
+                        objects,
+                        timed_out,
+                    } => Outcome::Failed {
+                        revision: current.revision,
+                        reports: self.reports(&failures, &pods, &objects, since).await,
+                        not_rolled_back:
+                            "the release is unchanged; its resources are unhealthy in the cluster"
+                                .into(),
+                        timed_out,
+                    },
                 },
-                Stage::Failed {
-                    failures,
-                    pods,
-                    objects,
-                    timed_out,
-                } => Outcome::Failed {
-                    revision: current.revision,
-                    reports: self.reports(&failures, &pods, &objects, since).await,
-                    not_rolled_back:
-                        "the release is unchanged; its resources are unhealthy in the cluster"
-                            .into(),
-                    timed_out,
-                },
-            });
+            );
         }
 
         self.stage(
@@ -892,12 +1200,17 @@ impl Engine {
                 t.resource.kind == "Namespace" && t.manifest.name() == self.settings.namespace
             })
         {
-            plan::apply_one(&self.client, t, self.settings.force_conflicts)
-                .await
-                .map_err(api_err(format!(
-                    "create namespace {}",
-                    self.settings.namespace
-                )))?;
+            server_side_apply(
+                &self.client,
+                t,
+                &t.manifest.object,
+                self.apply_options(self.settings.force_conflicts),
+            )
+            .await
+            .map_err(api_err(format!(
+                "create namespace {}",
+                self.settings.namespace
+            )))?;
         }
         self.locked(async |waited| {
             // If another deploy ran meanwhile, the plan is stale: make it again.
@@ -934,7 +1247,7 @@ impl Engine {
     async fn deploy_locked(
         &self,
         prepared: &Prepared,
-        planned: Option<Vec<(Change, Option<Value>)>>,
+        planned: Option<Vec<Planned>>,
         tag: Option<String>,
         commit: Option<String>,
         images: Vec<PinnedImage>,
@@ -962,7 +1275,8 @@ impl Engine {
                     "plan",
                     "server-side dry-run (again: another deploy ran meanwhile)",
                 );
-                self.plan(prepared, self.settings.force_conflicts).await?
+                self.plan(prepared, self.settings.force_conflicts, current.as_ref())
+                    .await?
             }
         };
         let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
@@ -970,10 +1284,11 @@ impl Engine {
             (Some(c), true) => Self::prune_candidates(&c.manifests, &keep),
             _ => Vec::new(),
         };
-        let count = |a: Action| planned.iter().filter(|(c, _)| c.action == a).count();
+        let count = |a: Action| planned.iter().filter(|p| p.change.action == a).count();
         self.sink.emit(DeployEvent::Planned {
             create: count(Action::Create),
             update: count(Action::Update),
+            replace: count(Action::Replace),
             unchanged: count(Action::Unchanged),
             prune: prune_keys.len(),
         });
@@ -1007,16 +1322,20 @@ impl Engine {
         });
 
         let deadline = Instant::now() + self.settings.timeout;
-        let actions: Vec<Action> = planned.iter().map(|(c, _)| c.action).collect();
         let stage = self
             .apply_and_wait(
                 &prepared.targets,
-                &actions,
+                &planned,
                 self.settings.force_conflicts,
                 deadline,
+                &self.cancel,
             )
             .await?;
         match stage {
+            Stage::Cancelled => {
+                self.cancelled(prepared, &mut record, current.as_ref())
+                    .await
+            }
             Stage::Ready(objects) => {
                 if self.settings.prune {
                     self.prune(&prepared.catalog, &prune_keys).await?;
@@ -1078,7 +1397,14 @@ impl Engine {
                 }
                 self.stage("rollback", format!("to v{}", previous.revision));
                 match self
-                    .restore(&prepared.catalog, &previous, &record.manifests, revision)
+                    .restore(
+                        &prepared.catalog,
+                        &previous,
+                        &record.manifests,
+                        revision,
+                        Instant::now() + self.settings.timeout,
+                        &self.abort,
+                    )
                     .await?
                 {
                     Ok((new_revision, _)) => {
@@ -1115,6 +1441,87 @@ impl Engine {
         }
     }
 
+    /// A deploy cancelled after its record was written: record it as failed (cancelled), then
+    /// roll back to `current` if that finishes within the grace period (a second signal stops
+    /// it), else leave it for the next deploy, which rolls forward or back.
+    async fn cancelled(
+        &self,
+        prepared: &Prepared,
+        record: &mut Release,
+        current: Option<&Release>,
+    ) -> Result<Outcome, DeployError> {
+        let store = self.store();
+        let grace = self.settings.cancel_grace;
+        let plan_of = match (current, self.settings.rollback) {
+            (Some(c), true) if !grace.is_zero() => format!(
+                "rolling back to v{} (up to {})",
+                c.revision,
+                humantime::format_duration(grace)
+            ),
+            (Some(_), true) => "cancel_grace is 0: leaving it for the next deploy".into(),
+            (Some(_), false) => "automatic rollback is off: leaving it for the next deploy".into(),
+            (None, _) => "there is no previous release: leaving it for the next deploy".into(),
+        };
+        self.sink.emit(DeployEvent::Cancelled {
+            message: format!("stopped applying release v{}; {plan_of}", record.revision),
+        });
+        record.status = ReleaseStatus::Failed;
+        record.finished_at = Some(self.now());
+        record.description = "cancelled (SIGINT or SIGTERM) while deploying".into();
+        store.update(record).await?;
+        self.sink.emit(DeployEvent::Recorded {
+            revision: record.revision,
+            status: "failed (cancelled)".into(),
+        });
+        let left = |why: String| Outcome::Cancelled {
+            revision: record.revision,
+            restored: None,
+            left: why,
+        };
+        let Some(previous) = current.filter(|_| self.settings.rollback && !grace.is_zero()) else {
+            return Ok(left(format!(
+                "{}; the next deploy rolls forward, or `ferry rollback` goes back",
+                plan_of.trim_end_matches(": leaving it for the next deploy")
+            )));
+        };
+        self.stage("rollback", format!("to v{}", previous.revision));
+        match self
+            .restore(
+                &prepared.catalog,
+                previous,
+                &record.manifests,
+                record.revision,
+                Instant::now() + grace,
+                &self.abort,
+            )
+            .await?
+        {
+            Ok((revision, _)) => {
+                record.status = ReleaseStatus::RolledBack;
+                record.description = format!(
+                    "{} — rolled back to v{}",
+                    record.description, previous.revision
+                );
+                store.update(record).await?;
+                self.sink.emit(DeployEvent::Recorded {
+                    revision: record.revision,
+                    status: record.status.to_string(),
+                });
+                store.trim(self.settings.history).await?;
+                Ok(Outcome::Cancelled {
+                    revision: record.revision,
+                    restored: Some((previous.revision, revision)),
+                    left: String::new(),
+                })
+            }
+            Err(why) => Ok(left(format!(
+                "the rollback to v{} did not finish within {} ({why}); the next deploy rolls forward, or `ferry rollback` goes back",
+                previous.revision,
+                humantime::format_duration(grace)
+            ))),
+        }
+    }
+
     /// Re-applies `target`'s recorded manifests, waits for them, prunes what `failed_objects`
     /// added, and records the rollback as a new revision. Ok(Err(why)) when the rollback itself
     /// did not become healthy.
@@ -1124,6 +1531,8 @@ impl Engine {
         target: &Release,
         failed_objects: &[Value],
         after: u32,
+        deadline: Instant,
+        stop: &CancellationToken,
     ) -> Result<Result<(u32, LoadBalancers), String>, DeployError> {
         let store = self.store();
         let targets = self.recorded_targets(catalog, &target.manifests);
@@ -1133,9 +1542,7 @@ impl Engine {
             catalog: catalog.clone(),
         };
         // Restore with force: ferry takes back the fields the failed release set.
-        let planned = self.plan(&prepared, true).await?;
-        let actions: Vec<Action> = planned.iter().map(|(c, _)| c.action).collect();
-        let deadline = Instant::now() + self.settings.timeout;
+        let planned = self.plan(&prepared, true, None).await?;
         let history = store.list().await?;
         let revision = history.iter().map(|r| r.revision).max().unwrap_or(after) + 1;
         let mut record = Release {
@@ -1150,9 +1557,16 @@ impl Engine {
         };
         store.create(&record).await?;
         match self
-            .apply_and_wait(&prepared.targets, &actions, true, deadline)
+            .apply_and_wait(&prepared.targets, &planned, true, deadline, stop)
             .await?
         {
+            Stage::Cancelled => {
+                record.status = ReleaseStatus::Failed;
+                record.finished_at = Some(self.now());
+                record.description = format!("rollback to v{} cancelled", target.revision);
+                store.update(&record).await?;
+                Ok(Err("it was cancelled".into()))
+            }
             Stage::Ready(objects) => {
                 let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
                 if self.settings.prune {
@@ -1266,7 +1680,14 @@ impl Engine {
                 .unwrap_or_default();
             Ok(
                 match self
-                    .restore(&catalog, &target, &failed_objects, after)
+                    .restore(
+                        &catalog,
+                        &target,
+                        &failed_objects,
+                        after,
+                        Instant::now() + self.settings.timeout,
+                        &self.cancel,
+                    )
                     .await?
                 {
                     Ok((revision, load_balancers)) => Outcome::Deployed {

@@ -34,6 +34,9 @@ pub enum Action {
     Unchanged,
     /// It was in the previous release, not in this one: it will be (was) deleted.
     Prune,
+    /// It exists and cannot change in place (a Job's template, a field made immutable, a Job
+    /// run on every release): it will be (was) deleted and created again.
+    Replace,
 }
 
 impl fmt::Display for Action {
@@ -43,6 +46,7 @@ impl fmt::Display for Action {
             Action::Update => "update",
             Action::Unchanged => "unchanged",
             Action::Prune => "prune",
+            Action::Replace => "replace",
         })
     }
 }
@@ -65,6 +69,26 @@ pub enum DeployEvent {
         /// The message.
         message: String,
     },
+    /// Something the plan decided that the user should see once (a field left to an HPA).
+    Note {
+        /// The object.
+        object: ObjectKey,
+        /// The note.
+        message: String,
+    },
+    /// The server answered a request with a `Warning` header (a deprecation, Pod Security, an
+    /// unknown field under `field_validation = "warn"`).
+    ServerWarning {
+        /// The object the request was for.
+        object: ObjectKey,
+        /// The warning's text.
+        message: String,
+    },
+    /// The deploy was cancelled (SIGINT, SIGTERM): it stops applying.
+    Cancelled {
+        /// What ferry does about it.
+        message: String,
+    },
     /// Another deploy holds the lock; this one waits.
     LockWaiting {
         /// Who holds it.
@@ -83,6 +107,8 @@ pub enum DeployEvent {
         create: usize,
         /// Objects to update.
         update: usize,
+        /// Objects to delete and create again (Jobs per release, `ferry.dev/replace`).
+        replace: usize,
         /// Objects already as wanted.
         unchanged: usize,
         /// Objects to prune after the release is healthy.

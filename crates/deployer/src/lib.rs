@@ -63,6 +63,7 @@
 //! - Readiness: kube-rs's `is_deployment_completed` skips the observedGeneration check and its
 //!   `await_condition` has no deadline; the rules here follow kubectl and Argo CD.
 
+pub mod apply;
 pub mod catalog;
 pub mod clock;
 pub mod cluster;
@@ -74,6 +75,7 @@ pub mod images;
 pub mod lock;
 pub mod manifest;
 pub mod order;
+pub mod owned;
 pub mod plan;
 pub mod release;
 pub mod render;

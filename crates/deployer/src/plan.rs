@@ -5,14 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use futures::{StreamExt as _, TryStreamExt as _};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 
+use crate::apply::{ApplyOptions, FieldValidation, dry_run_create, server_side_apply};
 use crate::events::Action;
 use crate::manifest::{Manifest, ObjectKey};
+use crate::owned::OwnedFields;
 
 /// The field manager ferry applies with.
 pub const FIELD_MANAGER: &str = "ferry";
@@ -66,6 +67,10 @@ pub struct Change {
     pub action: Action,
     /// A unified diff of the object (live -> planned), Secret values masked.
     pub diff: String,
+    /// What the server warned of (deprecations, Pod Security, unknown fields under `Warn`)
+    pub warnings: Vec<String>,
+    /// Fields left to others (an HPA's replicas, `ignore_fields`), said once in the plan.
+    pub notes: Vec<String>,
 }
 
 /// Why planning an object failed.
@@ -83,6 +88,17 @@ pub enum PlanError {
         message: String,
         /// The HTTP status.
         code: u16,
+    },
+    /// ferry will not apply it as it is (a Secret value someone else changed): a problem of
+    /// the input, said in ferry's words.
+    #[error("{object} ({source_file}): {message}")]
+    Kept {
+        /// The object.
+        object: String,
+        /// Where it came from.
+        source_file: String,
+        /// Why.
+        message: String,
     },
     /// The server could not be asked.
     #[error("cannot plan {object}")]
@@ -189,23 +205,63 @@ fn to_value(obj: &DynamicObject) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
 }
 
-/// Plans one object: a server-side dry-run apply compared with the live object.
+/// What planning needs besides the object: how to apply, and which fields are not ferry's.
+#[derive(Debug, Clone, Default)]
+pub struct PlanContext {
+    /// Take fields other managers own.
+    pub force: bool,
+    /// Unknown and duplicate fields.
+    pub validation: FieldValidation,
+    /// Fields left to other actors (HPAs' replicas, `ignore_fields`).
+    pub owned: OwnedFields,
+    /// What ferry last applied of each object (the current release's record), to tell a
+    /// Secret value someone else changed.
+    pub last_applied: BTreeMap<ObjectKey, Value>,
+}
+
+/// One object's plan: the change, the live object, and the form apply sends.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// What applying would do.
+    pub change: Change,
+    /// The live object, when it exists.
+    pub live: Option<Value>,
+    /// What apply sends: the manifest without the fields other actors own.
+    pub object: Value,
+}
+
+/// Whether a 422 says an immutable field would change (kube-apiserver's wordings).
+pub fn is_immutable_refusal(message: &str) -> bool {
+    [
+        "field is immutable",
+        "may not change once set",
+        "updates to statefulset spec for fields other than",
+        "spec is immutable after creation",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// Plans one object: a server-side dry-run apply (of the form apply would send) compared with
+/// the live object. Jobs whose template changed, and objects annotated `ferry.dev/replace`
+/// whose immutable fields changed, are planned as [`Action::Replace`].
 pub async fn plan_one(
     client: &kube::Client,
     target: &Target,
-    force: bool,
-) -> Result<(Change, Option<Value>), PlanError> {
+    ctx: &PlanContext,
+) -> Result<Planned, PlanError> {
     let api = target.api(client);
     let name = target.manifest.name();
     let object = target.manifest.describe_short();
+    let refused = |message: String, code: u16| PlanError::Refused {
+        object: object.clone(),
+        source_file: target.manifest.source.to_string(),
+        message,
+        code,
+    };
     let api_err = |source: kube::Error| match &source {
         kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 409 | 415 | 422) => {
-            PlanError::Refused {
-                object: object.clone(),
-                source_file: target.manifest.source.to_string(),
-                message: s.message.clone(),
-                code: s.code,
-            }
+            refused(s.message.clone(), s.code)
         }
         _ => PlanError::Api {
             object: object.clone(),
@@ -217,29 +273,164 @@ pub async fn plan_one(
         .await
         .map_err(api_err)?
         .map(|o| to_value(&o));
-    let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
-    params.force = force;
-    let planned = api
-        .patch(name, &params, &Patch::Apply(&target.manifest.object))
-        .await
-        .map_err(api_err)?;
-    let planned = to_value(&planned);
-    let action = match &live {
-        None => Action::Create,
-        Some(l) if differs(l, &planned) => Action::Update,
-        Some(_) => Action::Unchanged,
+    let (form, notes) = ctx.owned.apply_form(target, live.as_ref());
+    if !ctx.force
+        && let Some(live) = &live
+        && let Some(last) = ctx.last_applied.get(&target.key())
+        && let Some(message) = secret_changed_elsewhere(&target.manifest.object, live, last)
+    {
+        return Err(PlanError::Kept {
+            object,
+            source_file: target.manifest.source.to_string(),
+            message,
+        });
+    }
+    let replace_wanted = target.resource.kind == "Job" || replace_annotated(target);
+    let every_release = target.resource.kind == "Job"
+        && crate::manifest::annotation(&target.manifest.object, RUN_ANNOTATION)
+            == Some(RUN_EVERY_RELEASE);
+    let opts = ApplyOptions {
+        dry_run: true,
+        force: ctx.force,
+        validation: ctx.validation,
+    };
+    let mut warnings = Vec::new();
+    let (action, planned) = match server_side_apply(client, target, &form, opts).await {
+        Ok(applied) => {
+            warnings.extend(applied.warnings);
+            let planned = applied.object;
+            let action = match &live {
+                None => Action::Create,
+                Some(_) if every_release => Action::Replace,
+                Some(l) if differs(l, &planned) => Action::Update,
+                Some(_) => Action::Unchanged,
+            };
+            (action, planned)
+        }
+        Err(kube::Error::Api(s))
+            if s.code == 422 && live.is_some() && is_immutable_refusal(&s.message) =>
+        {
+            if !replace_wanted {
+                return Err(refused(
+                    format!(
+                        "{} (the field cannot change in place; to delete and recreate {object} instead, annotate it ferry.dev/replace: \"true\")",
+                        s.message
+                    ),
+                    422,
+                ));
+            }
+            (Action::Replace, form.clone())
+        }
+        Err(e) => return Err(api_err(e)),
     };
     let diff = match action {
         Action::Unchanged => String::new(),
         _ => object_diff(live.as_ref(), Some(&planned)),
     };
-    Ok((
-        Change {
+    Ok(Planned {
+        change: Change {
             key: target.key(),
             action,
             diff,
+            warnings,
+            notes,
         },
         live,
+        object: form,
+    })
+}
+
+/// The annotation that lets ferry delete and recreate an object whose immutable fields
+/// changed.
+pub const REPLACE_ANNOTATION: &str = "ferry.dev/replace";
+/// The annotation that reruns a Job on every release, changed or not.
+pub const RUN_ANNOTATION: &str = "ferry.dev/run";
+/// [`RUN_ANNOTATION`]'s value for that.
+pub const RUN_EVERY_RELEASE: &str = "every-release";
+
+fn replace_annotated(target: &Target) -> bool {
+    crate::manifest::annotation(&target.manifest.object, REPLACE_ANNOTATION) == Some("true")
+}
+
+/// The Secret's data as base64 values, `stringData` folded in as the API server folds it.
+fn secret_data(object: &Value) -> BTreeMap<String, String> {
+    use base64::Engine as _;
+    let mut out = BTreeMap::new();
+    if let Some(data) = object.get("data").and_then(Value::as_object) {
+        for (k, v) in data {
+            out.insert(k.clone(), v.as_str().unwrap_or("").to_owned());
+        }
+    }
+    if let Some(data) = object.get("stringData").and_then(Value::as_object) {
+        for (k, v) in data {
+            let plain = v.as_str().unwrap_or("");
+            out.insert(
+                k.clone(),
+                base64::engine::general_purpose::STANDARD.encode(plain),
+            );
+        }
+    }
+    out
+}
+
+/// The managers other than ferry that wrote a Secret's values.
+fn other_data_managers(live: &Value) -> Vec<String> {
+    let mut out: Vec<String> = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("manager").and_then(Value::as_str) != Some(FIELD_MANAGER))
+        .filter(|e| {
+            e.get("fieldsV1")
+                .and_then(Value::as_object)
+                .is_some_and(|f| f.contains_key("f:data") || f.contains_key("f:stringData"))
+        })
+        .filter_map(|e| e.get("manager").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// When a Secret key's live value is neither what ferry last applied nor what it would apply
+/// now, and another manager wrote the Secret's values: the refusal, naming the Secret, the
+/// keys and the managers, never a value.
+pub fn secret_changed_elsewhere(manifest: &Value, live: &Value, last: &Value) -> Option<String> {
+    if manifest.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return None;
+    }
+    let managers = other_data_managers(live);
+    if managers.is_empty() {
+        return None;
+    }
+    let (live_data, last_data, wanted) =
+        (secret_data(live), secret_data(last), secret_data(manifest));
+    let keys: Vec<&String> = wanted
+        .iter()
+        .filter(|(k, want)| {
+            let (Some(now), Some(before)) = (live_data.get(*k), last_data.get(*k)) else {
+                return false;
+            };
+            now != before && now != *want
+        })
+        .map(|(k, _)| k)
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let names = keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "the value of {names} was changed in the cluster by {} since ferry last applied it; ferry will not overwrite it (declare the value where ferry can read it, e.g. from a CI secret, or deploy with --force-conflicts to reset it to the manifest's)",
+        managers
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -256,24 +447,26 @@ pub async fn probe_elsewhere(
     client: &kube::Client,
     target: &Target,
     namespace: &str,
-) -> Result<(), PlanError> {
+    validation: FieldValidation,
+) -> Result<Vec<String>, PlanError> {
     let object = target.manifest.describe_short();
     let mut value = target.manifest.object.clone();
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("namespace".into(), Value::String(namespace.to_owned()));
     }
-    let Ok(dynamic) = serde_json::from_value::<DynamicObject>(value) else {
-        return Ok(()); // metadata the offline checks report
-    };
-    let params = PostParams {
-        dry_run: true,
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-    };
-    match api_for(client, &target.resource, Some(namespace))
-        .create(&params, &dynamic)
-        .await
+    if serde_json::from_value::<DynamicObject>(value.clone()).is_err() {
+        return Ok(Vec::new()); // metadata the offline checks report
+    }
+    match dry_run_create(
+        client,
+        &target.resource,
+        Some(namespace),
+        &value,
+        validation,
+    )
+    .await
     {
-        Ok(_) => Ok(()),
+        Ok(applied) => Ok(applied.warnings),
         Err(kube::Error::Api(s)) if matches!(s.code, 400 | 415 | 422) => Err(PlanError::Refused {
             object,
             source_file: target.manifest.source.to_string(),
@@ -282,40 +475,9 @@ pub async fn probe_elsewhere(
                 .replace(&format!("namespace \"{namespace}\""), "its namespace"),
             code: s.code,
         }),
-        Err(kube::Error::Api(_)) => Ok(()),
+        Err(kube::Error::Api(_)) => Ok(Vec::new()),
         Err(source) => Err(PlanError::Api { object, source }),
     }
-}
-
-/// Plans every target, `parallelism` at a time, in target order.
-pub async fn plan_all(
-    client: &kube::Client,
-    targets: &[Target],
-    force: bool,
-    parallelism: usize,
-) -> Result<Vec<(Change, Option<Value>)>, PlanError> {
-    futures::stream::iter(targets.iter().map(|t| plan_one(client, t, force)))
-        .buffered(parallelism.max(1))
-        .try_collect()
-        .await
-}
-
-/// Applies one object for real (server-side apply, field manager `ferry`).
-pub async fn apply_one(
-    client: &kube::Client,
-    target: &Target,
-    force: bool,
-) -> Result<Value, kube::Error> {
-    let api = target.api(client);
-    let mut params = PatchParams::apply(FIELD_MANAGER);
-    params.force = force;
-    api.patch(
-        target.manifest.name(),
-        &params,
-        &Patch::Apply(&target.manifest.object),
-    )
-    .await
-    .map(|o| to_value(&o))
 }
 
 /// A digest of a release's content (its objects in order), to tell an identical redeploy.

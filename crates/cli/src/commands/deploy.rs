@@ -145,13 +145,27 @@ impl EnvContext {
         sink: SharedEventSink,
         f: impl AsyncFnOnce(&Engine) -> Result<T, DeployError>,
     ) -> Result<T, Failure> {
+        self.with_cancellable_engine(settings, sink, None, f).await
+    }
+
+    /// [`with_engine`](Self::with_engine) with an engine that SIGINT and SIGTERM cancel.
+    pub(crate) async fn with_cancellable_engine<T>(
+        &self,
+        settings: Settings,
+        sink: SharedEventSink,
+        signals: Option<&CancelSignals>,
+        f: impl AsyncFnOnce(&Engine) -> Result<T, DeployError>,
+    ) -> Result<T, Failure> {
         let result = async {
             let client = self
                 .provider
                 .client()
                 .await
                 .map_err(|e| cluster_failure(&self.env_name, e))?;
-            let engine = Engine::new(client, settings, clock(), sink);
+            let mut engine = Engine::new(client, settings, clock(), sink);
+            if let Some(s) = signals {
+                engine = engine.with_cancellation(s.cancel.clone(), s.abort.clone());
+            }
             f(&engine).await.map_err(|e| self.failure(e))
         }
         .await;
@@ -319,7 +333,71 @@ pub(crate) fn deploy_failure(e: DeployError) -> Failure {
                 .wrap_err("the environment is being deployed by someone else (--no-wait)"),
         ),
         DeployError::NoRelease(msg) => Failure::new(Exit::InvalidInput, miette::miette!("{msg}")),
+        DeployError::Cancelled(what) => Failure::new(
+            Exit::Cancelled,
+            miette::miette!("the deploy was cancelled {what}"),
+        ),
         other => Failure::new(Exit::Failure, miette::Report::from_err(other)),
+    }
+}
+
+/// SIGINT and SIGTERM while a deploy runs (what a cancelled CI job sends: GitHub Actions sends
+/// SIGINT, then SIGTERM 7.5 s later): the first cancels the deploy, the second aborts it. Both
+/// are listened for from creation on, so neither kills the process with the lock held.
+pub(crate) struct CancelSignals {
+    cancel: tokio_util::sync::CancellationToken,
+    abort: tokio_util::sync::CancellationToken,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl CancelSignals {
+    pub(crate) fn listen() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| {
+                Failure::new(
+                    Exit::Failure,
+                    miette::miette!("cannot listen for {name}: {e}"),
+                )
+            })
+        };
+        let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+        let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let abort = tokio_util::sync::CancellationToken::new();
+        let (c, a) = (cancel.clone(), abort.clone());
+        let listener = tokio::spawn(async move {
+            let say = |text: String| {
+                let _ = writeln!(anstream::stderr().lock(), "{text}");
+            };
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            say(format!(
+                "ferry: {name} received: stopping the deploy (a second signal stops at once)"
+            ));
+            c.cancel();
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            say(format!(
+                "ferry: {name} received again: stopping now and releasing the lock"
+            ));
+            a.cancel();
+        });
+        Ok(CancelSignals {
+            cancel,
+            abort,
+            listener,
+        })
+    }
+}
+
+impl Drop for CancelSignals {
+    fn drop(&mut self) {
+        self.listener.abort();
     }
 }
 
@@ -630,6 +708,23 @@ pub(crate) fn finish(
                 *revision,
             )
         }
+        Outcome::Cancelled {
+            revision,
+            restored,
+            left,
+        } => (
+            Exit::Cancelled,
+            "cancelled",
+            match restored {
+                Some((to, recorded)) => format!(
+                    "ferry: release v{revision} was cancelled; rolled back to v{to} (recorded as v{recorded})"
+                ),
+                None => {
+                    format!("ferry: release v{revision} was cancelled and not rolled back: {left}")
+                }
+            },
+            *revision,
+        ),
         _ => (
             Exit::Failure,
             "unknown",
@@ -678,6 +773,9 @@ pub async fn run(args: &DeployArgs, color: bool, env: &Environment) -> CmdResult
 }
 
 async fn deploy(args: &DeployArgs, env: &Environment, progress: &Arc<Progress>) -> CmdResult {
+    // Listened for first: a cancel while rendering or resolving digests stops before the first
+    // write, never by killing the process.
+    let signals = CancelSignals::listen()?;
     let ctx = env_context(&args.env, env)?;
     let tag = resolve_tag(args.tag.as_deref(), env);
     let resolver = digest_resolver(&ctx, env)?;
@@ -694,7 +792,7 @@ async fn deploy(args: &DeployArgs, env: &Environment, progress: &Arc<Progress>) 
     let earlier = known_problems(&input);
     let outcome = with_problems(
         &earlier,
-        ctx.with_engine(settings, progress.clone(), async |engine| {
+        ctx.with_cancellable_engine(settings, progress.clone(), Some(&signals), async |engine| {
             engine.deploy(input).await
         })
         .await,

@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::manifest::{Manifest, Source};
@@ -245,19 +244,34 @@ pub fn parse_values(path: &Path, text: &str) -> Result<Vec<Value>, RenderError> 
     let shown = path.display().to_string();
     if path.extension().and_then(|e| e.to_str()) == Some("json") {
         let mut out = Vec::new();
-        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-            out.push(value.map_err(|e| RenderError::Parse {
+        let mut stream =
+            serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+        let mut start = 0;
+        loop {
+            let parsed = stream.next();
+            let end = stream.byte_offset();
+            let Some(parsed) = parsed else { break };
+            let error = |e: serde_json::Error, lines_before: usize| RenderError::Parse {
                 path: shown.clone(),
-                line: e.line(),
+                line: e.line() + lines_before,
                 column: e.column(),
                 message: format!("invalid JSON: {e}"),
-            })?);
+            };
+            parsed.map_err(|e| error(e, 0))?;
+            // Each document again, keeping its keys unique (serde_json's stream has no seeds).
+            let doc = &text[start..end];
+            let lines_before = text[..start].matches('\n').count();
+            let mut de = serde_json::Deserializer::from_str(doc);
+            let value = serde::de::DeserializeSeed::deserialize(Unique::root(), &mut de)
+                .map_err(|e| error(e, lines_before))?;
+            out.push(value);
+            start = end;
         }
         return Ok(out);
     }
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
-        let value = Value::deserialize(doc).map_err(|e| {
+        let value = serde::de::DeserializeSeed::deserialize(Unique::root(), doc).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             RenderError::Parse {
                 path: shown.clone(),
@@ -269,6 +283,104 @@ pub fn parse_values(path: &Path, text: &str) -> Result<Vec<Value>, RenderError> 
         out.push(value);
     }
     Ok(out)
+}
+
+/// A JSON value from a YAML or JSON document whose mappings have no duplicate keys: as
+/// kube-apiserver refuses them under `fieldValidation=Strict` (kubectl's default), ferry
+/// refuses them while parsing, at their line and column. A YAML or JSON parser keeps the last
+/// of two equal keys, so the server would never see the first one.
+struct Unique {
+    path: String,
+}
+
+impl Unique {
+    fn root() -> Self {
+        Unique {
+            path: String::new(),
+        }
+    }
+
+    fn child(&self, key: &str) -> Self {
+        Unique {
+            path: if self.path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{}.{key}", self.path)
+            },
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML or JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.child(&format!("[{}]", out.len())))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(Unique::root())? {
+            let key = match key {
+                Value::String(s) => s,
+                // YAML allows other keys; JSON objects (and Kubernetes) have strings.
+                other => other.to_string(),
+            };
+            let value = map.next_value_seed(self.child(&key))?;
+            if out.contains_key(&key) {
+                let field = self.child(&key).path.replace(".[", "[");
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate field \"{field}\" (a mapping has it twice; the server would keep only the last)"
+                )));
+            }
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 // serde_norway appends " at line L column C" to its messages; we print the location first.
