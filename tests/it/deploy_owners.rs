@@ -100,12 +100,11 @@ async fn unknown_fields_are_refused_before_the_first_write() {
     let out = deploy(&cluster, dir.path(), "f1", &[]).await;
     let err = stderr(&out);
     assert_eq!(code(&out), 3, "{}", both(&out));
+    // Found offline, at the field's line and column, before the cluster is asked.
     assert!(
-        err.contains("app.yaml (document 2): Deployment web"),
-        "{err}"
-    );
-    assert!(
-        err.contains("unknown field \"spec.template.spec.readinessProbe\""),
+        err.contains(
+            "app.yaml:20:7: Deployment web: unknown field \"spec.template.spec.readinessProbe\""
+        ),
         "{err}"
     );
     assert_eq!(cluster.sim.metrics().total_writes(), before);

@@ -388,6 +388,11 @@ impl Engine {
         let mut manifests = manifests;
         let mut problems = earlier;
         problems.extend(validate::check_offline(&manifests));
+        problems.extend(crate::schema::problems(
+            &manifests,
+            self.settings.field_validation,
+            &crate::render::source_text,
+        ));
         let mut catalog = match self.discover().await {
             Ok(catalog) => catalog,
             // Problems found without the cluster are the answer even when it cannot be asked.

@@ -80,6 +80,7 @@ pub mod plan;
 pub mod release;
 pub mod render;
 pub mod report;
+pub mod schema;
 pub mod validate;
 
 pub use engine::{DeployError, Engine, Outcome, ReleaseInput, Settings};

@@ -830,6 +830,15 @@ pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Proble
             }
         };
         out.extend(ferry_deployer::validate::check_offline(&manifests));
+        out.extend(ferry_deployer::schema::problems(
+            &manifests,
+            env_cfg
+                .deploy
+                .as_ref()
+                .and_then(|d| d.field_validation)
+                .unwrap_or_default(),
+            &ferry_deployer::render::source_text,
+        ));
         let pinned = images::pin(&mut manifests, &cfg.config.app.images, &[]);
         out.extend(image_problems(&manifests, pinned));
     }

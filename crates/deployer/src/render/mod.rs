@@ -152,6 +152,11 @@ fn is_manifest_file(path: &Path) -> bool {
 }
 
 /// Reads a file's text, bounded by [`MAX_MANIFEST_BYTES`].
+/// The text of a manifest file, for locating a problem in it (None when it cannot be read).
+pub fn source_text(path: &Path) -> Option<String> {
+    read_text(path).ok()
+}
+
 pub(crate) fn read_text(path: &Path) -> Result<String, RenderError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| RenderError::Read {

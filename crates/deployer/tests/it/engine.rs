@@ -252,3 +252,76 @@ async fn a_live_holder_keeps_the_lock_and_a_dead_one_loses_it() {
         .unwrap();
     sim.shutdown().await.unwrap();
 }
+
+fn target(object: serde_json::Value) -> ferry_deployer::plan::Target {
+    ferry_deployer::plan::Target {
+        manifest: ferry_deployer::manifest::Manifest {
+            source: ferry_deployer::manifest::Source::document("app.yaml", 1),
+            object,
+        },
+        resource: kube::discovery::ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+        },
+        namespaced: true,
+    }
+}
+
+/// The apply request itself: Strict refuses an unknown field with the server's 400 naming it,
+/// Warn accepts it and returns the server's `Warning` header, and a dry-run writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_are_strict_and_keep_the_servers_warnings() {
+    use ferry_deployer::apply::{ApplyOptions, FieldValidation, server_side_apply};
+    let (sim, client) = sim(20.0).await;
+    let t = target(serde_json::json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"settings","namespace":"default"},"data":{"a":"b"},"dta":{"x":"y"}}));
+    let opts = |validation, dry_run| ApplyOptions {
+        dry_run,
+        force: false,
+        validation,
+    };
+    let before = sim.metrics().total_writes();
+    let err = server_side_apply(
+        &client,
+        &t,
+        &t.manifest.object,
+        opts(FieldValidation::Strict, true),
+    )
+    .await
+    .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 400, "{s:?}");
+            assert!(s.message.contains("unknown field \"dta\""), "{}", s.message);
+        }
+        other => panic!("{other}"),
+    }
+    let applied = server_side_apply(
+        &client,
+        &t,
+        &t.manifest.object,
+        opts(FieldValidation::Warn, true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied.warnings, ["unknown field \"dta\""]);
+    assert_eq!(applied.object["data"]["a"], "b");
+    assert_eq!(
+        sim.metrics().total_writes(),
+        before,
+        "dry-runs write nothing"
+    );
+    let applied = server_side_apply(
+        &client,
+        &t,
+        &t.manifest.object,
+        opts(FieldValidation::Ignore, false),
+    )
+    .await
+    .unwrap();
+    assert!(applied.warnings.is_empty(), "{:?}", applied.warnings);
+    assert!(applied.object.get("dta").is_none());
+}
