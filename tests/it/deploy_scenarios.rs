@@ -723,7 +723,8 @@ async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
     let cfg = config(dir.path());
     let status = ["status", "--config", &cfg, "--env", "local"];
     let out = cluster.ferry(&status).await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Not ready, and a newer attempt failed: exit 13, as `kubectl rollout status` fails.
+    assert_eq!(code(&out), 13, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("release v1 (deployed), tag good1"), "{text}");
     assert!(
@@ -763,6 +764,7 @@ async fn no_rollback_leaves_the_failure_for_status_and_ferry_rollback() {
     let out = cluster
         .ferry(&[&status[..], &["--output", "json"]].concat())
         .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["release"]["revision"], 3, "{v:#}");
     assert_eq!(v["release"]["tag"], "good1", "{v:#}");

@@ -7,6 +7,7 @@ mod cost_examples;
 mod deploy_corpus;
 mod deploy_digests;
 mod deploy_owners;
+mod deploy_reports;
 mod deploy_scenarios;
 mod deploy_support;
 mod deploy_unreachable;

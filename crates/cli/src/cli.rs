@@ -117,7 +117,9 @@ listed with file:line:column)."
     /// Show what `ferry deploy` would change (server-side dry-run): create, update (with a
     /// diff), unchanged, prune. Secret values are never shown.
     #[command(
-        after_help = "Exit codes: 0 nothing would change; 6 something would; 3 invalid input."
+        after_help = "Exit codes: 0 nothing would change; 6 something would; 3 invalid input \
+(unknown or duplicate fields, immutable changes, a Secret value changed out of band). With \
+--output json, stdout is one JSON document, also on failure."
     )]
     #[command(display_order = 2)]
     Diff(DiffArgs),
@@ -144,6 +146,11 @@ cluster, unknown cluster); 11 authentication failed; 1 the cloud could not be re
     #[command(display_order = 4)]
     History(EnvArgs),
     /// Show the current release of an environment and the health of its objects.
+    #[command(
+        after_help = "Exit codes: 0 every object of the current release is ready and it is the \
+newest attempt; 13 an object is not ready, or a newer attempt failed or is still running; 3 \
+invalid input; 1 the cluster could not be reached."
+    )]
     #[command(display_order = 5)]
     Status(EnvArgs),
     /// Point the environment's DNS names at its load balancer, and check that they resolve.
@@ -291,8 +298,9 @@ pub struct DnsSwitchArgs {
 const DEPLOY_EXIT_HELP: &str = "Exit codes: 0 deployed and healthy; 3 invalid input (nothing \
 changed); 7 failed and rolled back to the previous release; 8 failed and not rolled back; 9 \
 --timeout passed (rolled back unless --no-rollback); 10 another deploy holds the lock (--no-wait); \
-2 bad command line (a missing or malformed --tag); 1 runtime failure (the cluster or a registry \
-could not be reached).";
+12 cancelled by SIGINT or SIGTERM (rolled back within cancel_grace, or left for the next \
+deploy; the lock is released; a second signal stops at once); 2 bad command line (a missing or \
+malformed --tag); 1 runtime failure (the cluster or a registry could not be reached).";
 
 /// Output formats of the deploy commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

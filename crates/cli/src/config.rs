@@ -206,10 +206,7 @@ pub enum ConfigError {
     },
     /// An environment was asked for that the file does not define.
     #[error("{path}: no environment named `{name}` (defined: {known})")]
-    #[diagnostic(
-        code(ferry::config::unknown_env),
-        help("add an [env.{name}] table, or pick one of the defined environments")
-    )]
+    #[diagnostic(code(ferry::config::unknown_env), help("{hint}"))]
     UnknownEnv {
         /// The file.
         path: String,
@@ -217,6 +214,8 @@ pub enum ConfigError {
         name: String,
         /// The environments the file defines, comma-separated.
         known: String,
+        /// What to do: the closest defined name, or to add the table.
+        hint: String,
     },
 }
 
@@ -319,6 +318,12 @@ impl LoadedConfig {
                 path: self.path.display().to_string(),
                 name: name.to_owned(),
                 known: self.env_names_joined(),
+                hint: match did_you_mean(name, self.config.env.keys().map(String::as_str)) {
+                    Some(close) => format!("did you mean `{close}`? (--env {close})"),
+                    None => format!(
+                        "add an [env.{name}] table, or pick one of the defined environments"
+                    ),
+                },
             })
     }
 
@@ -347,6 +352,21 @@ impl LoadedConfig {
         let span = locate(&self.source, key_path).unwrap_or(0..0);
         invalid(&self.path, &self.source, span, message.to_string(), help)
     }
+}
+
+/// The candidate closest to `asked`, when it is close enough to be a typo (edit distance at
+/// most a third of the name, or one letter), for "did you mean".
+pub fn did_you_mean<'a>(
+    asked: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (asked.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(asked, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
 }
 
 /// The first `max + 1` bytes of a file at most: enough to tell that it is over `max` without

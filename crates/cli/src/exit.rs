@@ -38,11 +38,14 @@ pub enum Exit {
     /// (cancelled) and rolled back when that finished within `cancel_grace`, else left for the
     /// next deploy; the lock released either way.
     Cancelled = 12,
+    /// `ferry status`: an object of the current release is not ready, or a newer deploy
+    /// attempt failed (or is still running) without becoming the current release.
+    Unhealthy = 13,
 }
 
 impl Exit {
     /// Every exit code, in order.
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 14] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -56,6 +59,7 @@ impl Exit {
         Exit::LockBusy,
         Exit::AuthFailed,
         Exit::Cancelled,
+        Exit::Unhealthy,
     ];
 
     /// The numeric process exit status.
@@ -80,6 +84,9 @@ impl Exit {
                 "another deploy holds the environment's lock (for ferry sim: another simulator holds its state file)"
             }
             Exit::AuthFailed => "authentication or authorisation failed",
+            Exit::Unhealthy => {
+                "ferry status: an object is not ready, or a newer deploy attempt did not become current"
+            }
             Exit::Cancelled => {
                 "deploy cancelled (SIGINT/SIGTERM): rolled back within cancel_grace, or left for the next deploy"
             }

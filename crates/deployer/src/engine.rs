@@ -426,6 +426,12 @@ impl Engine {
         if !problems.is_empty() {
             return Err(DeployError::Invalid(problems));
         }
+        for message in validate::service_selector_warnings(&self.client, &manifests)
+            .await
+            .map_err(api_err("list the pods Services select"))?
+        {
+            self.sink.emit(DeployEvent::Warning { message });
+        }
         let owner = self.settings.owner();
         let new_namespaces = self.missing_namespaces(&manifests).await?;
         let targets = manifests

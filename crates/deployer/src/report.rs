@@ -73,6 +73,20 @@ fn event_time(e: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
+/// Sorts events in causal order: by the event's time (eventTime, lastTimestamp,
+/// firstTimestamp), then its count, then the order the server stored it in (resourceVersion).
+fn causal_order(items: &mut [Event]) {
+    items.sort_by_key(|e| {
+        let rv = e
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        (event_time(e), e.count.unwrap_or(1), rv)
+    });
+}
+
 /// The namespace's ReplicaSets, as JSON (none when they cannot be listed: the report then
 /// names no pods rather than the wrong ones).
 async fn replica_sets(client: &kube::Client, ns: &str) -> Vec<Value> {
@@ -237,7 +251,7 @@ pub async fn build(
                     of_pod || (lasting && event_time(e).is_none_or(|t| t >= since))
                 })
                 .collect();
-            items.sort_by_key(event_time);
+            causal_order(&mut items);
             for e in items {
                 events.push(EventLine {
                     object: format!(
@@ -330,6 +344,58 @@ pub async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_in_causal_order() {
+        let ev = |name: &str, last: Option<&str>, event: Option<&str>, count: i32, rv: &str| {
+            serde_json::from_value::<Event>(serde_json::json!({
+                "metadata": {"name": name, "resourceVersion": rv},
+                "involvedObject": {"kind": "Pod", "name": "p"},
+                "lastTimestamp": last, "eventTime": event, "count": count,
+            }))
+            .unwrap()
+        };
+        let mut items = vec![
+            ev("backoff", Some("2026-01-01T00:00:09Z"), None, 3, "40"),
+            ev("pulled", Some("2026-01-01T00:00:05Z"), None, 1, "31"),
+            ev(
+                "scheduled",
+                None,
+                Some("2026-01-01T00:00:01.000000Z"),
+                1,
+                "10",
+            ),
+            ev(
+                "same-time-later",
+                Some("2026-01-01T00:00:05Z"),
+                None,
+                1,
+                "32",
+            ),
+            ev(
+                "same-time-more",
+                Some("2026-01-01T00:00:05Z"),
+                None,
+                2,
+                "20",
+            ),
+        ];
+        causal_order(&mut items);
+        let names: Vec<&str> = items
+            .iter()
+            .map(|e| e.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "scheduled",
+                "pulled",
+                "same-time-later",
+                "same-time-more",
+                "backoff"
+            ]
+        );
+    }
     use serde_json::json;
 
     fn key(kind: &str, name: &str) -> ObjectKey {

@@ -42,7 +42,9 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.object.is_empty() {
+        if self.at.is_empty() && self.object.is_empty() {
+            write!(f, "{}", self.message)
+        } else if self.object.is_empty() {
             write!(f, "{}: {}", self.at, self.message)
         } else {
             write!(f, "{}: {}: {}", self.at, self.object, self.message)
@@ -516,6 +518,71 @@ fn pod_references(m: &Manifest) -> Vec<Reference> {
     out
 }
 
+/// The pod template labels of a workload manifest (its pod's metadata.labels).
+fn template_labels(m: &Manifest) -> Option<&serde_json::Map<String, Value>> {
+    let spec = crate::manifest::pod_spec_pointer(m.kind())?;
+    let meta = spec.strip_suffix("/spec").unwrap_or("");
+    m.object
+        .pointer(&format!("{meta}/metadata/labels"))
+        .and_then(Value::as_object)
+}
+
+/// Services whose selector matches no pod template of the release and no pod in the cluster:
+/// a warning each (traffic would go nowhere), naming the selector.
+pub async fn service_selector_warnings(
+    client: &kube::Client,
+    manifests: &[Manifest],
+) -> Result<Vec<String>, kube::Error> {
+    let mut out = Vec::new();
+    for svc in manifests.iter().filter(|m| m.kind() == "Service") {
+        let Some(selector) = svc
+            .object
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        let ns = svc.namespace().unwrap_or("default");
+        let matches = |labels: &serde_json::Map<String, Value>| {
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        };
+        let in_release = manifests.iter().any(|m| {
+            m.namespace().unwrap_or("default") == ns && template_labels(m).is_some_and(matches)
+        });
+        if in_release {
+            continue;
+        }
+        let label_selector = selector
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+        let found = match pods
+            .list_metadata(
+                &kube::api::ListParams::default()
+                    .labels(&label_selector)
+                    .limit(1),
+            )
+            .await
+        {
+            Ok(list) => !list.items.is_empty(),
+            // A namespace the release creates holds no pods yet.
+            Err(kube::Error::Api(s)) if s.code == 404 => false,
+            Err(e) => return Err(e),
+        };
+        if !found {
+            out.push(format!(
+                "{} ({}): its selector {label_selector} matches no pod template of the release and no pod in namespace {ns}: it will have no endpoints",
+                svc.describe_short(),
+                svc.source
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Checks what the release needs from the cluster: its namespaces exist or are created by the
 /// release, and pods' references resolve in the release or the cluster. Reads only. Only the
 /// manifests marked in `checked` are checked (the others, whose kind or scope is already a
@@ -576,9 +643,15 @@ pub async fn check_cluster(
             let exists = match seen.get(&key) {
                 Some(e) => *e,
                 None => {
-                    // A namespace that does not exist yet holds nothing.
-                    let ns_known = created_namespaces.contains(r.namespace.as_str())
-                        || namespace_exists.get(&r.namespace) == Some(&false);
+                    // A namespace that does not exist yet holds nothing; one the release
+                    // merely declares and that exists holds what the cluster has there.
+                    if created_namespaces.contains(r.namespace.as_str())
+                        && !namespace_exists.contains_key(&r.namespace)
+                    {
+                        let e = ns_api.get_opt(&r.namespace).await?.is_some();
+                        namespace_exists.insert(r.namespace.clone(), e);
+                    }
+                    let ns_known = namespace_exists.get(&r.namespace) == Some(&false);
                     let e = if ns_known {
                         false
                     } else {

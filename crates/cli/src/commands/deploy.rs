@@ -262,17 +262,23 @@ fn problems_report(problems: &[Problem]) -> miette::Report {
     }
     miette::Report::new(InvalidRelease {
         problems: problems.to_vec(),
+        summary: None,
     })
 }
 
 /// An invalid release: the summary line, with the problems kept for `--output json`.
 #[derive(Debug)]
-struct InvalidRelease {
-    problems: Vec<Problem>,
+pub(crate) struct InvalidRelease {
+    pub(crate) problems: Vec<Problem>,
+    /// The summary, when not the count of problems.
+    pub(crate) summary: Option<&'static str>,
 }
 
 impl std::fmt::Display for InvalidRelease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(s) = self.summary {
+            return f.write_str(s);
+        }
         let n = self.problems.len();
         write!(
             f,
@@ -292,16 +298,7 @@ pub(crate) fn json_result_of(progress: &Progress, result: CmdResult) -> CmdResul
     if let Err(f) = &result
         && progress.mode() == Mode::Json
     {
-        let problems: Vec<serde_json::Value> = f
-            .report
-            .downcast_ref::<InvalidRelease>()
-            .map(|r| {
-                r.problems
-                    .iter()
-                    .map(|p| serde_json::json!({"at": p.at, "object": p.object, "message": p.message}))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let problems = json_problems(f);
         let status = match f.exit {
             Exit::InvalidInput => "invalid",
             Exit::Usage => "usage",
@@ -319,6 +316,31 @@ pub(crate) fn json_result_of(progress: &Progress, result: CmdResult) -> CmdResul
         }));
     }
     result
+}
+
+/// The problems of a failure, for `--output json`: each problem of an invalid release, or the
+/// one located config error, or (for any other invalid input) the error itself.
+pub(crate) fn json_problems(f: &Failure) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    if let Some(r) = f.report.downcast_ref::<InvalidRelease>() {
+        return r
+            .problems
+            .iter()
+            .map(|p| json!({"at": p.at, "object": p.object, "message": p.message}))
+            .collect();
+    }
+    if f.exit != Exit::InvalidInput {
+        return Vec::new();
+    }
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(f.report.as_ref());
+    while let Some(e) = current {
+        if let Some(l) = e.downcast_ref::<crate::config::Located>() {
+            return vec![json!({"at": format!("{}:{}:{}", l.path, l.line, l.column),
+                "object": "", "message": l.message, "help": l.help})];
+        }
+        current = e.source();
+    }
+    vec![json!({"at": "", "object": "", "message": f.report.to_string()})]
 }
 
 /// The exit code and report of an engine error.
@@ -401,6 +423,54 @@ impl Drop for CancelSignals {
     }
 }
 
+/// A `manifests` path that does not exist: located at its `ferry.toml` key, with the closest
+/// entry of its folder as "did you mean".
+pub(crate) fn missing_manifests(
+    cfg: &LoadedConfig,
+    env_name: &str,
+    deploy: &DeployConfig,
+) -> Option<crate::config::ConfigError> {
+    let rel = deploy.manifests_path();
+    let path = cfg.dir().join(&rel);
+    if path.exists() {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?.to_owned();
+    let entries: Vec<String> = path
+        .parent()
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|e| !e.starts_with('.'))
+        .collect();
+    let help = crate::config::did_you_mean(&name, entries.iter().map(String::as_str))
+        .map(|close| format!("did you mean `{}`?", rel.with_file_name(close).display()));
+    Some(cfg.error_at(
+        &[
+            "env".into(),
+            KeySeg::from(env_name),
+            "deploy".into(),
+            "manifests".into(),
+        ],
+        format!(
+            "`{}`: no such file or directory (relative to {})",
+            rel.display(),
+            cfg.dir().display()
+        ),
+        help,
+    ))
+}
+
+/// A located config error on one line, its help after it.
+fn located_text(e: &crate::config::ConfigError) -> String {
+    use miette::Diagnostic as _;
+    match e.help() {
+        Some(h) => format!("{e} ({h})"),
+        None => e.to_string(),
+    }
+}
+
 /// The wall clock for the engine.
 pub(crate) fn clock() -> ferry_deployer::clock::SharedClock {
     Arc::new(FnClock(now))
@@ -438,17 +508,29 @@ pub(crate) async fn release_input(
             ),
         ));
     }
+    if let Some(e) = missing_manifests(&ctx.cfg, &ctx.env_name, &ctx.deploy) {
+        let _ = writeln!(anstream::stderr().lock(), "error: {}", located_text(&e));
+        return Err(invalid(InvalidRelease {
+            problems: vec![Problem {
+                at: String::new(),
+                object: String::new(),
+                message: located_text(&e),
+            }],
+            summary: Some("cannot render the manifests; nothing was changed"),
+        }));
+    }
     let path = ctx.base.join(ctx.deploy.manifests_path());
     progress.emit(DeployEvent::Stage {
         stage: "render".into(),
         detail: path.display().to_string(),
     });
     let mut manifests = ferry_deployer::render::render(&path).map_err(|e| {
-        // One unwrapped line: the file name stays whole.
+        // One unwrapped line: the file name stays whole; kept for `--output json` too.
         let _ = writeln!(anstream::stderr().lock(), "error: {e}");
-        invalid(miette::miette!(
-            "cannot render the manifests; nothing was changed"
-        ))
+        invalid(InvalidRelease {
+            problems: vec![e.problem()],
+            summary: Some("cannot render the manifests; nothing was changed"),
+        })
     })?;
     let (pins, warnings) = match tag {
         Some(t) => images::resolve(&placed_images(ctx)?, t, resolver).await,
@@ -814,8 +896,17 @@ pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Proble
         if env_cfg.cluster.is_none() && env_cfg.deploy.is_none() {
             continue;
         }
-        let path = base.join(env_cfg.deploy.clone().unwrap_or_default().manifests_path());
+        let deploy = env_cfg.deploy.clone().unwrap_or_default();
+        let path = base.join(deploy.manifests_path());
         if !seen.insert(path.clone()) {
+            continue;
+        }
+        if let Some(e) = missing_manifests(cfg, name, &deploy) {
+            out.push(Problem {
+                at: String::new(),
+                object: String::new(),
+                message: located_text(&e),
+            });
             continue;
         }
         let mut manifests = match ferry_deployer::render::render(&path) {

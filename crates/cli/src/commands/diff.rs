@@ -18,14 +18,29 @@ use crate::progress::{Mode, Progress};
 
 /// Runs `ferry diff`.
 pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
+    let result = diff(args, color, env).await;
+    // With --output json, stdout holds exactly one JSON document, failures included.
+    if args.env.json()
+        && let Err(f) = &result
+    {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::json!({
+                "error": f.report.to_string(),
+                "exit_code": f.exit.code(),
+                "problems": crate::commands::deploy::json_problems(f),
+            })
+        );
+    }
+    result
+}
+
+async fn diff(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
     let ctx = env_context(&args.env, env)?;
-    // Progress lines go to stderr only with -v; the diff itself is the output.
-    let mode = if args.env.json() {
-        Mode::Json
-    } else {
-        Mode::Plain
-    };
-    let progress = Arc::new(Progress::new(mode, color, env));
+    // Progress lines (render, warnings) go to stderr; the diff itself is the output, and with
+    // --output json it is one JSON document.
+    let progress = Arc::new(Progress::new(Mode::Plain, color, env));
     let tag = resolve_tag(args.tag.as_deref(), env);
     let resolver = digest_resolver(&ctx, env)?;
     let input = release_input(
@@ -54,7 +69,10 @@ pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
     if args.env.json() {
         let list: Vec<serde_json::Value> = changes
             .iter()
-            .map(|c| serde_json::json!({"object": c.key, "action": c.action, "diff": c.diff}))
+            .map(|c| {
+                serde_json::json!({"object": c.key, "action": c.action, "diff": c.diff,
+                    "warnings": c.warnings, "notes": c.notes})
+            })
             .collect();
         writeln!(
             out,
@@ -63,9 +81,18 @@ pub async fn run(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
         )
         .map_err(super::io_failure)?;
     } else {
+        for c in &changes {
+            for w in &c.warnings {
+                writeln!(out, "warning: {}: the server warns: {w}", c.key)
+                    .map_err(super::io_failure)?;
+            }
+            for n in &c.notes {
+                writeln!(out, "note: {}: {n}", c.key).map_err(super::io_failure)?;
+            }
+        }
         for c in changes.iter().filter(|c| c.action != Action::Unchanged) {
             writeln!(out, "{} {}", c.action, c.key).map_err(super::io_failure)?;
-            if c.action == Action::Update {
+            if matches!(c.action, Action::Update | Action::Replace) {
                 for line in c.diff.lines() {
                     writeln!(out, "    {line}").map_err(super::io_failure)?;
                 }

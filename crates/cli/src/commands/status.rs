@@ -1,6 +1,7 @@
 //! `ferry status`: the current release of an environment and the live health of its objects,
 //! and the latest attempt when it is newer than the current release and did not become it (a
-//! deploy that failed without a rollback, or one still running or killed).
+//! deploy that failed without a rollback, or one still running or killed). Exit 0 when every
+//! object is ready and the current release is the newest attempt; 13 otherwise.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -113,5 +114,11 @@ pub async fn run(args: &EnvArgs, env: &Environment) -> CmdResult {
                 .map_err(super::io_failure)?;
         }
     }
-    Ok(Exit::Success)
+    // As `kubectl rollout status` fails for a rollout that is not complete: a script can gate
+    // on `ferry status`.
+    Ok(if all_ready && latest.is_none() {
+        Exit::Success
+    } else {
+        Exit::Unhealthy
+    })
 }

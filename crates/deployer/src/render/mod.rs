@@ -76,6 +76,37 @@ pub enum RenderError {
 }
 
 impl RenderError {
+    /// The error as a problem of the release: where (`file:line:column`, the file, or the
+    /// object's source), which object, and what.
+    pub fn problem(&self) -> crate::validate::Problem {
+        use crate::validate::Problem;
+        let plain = |at: &str, message: String| Problem {
+            at: at.to_owned(),
+            object: String::new(),
+            message,
+        };
+        match self {
+            RenderError::Read { path, source } => plain(path, format!("cannot read it: {source}")),
+            RenderError::NotFound { path } => plain(path, "no such file or directory".into()),
+            RenderError::Parse {
+                path,
+                line,
+                column,
+                message,
+            } => plain(&format!("{path}:{line}:{column}"), message.clone()),
+            RenderError::Kustomization { path, message } => plain(path, message.clone()),
+            RenderError::Object {
+                source_,
+                object,
+                message,
+            } => Problem {
+                at: source_.to_string(),
+                object: object.clone(),
+                message: message.clone(),
+            },
+        }
+    }
+
     pub(crate) fn kustomization(path: &Path, message: impl Into<String>) -> Self {
         RenderError::Kustomization {
             path: path.display().to_string(),
