@@ -2,4 +2,5 @@
 
 mod output;
 mod sim;
+mod terminal;
 mod workflows;
