@@ -361,6 +361,10 @@ pub struct DeployArgs {
     /// Take fields other field managers own (server-side apply force).
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Take over objects that exist in the cluster without ferry's label for this app and
+    /// environment (made by kubectl, Helm, another app); recorded, and never pruned.
+    #[arg(long)]
+    pub adopt: bool,
     /// Keep objects dropped from the release instead of deleting them.
     #[arg(long)]
     pub no_prune: bool,
@@ -387,6 +391,9 @@ pub struct DiffArgs {
     /// Plan as `ferry deploy --force-conflicts` would.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Plan as `ferry deploy --adopt` would.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// `ferry rollback`.

@@ -74,6 +74,12 @@ pub struct Settings {
     /// After a cancel (SIGINT, SIGTERM): how long the rollback to the previous release may
     /// take before ferry leaves it to the next deploy.
     pub cancel_grace: Duration,
+    /// How every request to the cluster is retried (500s, 503s, dropped connections).
+    pub retry: crate::retry::RetryPolicy,
+    /// Take over existing objects that are not ferry's (`--adopt`).
+    pub adopt_all: bool,
+    /// Take over these existing objects (`Kind/name`, `Kind/namespace/name`).
+    pub adopt: Vec<String>,
 }
 
 impl Settings {
@@ -102,6 +108,9 @@ impl Settings {
             field_validation: FieldValidation::Strict,
             ignore_fields: Vec::new(),
             cancel_grace: Duration::from_secs(5),
+            retry: crate::retry::RetryPolicy::default(),
+            adopt_all: false,
+            adopt: Vec::new(),
         }
     }
 
@@ -217,6 +226,18 @@ pub enum DeployError {
     Cancelled(String),
 }
 
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> DeployError {
     let what = what.into();
     move |source| DeployError::Api { what, source }
@@ -272,7 +293,7 @@ impl Engine {
         sink: SharedEventSink,
     ) -> Self {
         Engine {
-            client,
+            client: crate::retry::retrying(&client, settings.retry, Some(sink.clone())),
             settings,
             clock,
             sink,
@@ -560,6 +581,7 @@ impl Engine {
         prepared: &Prepared,
         force: bool,
         last: Option<&Release>,
+        restoring: bool,
     ) -> Result<Vec<Planned>, DeployError> {
         let client = &self.client;
         let ctx = PlanContext {
@@ -577,6 +599,11 @@ impl Engine {
                         .collect()
                 })
                 .unwrap_or_default(),
+            owner: self.settings.owner(),
+            // A rollback restores objects ferry recorded: they are its own.
+            adopt_all: self.settings.adopt_all || restoring,
+            adopt: self.settings.adopt.clone(),
+            adopted: last.map(|r| r.adopted.clone()).unwrap_or_default(),
         };
         let ctx = &ctx;
         let results: Vec<Result<Planned, PlanError>> =
@@ -601,6 +628,7 @@ impl Engine {
                         },
                         live: None,
                         object: t.manifest.object.clone(),
+                        adopted: false,
                     })
                 }
             }))
@@ -669,6 +697,26 @@ impl Engine {
         Ok(out)
     }
 
+    /// What the cluster may hold of this app: the current release's objects and those of every
+    /// later attempt that did not become current (failed without a rollback, interrupted,
+    /// cancelled). Each record lists its objects before its first write, so an object a
+    /// half-applied release created is pruned by the next release that drops it.
+    fn inventory(history: &[Release]) -> Vec<Value> {
+        let from = release::current(history).map_or(0, |c| c.revision);
+        let records = || {
+            history
+                .iter()
+                .filter(move |r| r.revision >= from && r.status != ReleaseStatus::RolledBack)
+        };
+        // Objects taken over with --adopt were someone else's: never pruned.
+        let adopted: BTreeSet<&ObjectKey> = records().flat_map(|r| r.adopted.iter()).collect();
+        records()
+            .flat_map(|r| r.manifests.iter())
+            .filter(|o| ObjectKey::of(o).is_none_or(|k| !adopted.contains(&k)))
+            .cloned()
+            .collect()
+    }
+
     /// Objects of `previous` that are not among `keep`, in prune order.
     fn prune_candidates(previous: &[Value], keep: &BTreeSet<ObjectKey>) -> Vec<ObjectKey> {
         let mut out: Vec<ObjectKey> = previous
@@ -691,16 +739,15 @@ impl Engine {
                 &prepared,
                 self.settings.force_conflicts,
                 release::current(&history),
+                false,
             )
             .await?
             .into_iter()
             .map(|p| p.change)
             .collect();
-        if let Some(current) = release::current(&history)
-            && self.settings.prune
-        {
+        if self.settings.prune {
             let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
-            for key in Self::prune_candidates(&current.manifests, &keep) {
+            for key in Self::prune_candidates(&Self::inventory(&history), &keep) {
                 if let Some(reason) = self.prune_blocker(&prepared.catalog, &key).await? {
                     tracing::debug!("{key} would not be pruned: {reason}");
                     continue;
@@ -1118,6 +1165,7 @@ impl Engine {
                 &prepared,
                 self.settings.force_conflicts,
                 release::current(&history),
+                false,
             )
             .await?;
         if release::current(&history).is_some_and(|c| c.digest == digest) {
@@ -1267,17 +1315,7 @@ impl Engine {
     ) -> Result<Outcome, DeployError> {
         let store = self.store();
         let mut history = store.list().await?;
-        // A deploy that was killed left a pending record: it failed.
-        for r in history
-            .iter_mut()
-            .filter(|r| r.status == ReleaseStatus::Pending)
-        {
-            r.status = ReleaseStatus::Failed;
-            r.finished_at = Some(self.now());
-            r.description =
-                "interrupted: the deploy stopped before finishing (its lock expired)".into();
-            store.update(r).await?;
-        }
+        self.repair(&store, &mut history).await?;
         let current = release::current(&history).cloned();
         let planned = match planned {
             Some(p) => p,
@@ -1286,14 +1324,20 @@ impl Engine {
                     "plan",
                     "server-side dry-run (again: another deploy ran meanwhile)",
                 );
-                self.plan(prepared, self.settings.force_conflicts, current.as_ref())
-                    .await?
+                self.plan(
+                    prepared,
+                    self.settings.force_conflicts,
+                    current.as_ref(),
+                    false,
+                )
+                .await?
             }
         };
         let keep: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
-        let prune_keys = match (&current, self.settings.prune) {
-            (Some(c), true) => Self::prune_candidates(&c.manifests, &keep),
-            _ => Vec::new(),
+        let prune_keys = if self.settings.prune {
+            Self::prune_candidates(&Self::inventory(&history), &keep)
+        } else {
+            Vec::new()
         };
         let count = |a: Action| planned.iter().filter(|p| p.change.action == a).count();
         self.sink.emit(DeployEvent::Planned {
@@ -1323,7 +1367,32 @@ impl Engine {
                 .iter()
                 .map(|t| t.manifest.object.clone())
                 .collect(),
+            adopted: {
+                let keys: BTreeSet<ObjectKey> = prepared.targets.iter().map(Target::key).collect();
+                let mut adopted: Vec<ObjectKey> = current
+                    .iter()
+                    .flat_map(|c| c.adopted.iter().cloned())
+                    .chain(
+                        planned
+                            .iter()
+                            .filter(|p| p.adopted)
+                            .map(|p| p.change.key.clone()),
+                    )
+                    .filter(|k| keys.contains(k))
+                    .collect();
+                adopted.sort();
+                adopted.dedup();
+                adopted
+            },
         };
+        let newly: Vec<String> = planned
+            .iter()
+            .filter(|p| p.adopted)
+            .map(|p| p.change.key.to_string())
+            .collect();
+        if !newly.is_empty() {
+            record.description = format!("deploying; adopting {}", newly.join(", "));
+        }
         // The failure report's events are those since this record was written, on the
         // server's clock (this machine's may be off; a simulator's runs faster).
         let since = store.create(&record).await?.unwrap_or(since);
@@ -1359,11 +1428,23 @@ impl Engine {
                     revision,
                     status: record.status.to_string(),
                 });
+                // The new release is live and recorded: a record that cannot be marked now is
+                // a warning, and the next run repairs it (one release is `deployed`).
                 if let Some(mut c) = current {
                     c.status = ReleaseStatus::Superseded;
-                    store.update(&c).await?;
+                    if let Err(e) = store.update(&c).await {
+                        self.sink.emit(DeployEvent::Warning {
+                            message: format!(
+                                "release v{revision} is deployed, but v{} could not be marked superseded ({}); the next deploy repairs it",
+                                c.revision,
+                                error_chain(&e)
+                            ),
+                        });
+                    }
                 }
-                store.trim(self.settings.history).await?;
+                if let Err(e) = store.trim(self.settings.history).await {
+                    tracing::warn!("cannot trim the release history: {}", error_chain(&e));
+                }
                 Ok(Outcome::Deployed {
                     revision,
                     unchanged: false,
@@ -1450,6 +1531,40 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Repairs what an interrupted run left in `history`: a `pending` record is a deploy that
+    /// stopped (killed, its lock expired) and is `failed`; of several `deployed` records
+    /// (a run stopped between marking the new one and the old one), the newest stays and the
+    /// others are `superseded`. Each repair is said.
+    async fn repair(
+        &self,
+        store: &RecordStore,
+        history: &mut [Release],
+    ) -> Result<(), DeployError> {
+        let newest_deployed = release::current(history).map(|r| r.revision);
+        for r in history.iter_mut() {
+            let why = match r.status {
+                ReleaseStatus::Pending => {
+                    r.status = ReleaseStatus::Failed;
+                    r.finished_at = Some(self.now());
+                    r.description =
+                        "interrupted: the deploy stopped before finishing (its lock expired)"
+                            .into();
+                    "was pending: the deploy that wrote it stopped; marked failed (interrupted)"
+                }
+                ReleaseStatus::Deployed if Some(r.revision) != newest_deployed => {
+                    r.status = ReleaseStatus::Superseded;
+                    "was still marked deployed after a newer release; marked superseded"
+                }
+                _ => continue,
+            };
+            store.update(r).await?;
+            self.sink.emit(DeployEvent::Warning {
+                message: format!("repaired the release history: v{} {why}", r.revision),
+            });
+        }
+        Ok(())
     }
 
     /// A deploy cancelled after its record was written: record it as failed (cancelled), then
@@ -1553,7 +1668,7 @@ impl Engine {
             catalog: catalog.clone(),
         };
         // Restore with force: ferry takes back the fields the failed release set.
-        let planned = self.plan(&prepared, true, None).await?;
+        let planned = self.plan(&prepared, true, None, true).await?;
         let history = store.list().await?;
         let revision = history.iter().map(|r| r.revision).max().unwrap_or(after) + 1;
         let mut record = Release {

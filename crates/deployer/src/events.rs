@@ -84,6 +84,16 @@ pub enum DeployEvent {
         /// The warning's text.
         message: String,
     },
+    /// A request failed for a reason that passes (a 500, a 503, a dropped connection) and is
+    /// sent again.
+    Retried {
+        /// The request (`PATCH /apis/apps/v1/namespaces/shop/deployments/web`).
+        request: String,
+        /// Why.
+        reason: String,
+        /// The attempt about to be made (2 for the first retry).
+        attempt: u32,
+    },
     /// The deploy was cancelled (SIGINT, SIGTERM): it stops applying.
     Cancelled {
         /// What ferry does about it.

@@ -80,6 +80,7 @@ pub mod plan;
 pub mod release;
 pub mod render;
 pub mod report;
+pub mod retry;
 pub mod schema;
 pub mod validate;
 

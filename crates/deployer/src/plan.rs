@@ -217,6 +217,43 @@ pub struct PlanContext {
     /// What ferry last applied of each object (the current release's record), to tell a
     /// Secret value someone else changed.
     pub last_applied: BTreeMap<ObjectKey, Value>,
+    /// The owner label's value for this app and environment (`app.env`): an existing object
+    /// without it is someone else's.
+    pub owner: String,
+    /// Take over every existing object that is not ferry's (`--adopt`).
+    pub adopt_all: bool,
+    /// Take over these (`Kind/name` or `Kind/namespace/name`, `adopt = [...]`).
+    pub adopt: Vec<String>,
+    /// Objects a ferry release adopted earlier (still the user's choice).
+    pub adopted: Vec<ObjectKey>,
+}
+
+impl PlanContext {
+    fn may_adopt(&self, key: &ObjectKey) -> bool {
+        self.adopt_all
+            || self.adopted.contains(key)
+            || self.adopt.iter().any(|a| {
+                *a == format!("{}/{}", key.kind, key.name)
+                    || key
+                        .namespace
+                        .as_ref()
+                        .is_some_and(|ns| *a == format!("{}/{ns}/{}", key.kind, key.name))
+            })
+    }
+}
+
+/// The field managers that wrote an object, for naming who owns it.
+pub fn managers(live: &Value) -> Vec<String> {
+    let mut out: Vec<String> = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("manager").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// One object's plan: the change, the live object, and the form apply sends.
@@ -228,6 +265,8 @@ pub struct Planned {
     pub live: Option<Value>,
     /// What apply sends: the manifest without the fields other actors own.
     pub object: Value,
+    /// It existed without ferry's label and is taken over on purpose.
+    pub adopted: bool,
 }
 
 /// Whether a 422 says an immutable field would change (kube-apiserver's wordings).
@@ -273,7 +312,46 @@ pub async fn plan_one(
         .await
         .map_err(api_err)?
         .map(|o| to_value(&o));
-    let (form, notes) = ctx.owned.apply_form(target, live.as_ref());
+    let (mut form, mut notes) = ctx.owned.apply_form(target, live.as_ref());
+    let mut adopted = false;
+    if let Some(live) = &live {
+        let label = crate::manifest::label(live, crate::engine::OWNER_LABEL);
+        if label != Some(ctx.owner.as_str()) {
+            let key = target.key();
+            let who = match managers(live).as_slice() {
+                [] => "no field manager".to_owned(),
+                m => format!("written by {}", m.join(", ")),
+            };
+            let whose = match label {
+                Some(other) => format!("it belongs to ferry release {other}"),
+                None => format!("it has no {} label", crate::engine::OWNER_LABEL),
+            };
+            if target.resource.kind == "Namespace" {
+                // A namespace is often shared (made by a platform team, another app): ferry
+                // applies its fields but does not claim it, so it is never pruned.
+                if let Some(labels) = form
+                    .pointer_mut("/metadata/labels")
+                    .and_then(Value::as_object_mut)
+                {
+                    labels.remove(crate::engine::OWNER_LABEL);
+                }
+            } else if ctx.may_adopt(&key) {
+                adopted = true;
+                notes.push(format!(
+                    "adopted: it existed and was not ferry's ({whose}; {who}); it is this release's now and is never pruned"
+                ));
+            } else {
+                return Err(PlanError::Kept {
+                    object,
+                    source_file: target.manifest.source.to_string(),
+                    message: format!(
+                        "it already exists in the cluster and is not this app's ({whose}; {who}); ferry does not take over objects by accident: deploy with --adopt, or list it in [env.NAME.deploy] adopt = [\"{}/{}\"]",
+                        key.kind, key.name
+                    ),
+                });
+            }
+        }
+    }
     if !ctx.force
         && let Some(live) = &live
         && let Some(last) = ctx.last_applied.get(&target.key())
@@ -337,6 +415,7 @@ pub async fn plan_one(
         },
         live,
         object: form,
+        adopted,
     })
 }
 

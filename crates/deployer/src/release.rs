@@ -98,6 +98,10 @@ pub struct Release {
     pub digest: String,
     /// The objects as applied.
     pub manifests: Vec<Value>,
+    /// Objects that existed without ferry's label and were taken over on purpose (`--adopt`,
+    /// `adopt = [...]`): never pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<crate::manifest::ObjectKey>,
 }
 
 /// Why reading or writing records failed.
@@ -267,24 +271,52 @@ impl RecordStore {
         release: &Release,
     ) -> Result<Option<k8s_openapi::jiff::Timestamp>, RecordError> {
         let secret = self.secret(release)?;
-        self.api
-            .create(&PostParams::default(), &secret)
-            .await
-            .map(|s| s.metadata.creation_timestamp.map(|t| t.0))
-            .map_err(self.err("create"))
+        match self.api.create(&PostParams::default(), &secret).await {
+            Ok(s) => Ok(s.metadata.creation_timestamp.map(|t| t.0)),
+            // A retried create whose first attempt the server had applied: it is ours when it
+            // holds exactly this record.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let name = record_name(&self.app, &self.env, release.revision);
+                let existing = self.api.get(&name).await.map_err(self.err("read"))?;
+                let same = existing
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("release"))
+                    .and_then(|b| decode(&name, &b.0).ok())
+                    .is_some_and(|r| r == *release);
+                if same {
+                    Ok(existing.metadata.creation_timestamp.map(|t| t.0))
+                } else {
+                    Err(self.err("create")(kube::Error::Api(s)))
+                }
+            }
+            Err(e) => Err(self.err("create")(e)),
+        }
     }
 
     /// Rewrites a record (status, end time, description).
     pub async fn update(&self, release: &Release) -> Result<(), RecordError> {
         let name = record_name(&self.app, &self.env, release.revision);
         let mut secret = self.secret(release)?;
-        let current = self.api.get(&name).await.map_err(self.err("read"))?;
-        secret.metadata.resource_version = current.metadata.resource_version;
-        self.api
-            .replace(&name, &PostParams::default(), &secret)
-            .await
-            .map(|_| ())
-            .map_err(self.err("update"))
+        // One write with the resourceVersion just read; a 409 (another writer, or a retried
+        // write the server had applied) reads again and writes again.
+        let mut conflicts = 0;
+        loop {
+            let current = self.api.get(&name).await.map_err(self.err("read"))?;
+            if current.data == secret.data && current.metadata.labels == secret.metadata.labels {
+                return Ok(());
+            }
+            secret.metadata.resource_version = current.metadata.resource_version;
+            match self
+                .api
+                .replace(&name, &PostParams::default(), &secret)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 && conflicts < 5 => conflicts += 1,
+                Err(e) => return Err(self.err("update")(e)),
+            }
+        }
     }
 
     /// Deletes the oldest records beyond `keep`, never the newest deployed one.
@@ -352,6 +384,7 @@ mod tests {
             description: String::new(),
             digest: "sha256:00".into(),
             manifests: vec![json!({"kind":"ConfigMap","metadata":{"name":"a"}})],
+            adopted: Vec::new(),
         }
     }
 

@@ -93,11 +93,20 @@ fn needs_label_name(kind: &str) -> bool {
     matches!(kind, "Namespace" | "Service")
 }
 
+/// The largest request body kube-apiserver takes (`MaxRequestBodyBytes`, 3 MiB).
+pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+
 /// Offline checks of every manifest. Secret values are never quoted in a problem.
 pub fn check_offline(manifests: &[Manifest]) -> Vec<Problem> {
     let mut out = Vec::new();
     for m in manifests {
         let p = |msg: String| Problem::of(m, msg);
+        let size = serde_json::to_vec(&m.object).map_or(0, |v| v.len());
+        if size > MAX_REQUEST_BYTES {
+            out.push(p(format!(
+                "the object is {size} bytes as JSON; the API server refuses requests over {MAX_REQUEST_BYTES} bytes (3 MiB)"
+            )));
+        }
         let Value::Object(obj) = &m.object else {
             out.push(p("not a mapping".into()));
             continue;

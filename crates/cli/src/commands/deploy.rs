@@ -703,6 +703,7 @@ fn apply_flags(settings: &mut Settings, args: &DeployArgs) {
     settings.prune_namespaces = args.prune_namespaces;
     settings.prune_pvcs = args.prune_pvcs;
     settings.force_conflicts = args.force_conflicts;
+    settings.adopt_all = args.adopt;
     if let Some(p) = args.parallelism {
         settings.parallelism = p.clamp(1, 256);
     }

@@ -53,6 +53,7 @@ async fn diff(args: &DiffArgs, color: bool, env: &Environment) -> CmdResult {
     .await?;
     let mut settings = ctx.settings.clone();
     settings.force_conflicts = args.force_conflicts;
+    settings.adopt_all = args.adopt;
     let earlier = known_problems(&input);
     let changes = with_problems(
         &earlier,

@@ -151,6 +151,29 @@ pub fn render(path: &Path) -> Result<Vec<Manifest>, RenderError> {
 }
 
 fn collect_manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
+    collect_files_below(dir, out, &mut Vec::new())
+}
+
+/// Walks `dir`, refusing a directory that contains itself through a symlink (a loop would
+/// never end).
+fn collect_files_below(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    above: &mut Vec<PathBuf>,
+) -> Result<(), RenderError> {
+    let real = std::fs::canonicalize(dir).map_err(|source| RenderError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    if above.contains(&real) {
+        return Err(RenderError::Parse {
+            path: dir.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("a symlink loop: this directory is {} again", real.display()),
+        });
+    }
+    above.push(real);
     let read_err = |source| RenderError::Read {
         path: dir.display().to_string(),
         source,
@@ -167,11 +190,12 @@ fn collect_manifest_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Rend
             continue;
         }
         if entry.is_dir() {
-            collect_manifest_files(&entry, out)?;
+            collect_files_below(&entry, out, above)?;
         } else if is_manifest_file(&entry) {
             out.push(entry);
         }
     }
+    above.pop();
     Ok(())
 }
 
@@ -182,18 +206,27 @@ fn is_manifest_file(path: &Path) -> bool {
     )
 }
 
-/// Reads a file's text, bounded by [`MAX_MANIFEST_BYTES`].
 /// The text of a manifest file, for locating a problem in it (None when it cannot be read).
 pub fn source_text(path: &Path) -> Option<String> {
     read_text(path).ok()
 }
 
+/// Reads a file's text, bounded by [`MAX_MANIFEST_BYTES`]. Only regular files are read: a FIFO
+/// would block for ever, a device could be endless.
 pub(crate) fn read_text(path: &Path) -> Result<String, RenderError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| RenderError::Read {
         path: shown.clone(),
         source,
     })?;
+    if !meta.is_file() {
+        return Err(RenderError::Parse {
+            path: shown,
+            line: 0,
+            column: 0,
+            message: "not a regular file (a FIFO, socket or device): ferry reads manifests only from regular files and directories".into(),
+        });
+    }
     if meta.len() > MAX_MANIFEST_BYTES {
         return Err(RenderError::Parse {
             path: shown,
@@ -305,6 +338,16 @@ pub fn parse_values(path: &Path, text: &str) -> Result<Vec<Value>, RenderError> 
         }
         return Ok(out);
     }
+    if let Some((line, column)) = too_deep(text) {
+        return Err(RenderError::Parse {
+            path: shown,
+            line,
+            column,
+            message: format!(
+                "flow collections (`[`, `{{`) nested more than {MAX_FLOW_NESTING} levels deep: no Kubernetes object is"
+            ),
+        });
+    }
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let value = serde::de::DeserializeSeed::deserialize(Unique::root(), doc).map_err(|e| {
@@ -321,18 +364,86 @@ pub fn parse_values(path: &Path, text: &str) -> Result<Vec<Value>, RenderError> 
     Ok(out)
 }
 
+/// How deep `[` and `{` may nest in a YAML text before it is parsed. The YAML parser's own
+/// recursion limit is found only after it has read the whole nest, in time quadratic in its
+/// depth (100,000 levels took minutes); this linear scan refuses such a text first.
+pub const MAX_FLOW_NESTING: usize = 1000;
+
+/// Where flow collections first nest deeper than [`MAX_FLOW_NESTING`] (line, column), skipping
+/// quoted strings and comments. Brackets in block scalars count too, so the limit is far above
+/// what a manifest needs.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    let mut prev = '\n';
+    while let Some(c) = chars.next() {
+        col += 1;
+        match c {
+            '\n' => {
+                line += 1;
+                col = 0;
+            }
+            '#' if prev.is_whitespace() => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        line += 1;
+                        col = 0;
+                        break;
+                    }
+                }
+                prev = '\n';
+                continue;
+            }
+            '"' | '\'' => {
+                let quote = c;
+                while let Some(n) = chars.next() {
+                    col += 1;
+                    match n {
+                        '\\' if quote == '"' => {
+                            chars.next();
+                            col += 1;
+                        }
+                        '\n' => {
+                            line += 1;
+                            col = 0;
+                        }
+                        n if n == quote => break,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_NESTING {
+                    return Some((line, col));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
 /// A JSON value from a YAML or JSON document whose mappings have no duplicate keys: as
 /// kube-apiserver refuses them under `fieldValidation=Strict` (kubectl's default), ferry
 /// refuses them while parsing, at their line and column. A YAML or JSON parser keeps the last
 /// of two equal keys, so the server would never see the first one.
 struct Unique {
     path: String,
+    depth: usize,
 }
+
+/// How deep mappings and lists may nest in a manifest (Kubernetes objects nest about 15 deep;
+/// serde_json's own limit is 128).
+pub const MAX_NESTING: usize = 128;
 
 impl Unique {
     fn root() -> Self {
         Unique {
             path: String::new(),
+            depth: 0,
         }
     }
 
@@ -343,7 +454,17 @@ impl Unique {
             } else {
                 format!("{}.{key}", self.path)
             },
+            depth: self.depth + 1,
         }
+    }
+
+    fn deeper<E: serde::de::Error>(&self) -> Result<(), E> {
+        if self.depth >= MAX_NESTING {
+            return Err(E::custom(format!(
+                "nested more than {MAX_NESTING} levels deep: no Kubernetes object is"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -391,6 +512,7 @@ impl<'de> serde::de::Visitor<'de> for Unique {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.deeper()?;
         let mut out = Vec::new();
         while let Some(v) = seq.next_element_seed(self.child(&format!("[{}]", out.len())))? {
             out.push(v);
@@ -399,6 +521,7 @@ impl<'de> serde::de::Visitor<'de> for Unique {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.deeper()?;
         let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key_seed(Unique::root())? {
             let key = match key {
