@@ -165,3 +165,125 @@ async fn json_results_and_typos_carry_every_problem() {
         stderr(&out)
     );
 }
+
+/// With `GITHUB_ACTIONS=true` every outcome says so the GitHub way: invalid input gets
+/// `::error file=,line=,col=::` annotations (at most 10, the rest counted in the summary) and
+/// outputs; a success gets a summary with the tag, images, objects and duration; a failure's
+/// summary starts with its heading and folds each failing resource's events and logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_actions_mode_covers_every_outcome() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app(&SHOP.replace("      serviceAccountName: runner\n", ""));
+    let c = cfg(&dir);
+    let gh = tempfile::tempdir().unwrap();
+    let output = gh.path().join("output");
+    let summary = gh.path().join("summary");
+    let workspace = dir.path().display().to_string();
+    let vars = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", output.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ("GITHUB_WORKSPACE", workspace.as_str()),
+    ];
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let reset = || {
+        let _ = std::fs::remove_file(&output);
+        let _ = std::fs::remove_file(&summary);
+    };
+
+    // Success.
+    let out = cluster
+        .ferry_with_env(
+            &["deploy", "--config", &c, "--env", "local", "--tag", "gh1"],
+            &vars,
+        )
+        .await;
+    assert_eq!(code(&out), 0, "{}\n{}", stdout(&out), stderr(&out));
+    let s = read(&summary);
+    assert!(
+        s.starts_with("### ferry: local — deployed (release v1)"),
+        "{s}"
+    );
+    assert!(s.contains("| tag | `gh1` |"), "{s}");
+    assert!(
+        s.contains("| objects | 3 created, 0 updated, 0 replaced, 0 pruned |"),
+        "{s}"
+    );
+    assert!(s.contains("| duration | "), "{s}");
+    assert!(s.contains("- `web`: `shop/web:gh1`"), "{s}");
+
+    // Invalid input: 12 unknown fields, 10 annotations.
+    reset();
+    let mut bad = String::new();
+    for i in 0..12 {
+        bad.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: shop\ndta:\n  a: b\n"
+        ));
+    }
+    std::fs::write(dir.path().join("k8s/bad.yaml"), bad).unwrap();
+    let out = cluster
+        .ferry_with_env(
+            &["deploy", "--config", &c, "--env", "local", "--tag", "gh2"],
+            &vars,
+        )
+        .await;
+    assert_eq!(code(&out), 3, "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let annotations: Vec<&str> = text.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert_eq!(annotations.len(), 10, "{}", stdout(&out));
+    assert!(
+        annotations[0].starts_with("::error file=k8s/bad.yaml,line=7,col=1,title=ferry::ConfigMap c0: unknown field \"dta\""),
+        "{}",
+        annotations[0]
+    );
+    let s = read(&summary);
+    assert!(
+        s.starts_with("### ferry: invalid — the release is invalid (12 problems)"),
+        "{s}"
+    );
+    assert!(s.contains("2 more problems than the 10 annotations"), "{s}");
+    let o = read(&output);
+    assert!(
+        o.contains("status=invalid") && o.contains("exit_code=3"),
+        "{o}"
+    );
+    std::fs::remove_file(dir.path().join("k8s/bad.yaml")).unwrap();
+
+    // A failure, rolled back: the heading first, then the folded report.
+    reset();
+    let mut config = ferry_sim::SimConfig {
+        speed: 20.0,
+        ..ferry_sim::SimConfig::default()
+    };
+    config.images.push(ferry_sim::ImageRule::new(
+        "shop/web:bad*",
+        ferry_sim::ImageBehaviour::PullForever,
+    ));
+    cluster.sim.set_config(config).unwrap();
+    let out = cluster
+        .ferry_with_env(
+            &["deploy", "--config", &c, "--env", "local", "--tag", "bad3"],
+            &vars,
+        )
+        .await;
+    assert_eq!(code(&out), 7, "{}\n{}", stdout(&out), stderr(&out));
+    let s = read(&summary);
+    assert!(
+        s.starts_with("### ferry: local — rolled-back (release v2)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("<details><summary><b>Deployment shop/web</b> failed:"),
+        "{s}"
+    );
+    assert!(
+        s.contains("ImagePullBackOff") || s.contains("ErrImagePull"),
+        "{s}"
+    );
+    assert!(
+        stderr(&out).contains("::group::FAILED Deployment shop/web"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("::endgroup::"), "{}", stderr(&out));
+}

@@ -6,6 +6,7 @@ mod config_corpus;
 mod cost_examples;
 mod deploy_corpus;
 mod deploy_digests;
+mod deploy_faults;
 mod deploy_owners;
 mod deploy_reports;
 mod deploy_scenarios;

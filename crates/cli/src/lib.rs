@@ -19,6 +19,7 @@ pub mod config;
 pub mod exit;
 pub mod progress;
 pub mod providers;
+mod summary;
 
 use exit::Exit;
 

@@ -8,7 +8,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ferry_deployer::events::{Action, DeployEvent, EventSink, ResourceState};
+use ferry_deployer::images::PinnedImage;
 use ferry_deployer::report::FailureReport;
+
+use crate::summary::{JobSummary, escape_data, escape_property};
 
 use crate::ambient::Environment;
 
@@ -173,8 +176,9 @@ pub struct Progress {
     live: Mutex<Live>,
     github_output: Option<PathBuf>,
     github_summary: Option<PathBuf>,
-    summary: Mutex<Vec<String>>,
+    summary: Mutex<JobSummary>,
     quiet: bool,
+    workspace: Option<String>,
 }
 
 /// Whether the log filter lets only errors through (`-q`, or `FERRY_LOG=error`): then progress
@@ -304,9 +308,15 @@ impl Progress {
             live: Mutex::new(Live::default()),
             github_output: env.get("GITHUB_OUTPUT").map(PathBuf::from),
             github_summary: env.get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-            summary: Mutex::new(Vec::new()),
+            summary: Mutex::new(JobSummary::default()),
             quiet: only_errors(),
+            workspace: env.get("GITHUB_WORKSPACE").map(str::to_owned),
         }
+    }
+
+    /// `$GITHUB_WORKSPACE`: annotation paths are relative to it.
+    pub fn workspace(&self) -> Option<String> {
+        self.workspace.clone()
     }
 
     /// The mode.
@@ -439,18 +449,19 @@ impl Progress {
     }
 
     fn annotate(&self, level: &str, title: &str, message: &str) {
+        self.annotate_at(level, None, title, message);
+    }
+
+    /// A workflow command (`::error file=F,line=L,col=C,title=T::message`) in GitHub mode;
+    /// `place` is [`crate::summary::annotation_place`]'s.
+    pub fn annotate_at(&self, level: &str, place: Option<&str>, title: &str, message: &str) {
         if self.mode == Mode::GitHub {
-            // Workflow commands: `%`, CR and LF are escaped in the message.
-            let esc = |s: &str| {
-                s.replace('%', "%25")
-                    .replace('\r', "%0D")
-                    .replace('\n', "%0A")
-            };
+            let place = place.map(|p| format!("{p},")).unwrap_or_default();
             let _ = writeln!(
                 std::io::stdout().lock(),
-                "::{level} title={}::{}",
-                esc(title).replace(':', "%3A").replace(',', "%2C"),
-                esc(message)
+                "::{level} {place}title={}::{}",
+                escape_property(title),
+                escape_data(message)
             );
         }
     }
@@ -470,22 +481,48 @@ impl Progress {
     /// Adds a line to the GitHub job summary (written by [`Progress::finish_summary`]).
     pub fn summary_line(&self, line: impl Into<String>) {
         if let Ok(mut s) = self.summary.lock() {
-            s.push(line.into());
+            s.line(line.into());
+        }
+    }
+
+    /// The job summary's heading (the outcome): written first.
+    pub fn summary_heading(&self, line: impl Into<String>) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.heading(line.into());
+        }
+    }
+
+    /// The release the summary describes: its tag and images (with digests).
+    pub fn summary_release(&self, tag: Option<String>, images: Vec<PinnedImage>) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.release(tag, images);
+        }
+    }
+
+    /// A load balancer of the deployed release, for the summary.
+    pub fn summary_load_balancer(&self, service: String) {
+        if let Ok(mut s) = self.summary.lock() {
+            s.load_balancer(service);
         }
     }
 
     /// Appends the collected summary to `$GITHUB_STEP_SUMMARY`.
     pub fn finish_summary(&self) {
         if let Some(path) = &self.github_summary
-            && let Ok(lines) = self.summary.lock()
-            && !lines.is_empty()
-            && let Ok(mut f) = std::fs::OpenOptions::new()
+            && let Ok(summary) = self.summary.lock()
+        {
+            let lines = summary.markdown();
+            if lines.is_empty() {
+                return;
+            }
+            if let Ok(mut f) = std::fs::OpenOptions::new()
                 .append(true)
                 .create(true)
                 .open(path)
-        {
-            for l in lines.iter() {
-                let _ = writeln!(f, "{l}");
+            {
+                for l in &lines {
+                    let _ = writeln!(f, "{l}");
+                }
             }
         }
     }
@@ -537,14 +574,30 @@ impl Progress {
                 text.push_str(&format!("\n    | {line}"));
             }
         }
-        self.line(&text);
+        if self.mode == Mode::GitHub {
+            // The log folds each report under its resource.
+            self.line(&format!("::group::FAILED {}: {}", r.object, r.reason));
+            self.line(&text);
+            self.line("::endgroup::");
+        } else {
+            self.line(&text);
+        }
         self.annotate("error", &format!("ferry deploy: {}", r.object), &r.reason);
-        self.summary_line(format!("- **{}** failed: {}", r.object, r.reason));
+        if let Ok(mut s) = self.summary.lock() {
+            s.failure(r, &text);
+        }
     }
 }
 
 impl EventSink for Progress {
     fn emit(&self, event: DeployEvent) {
+        if let Ok(mut s) = self.summary.lock() {
+            match &event {
+                DeployEvent::Applied { action, .. } => s.applied(*action),
+                DeployEvent::Pruned { deleted: true, .. } => s.applied(Action::Prune),
+                _ => {}
+            }
+        }
         if self.mode == Mode::Json {
             if let Ok(v) = serde_json::to_value(&event) {
                 self.json(&v);

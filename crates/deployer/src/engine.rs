@@ -1390,9 +1390,12 @@ impl Engine {
             .filter(|p| p.adopted)
             .map(|p| p.change.key.to_string())
             .collect();
-        if !newly.is_empty() {
-            record.description = format!("deploying; adopting {}", newly.join(", "));
-        }
+        let adopting = if newly.is_empty() {
+            String::new()
+        } else {
+            format!("; adopted {}", newly.join(", "))
+        };
+        record.description = format!("deploying{adopting}");
         // The failure report's events are those since this record was written, on the
         // server's clock (this machine's may be off; a simulator's runs faster).
         let since = store.create(&record).await?.unwrap_or(since);
@@ -1422,7 +1425,7 @@ impl Engine {
                 }
                 record.status = ReleaseStatus::Deployed;
                 record.finished_at = Some(self.now());
-                record.description = "deployed".into();
+                record.description = format!("deployed{adopting}");
                 store.update(&record).await?;
                 self.sink.emit(DeployEvent::Recorded {
                     revision,

@@ -295,6 +295,7 @@ impl miette::Diagnostic for InvalidRelease {}
 /// stream with a `result`: the exit code, the error and its causes, and each problem of an
 /// invalid release with its file and object. The result is returned unchanged.
 pub(crate) fn json_result_of(progress: &Progress, result: CmdResult) -> CmdResult {
+    let result = github_result_of(progress, result);
     if let Err(f) = &result
         && progress.mode() == Mode::Json
     {
@@ -315,6 +316,63 @@ pub(crate) fn json_result_of(progress: &Progress, result: CmdResult) -> CmdResul
             "problems": problems,
         }));
     }
+    result
+}
+
+/// With `GITHUB_ACTIONS=true`, a command that fails before it has an outcome still says so
+/// the GitHub way: an `::error file=,line=,col=::` annotation per problem (at most GitHub's 10
+/// per step; the summary counts the rest), the step outputs `status` and `exit_code`, and a
+/// job summary headed by the outcome. The result is returned unchanged.
+fn github_result_of(progress: &Progress, result: CmdResult) -> CmdResult {
+    use crate::summary::{MAX_ANNOTATIONS, annotation_place};
+    let Err(f) = &result else {
+        return result;
+    };
+    if progress.mode() != Mode::GitHub || f.is_silent() {
+        return result;
+    }
+    let workspace = progress.workspace();
+    let problems = json_problems(f);
+    let status = match f.exit {
+        Exit::InvalidInput => "invalid",
+        Exit::LockBusy => "lock-busy",
+        Exit::AuthFailed => "auth-failed",
+        Exit::Cancelled => "cancelled",
+        _ => "error",
+    };
+    let text = |p: &serde_json::Value| {
+        let s = |k: &str| p[k].as_str().unwrap_or("").to_owned();
+        match (s("object").is_empty(), s("help").is_empty()) {
+            (true, true) => s("message"),
+            (true, false) => format!("{} ({})", s("message"), s("help")),
+            (false, _) => format!("{}: {}", s("object"), s("message")),
+        }
+    };
+    for p in problems.iter().take(MAX_ANNOTATIONS) {
+        let place = annotation_place(p["at"].as_str().unwrap_or(""), workspace.as_deref());
+        progress.annotate_at("error", place.as_deref(), "ferry", &text(p));
+    }
+    if problems.is_empty() {
+        progress.annotate_at("error", None, "ferry", &f.report.to_string());
+    }
+    progress.step_output("status", status);
+    progress.step_output("exit_code", &f.exit.code().to_string());
+    progress.summary_heading(format!("### ferry: {status} — {}", f.report));
+    for p in &problems {
+        let at = p["at"].as_str().unwrap_or("");
+        progress.summary_line(if at.is_empty() {
+            format!("- {}", text(p))
+        } else {
+            format!("- `{at}`: {}", text(p))
+        });
+    }
+    if problems.len() > MAX_ANNOTATIONS {
+        progress.summary_line(format!(
+            "\n{} more problems than the {MAX_ANNOTATIONS} annotations GitHub shows per step are listed above only",
+            problems.len() - MAX_ANNOTATIONS
+        ));
+    }
+    progress.finish_summary();
     result
 }
 
@@ -755,6 +813,7 @@ pub(crate) fn finish(
             for (svc, addrs) in load_balancers {
                 text.push_str(&format!("\n  load balancer {svc}: {}", addrs.join(", ")));
                 progress.step_output("load_balancer", &addrs.join(","));
+                progress.summary_load_balancer(format!("{svc}: {}", addrs.join(", ")));
             }
             (Exit::Success, "deployed", text, *revision)
         }
@@ -817,7 +876,7 @@ pub(crate) fn finish(
     };
     progress.step_output("revision", &revision.to_string());
     progress.step_output("status", status);
-    progress.summary_line(format!(
+    progress.summary_heading(format!(
         "### ferry: {env_name} — {status} (release v{revision})"
     ));
     progress.finish_summary();
@@ -873,6 +932,7 @@ async fn deploy(args: &DeployArgs, env: &Environment, progress: &Arc<Progress>) 
     let mut settings = ctx.settings.clone();
     apply_flags(&mut settings, args);
     let earlier = known_problems(&input);
+    progress.summary_release(input.tag.clone(), input.images.clone());
     let outcome = with_problems(
         &earlier,
         ctx.with_cancellable_engine(settings, progress.clone(), Some(&signals), async |engine| {
