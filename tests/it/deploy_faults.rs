@@ -319,3 +319,78 @@ async fn what_a_failed_release_created_is_pruned_by_the_next() {
     );
     assert!(cms.get_opt("left-behind").await.unwrap().is_none());
 }
+
+/// `--prune-namespaces` deletes a Namespace the release dropped only when it holds nothing but
+/// this app's objects; otherwise it is kept and what is inside is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_is_pruned_only_when_it_holds_only_this_apps_objects() {
+    let cluster = Cluster::start(20.0).await;
+    let dir = app("one", "");
+    let extra = "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: extra\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n  namespace: extra\ndata: {a: b}\n";
+    std::fs::write(dir.path().join("k8s/extra.yaml"), extra).unwrap();
+    let c = cfg(&dir);
+    let out = cluster
+        .ferry(&["deploy", "--config", &c, "--env", "local", "--tag", "p1"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let theirs: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "theirs", "namespace": "extra"}, "data": {"a": "b"}}))
+    .unwrap();
+    let client = cluster.client().await;
+    Api::<ConfigMap>::namespaced(client.clone(), "extra")
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    std::fs::remove_file(dir.path().join("k8s/extra.yaml")).unwrap();
+    let out = cluster
+        .ferry(&[
+            "deploy",
+            "--config",
+            &c,
+            "--env",
+            "local",
+            "--tag",
+            "p2",
+            "--prune-namespaces",
+        ])
+        .await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("pruned ConfigMap extra/mine"), "{err}");
+    assert!(
+        err.contains(
+            "kept Namespace extra: it holds objects that are not this app's: ConfigMap theirs"
+        ),
+        "{err}"
+    );
+    let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .get("extra")
+        .await
+        .unwrap();
+    assert!(ns.metadata.deletion_timestamp.is_none());
+}
+
+/// A kubeconfig that skips TLS verification gets a warning on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_that_skips_tls_verification_is_warned_of() {
+    let cluster = Cluster::start(20.0).await;
+    let text = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    let mut kc: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    kc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = serde_json::json!(true);
+    let insecure = cluster.dir.path().join("insecure-kubeconfig");
+    std::fs::write(&insecure, serde_norway::to_string(&kc).unwrap()).unwrap();
+    let dir = app("one", "");
+    let c = cfg(&dir);
+    let out = cluster
+        .ferry_with_env(
+            &["history", "--config", &c, "--env", "local"],
+            &[("KUBECONFIG", insecure.to_str().unwrap())],
+        )
+        .await;
+    assert!(
+        stderr(&out)
+            .contains("with insecure-skip-tls-verify: the API server's certificate is not checked"),
+        "{}",
+        stderr(&out)
+    );
+}

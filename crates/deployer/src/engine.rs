@@ -388,7 +388,16 @@ impl Engine {
         };
         let released = held.release().await;
         let outcome = result?;
-        released?;
+        // The work is done: a lease that cannot be deleted expires by its TTL.
+        if let Err(e) = released {
+            self.sink.emit(DeployEvent::Warning {
+                message: format!(
+                    "{}; it expires by itself within {}",
+                    error_chain(&e),
+                    humantime::format_duration(self.settings.lock.ttl)
+                ),
+            });
+        }
         Ok(outcome)
     }
 
@@ -775,6 +784,18 @@ impl Engine {
                 "Namespaces are pruned only with --prune-namespaces".into(),
             ));
         }
+        if key.kind == "Namespace" {
+            if key.name == self.settings.namespace {
+                return Ok(Some(
+                    "it holds the release records and the lock of this app".into(),
+                ));
+            }
+            if let Some(theirs) = self.foreign_objects_in(catalog, &key.name).await? {
+                return Ok(Some(format!(
+                    "it holds objects that are not this app's: {theirs}"
+                )));
+            }
+        }
         if key.kind == "PersistentVolumeClaim" && !self.settings.prune_pvcs {
             return Ok(Some(
                 "PersistentVolumeClaims are pruned only with --prune-pvcs".into(),
@@ -810,6 +831,67 @@ impl Engine {
             return Ok(Some("already being deleted".into()));
         }
         Ok(None)
+    }
+
+    /// Objects in namespace `ns` that are neither this app's (its owner label) nor made by
+    /// Kubernetes for it (owned by another object, the `default` ServiceAccount, the root CA
+    /// ConfigMap, events): what pruning the namespace would take with it. None when there are
+    /// none. The kinds people create are looked at.
+    async fn foreign_objects_in(
+        &self,
+        catalog: &Catalog,
+        ns: &str,
+    ) -> Result<Option<String>, DeployError> {
+        const KINDS: [(&str, &str); 17] = [
+            ("", "ConfigMap"),
+            ("", "Secret"),
+            ("", "ServiceAccount"),
+            ("", "Service"),
+            ("", "Pod"),
+            ("", "PersistentVolumeClaim"),
+            ("apps", "Deployment"),
+            ("apps", "StatefulSet"),
+            ("apps", "DaemonSet"),
+            ("batch", "Job"),
+            ("batch", "CronJob"),
+            ("networking.k8s.io", "Ingress"),
+            ("networking.k8s.io", "NetworkPolicy"),
+            ("rbac.authorization.k8s.io", "Role"),
+            ("rbac.authorization.k8s.io", "RoleBinding"),
+            ("autoscaling", "HorizontalPodAutoscaler"),
+            ("policy", "PodDisruptionBudget"),
+        ];
+        let owner = self.settings.owner();
+        let mut found = Vec::new();
+        for (group, kind) in KINDS {
+            let Some(known) = catalog.by_group_kind(group, kind) else {
+                continue;
+            };
+            let list = plan::api_for(&self.client, &known.resource, Some(ns))
+                .list_metadata(&kube::api::ListParams::default())
+                .await
+                .map_err(api_err(format!("list {kind}s in {ns}")))?;
+            for o in list.items {
+                let m = &o.metadata;
+                let name = m.name.clone().unwrap_or_default();
+                let ours = m.labels.as_ref().and_then(|l| l.get(OWNER_LABEL)) == Some(&owner);
+                let made_for_it = m.owner_references.as_ref().is_some_and(|r| !r.is_empty())
+                    || (kind == "ServiceAccount" && name == "default")
+                    || (kind == "ConfigMap" && name == "kube-root-ca.crt");
+                if !ours && !made_for_it {
+                    found.push(format!("{kind} {name}"));
+                }
+            }
+        }
+        Ok((!found.is_empty()).then(|| {
+            let n = found.len();
+            found.truncate(5);
+            if n > 5 {
+                format!("{} and {} more", found.join(", "), n - 5)
+            } else {
+                found.join(", ")
+            }
+        }))
     }
 
     async fn prune(&self, catalog: &Catalog, keys: &[ObjectKey]) -> Result<(), DeployError> {
@@ -1500,20 +1582,44 @@ impl Engine {
                         Instant::now() + self.settings.timeout,
                         &self.abort,
                     )
-                    .await?
+                    .await
                 {
-                    Ok((new_revision, _)) => {
+                    // The rollback could not be carried out at all (the cluster stopped
+                    // answering past the retries): a failure that was not rolled back (8),
+                    // saying what runs, never a bare runtime error.
+                    Err(DeployError::Cancelled(what)) => Err(DeployError::Cancelled(what)),
+                    Err(e) => Ok(Outcome::Failed {
+                        revision,
+                        reports,
+                        not_rolled_back: format!(
+                            "the rollback to v{} could not finish ({}); the cluster runs release v{revision}'s objects, partly rolled back; deploy again or run `ferry rollback`",
+                            previous.revision,
+                            error_chain(&e)
+                        ),
+                        timed_out,
+                    }),
+                    Ok(Ok((new_revision, _))) => {
                         record.status = ReleaseStatus::RolledBack;
                         record.description = format!(
                             "{} — rolled back to v{}",
                             record.description, previous.revision
                         );
-                        store.update(&record).await?;
+                        if let Err(e) = store.update(&record).await {
+                            self.sink.emit(DeployEvent::Warning {
+                                message: format!(
+                                    "rolled back to v{}, but v{revision}'s record could not be marked rolled-back ({}); the next deploy repairs it",
+                                    previous.revision,
+                                    error_chain(&e)
+                                ),
+                            });
+                        }
                         self.sink.emit(DeployEvent::Recorded {
                             revision,
                             status: record.status.to_string(),
                         });
-                        store.trim(self.settings.history).await?;
+                        if let Err(e) = store.trim(self.settings.history).await {
+                            tracing::warn!("cannot trim the release history: {}", error_chain(&e));
+                        }
                         Ok(Outcome::RolledBack {
                             failed: revision,
                             restored: previous.revision,
@@ -1522,7 +1628,7 @@ impl Engine {
                             timed_out,
                         })
                     }
-                    Err(why) => Ok(Outcome::Failed {
+                    Ok(Err(why)) => Ok(Outcome::Failed {
                         revision,
                         reports,
                         not_rolled_back: format!(
@@ -1838,14 +1944,14 @@ impl Engine {
 
     /// The release history, oldest first.
     pub async fn history(&self) -> Result<Vec<Release>, DeployError> {
-        Ok(self.store().list().await?)
+        Ok(release::normalized(self.store().list().await?))
     }
 
     /// The current release and the live health of each of its objects (one read each).
     pub async fn status(
         &self,
     ) -> Result<Option<(Release, Vec<(ObjectKey, health::Health)>)>, DeployError> {
-        let history = self.store().list().await?;
+        let history = release::normalized(self.store().list().await?);
         let Some(current) = release::current(&history)
             .cloned()
             .or_else(|| history.last().cloned())

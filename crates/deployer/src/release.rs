@@ -344,6 +344,20 @@ impl RecordStore {
     }
 }
 
+/// The history as it is true: of several `deployed` records (a run stopped between marking the
+/// new release and the old one; the next run repairs the records), only the newest is current,
+/// and the others are shown `superseded`.
+pub fn normalized(mut history: Vec<Release>) -> Vec<Release> {
+    let newest = current(&history).map(|r| r.revision);
+    for r in history
+        .iter_mut()
+        .filter(|r| r.status == ReleaseStatus::Deployed && Some(r.revision) != newest)
+    {
+        r.status = ReleaseStatus::Superseded;
+    }
+    history
+}
+
 /// The current release: the newest deployed one.
 pub fn current(history: &[Release]) -> Option<&Release> {
     history

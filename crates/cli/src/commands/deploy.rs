@@ -91,6 +91,14 @@ pub(crate) fn env_context(args: &EnvArgs, env: &Environment) -> Result<EnvContex
     // invalid input, located at its key, before anything is contacted.
     if let ferry_deployer::cluster::ClusterConfig::Kubeconfig(k) = &cluster {
         let path = crate::providers::kubeconfig_path(k.path.as_deref(), &base, env);
+        if let Some(server) =
+            ferry_deployer::cluster::skips_tls_verification(&path, k.context.as_deref())
+        {
+            tracing::warn!(
+                "the kubeconfig {} reaches {server} with insecure-skip-tls-verify: the API server's certificate is not checked, so anyone on the way can read and change what ferry sends (tokens and Secrets included)",
+                path.display()
+            );
+        }
         if let Err(p) = ferry_deployer::cluster::check_kubeconfig(&path, k.context.as_deref()) {
             let help = match (p.key, &k.path) {
                 ("path", None) => Some(format!(

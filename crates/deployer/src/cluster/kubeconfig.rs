@@ -76,6 +76,29 @@ pub fn check_kubeconfig(path: &Path, context: Option<&str>) -> Result<(), Config
     }
 }
 
+/// The server of the kubeconfig's cluster (for `context`, else the current one) when that
+/// cluster is marked `insecure-skip-tls-verify`: worth a warning on every run.
+pub fn skips_tls_verification(path: &Path, context: Option<&str>) -> Option<String> {
+    let kubeconfig = Kubeconfig::read_from(path).ok()?;
+    let name = context
+        .map(str::to_owned)
+        .or_else(|| kubeconfig.current_context.clone())?;
+    let ctx = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == name)?
+        .context
+        .as_ref()?;
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)?
+        .cluster
+        .as_ref()?;
+    (cluster.insecure_skip_tls_verify == Some(true))
+        .then(|| cluster.server.clone().unwrap_or_default())
+}
+
 /// A cluster reached through a kubeconfig file.
 #[derive(Debug, Clone)]
 #[must_use]

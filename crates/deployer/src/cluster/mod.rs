@@ -38,7 +38,7 @@ pub use cloud::ClusterEndpoint;
 #[cfg(feature = "eks")]
 pub use eks::EksProvider;
 pub use incluster::InClusterProvider;
-pub use kubeconfig::{KubeconfigProvider, check_kubeconfig};
+pub use kubeconfig::{KubeconfigProvider, check_kubeconfig, skips_tls_verification};
 #[cfg(feature = "sim")]
 pub use sim::SimProvider;
 

@@ -1,4 +1,5 @@
 //! ferry-deployer's integration tests (one binary, modules by subject).
 
 mod engine;
+mod fuzz;
 mod kustomize_diff;

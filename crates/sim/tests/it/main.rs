@@ -3,6 +3,7 @@
 mod bad_input;
 mod duplicates;
 mod faults;
+mod fuzz;
 mod kube_rs;
 mod kubectl;
 mod server_side_apply;
