@@ -10,6 +10,7 @@ mod deploy_faults;
 mod deploy_owners;
 mod deploy_reports;
 mod deploy_scenarios;
+mod deploy_single_faults;
 mod deploy_support;
 mod deploy_unreachable;
 

@@ -117,12 +117,22 @@ impl tower::retry::Policy<Request<Body>, Response<Body>, kube::Error> for Attemp
         let reason = retry_reason(result)?;
         self.made += 1;
         if self.made >= self.policy.attempts {
-            tracing::warn!(
+            tracing::info!(
                 "{} {}: {reason}; giving up after {} attempts",
                 req.method(),
                 req.uri().path(),
                 self.made
             );
+            // A connection that kept failing: the error says which request, and how often.
+            if let Err(e) = result {
+                let gave_up = format!(
+                    "{} {}: {e} (after {} attempts)",
+                    req.method(),
+                    req.uri().path(),
+                    self.made
+                );
+                *result = Err(kube::Error::Service(gave_up.into()));
+            }
             return None;
         }
         let delay = retry_after(result, self.policy.cap)

@@ -4,6 +4,9 @@
 //! faults: an error status (with `Retry-After`), a connection dropped part-way through a
 //! request body, one dropped part-way through a response body, or a response that stalls
 //! part-way through its body. It can also rewrite response headers (a token realm's address).
+//! A fault matches on the method and a part of the path, and optionally on the query string
+//! ([`Fault::query_contains`], [`Fault::query_lacks`]: a dry-run apply from the real one); a
+//! status fault can answer with a chosen body ([`Fault::body`]).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -54,13 +57,17 @@ pub enum FaultAction {
     StallResponseBody(u64),
 }
 
-/// A fault for requests whose method is `method` and whose path contains `path`.
+/// A fault for requests whose method is `method` and whose path contains `path` (and,
+/// optionally, whose query string contains, or lacks, given text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     method: String,
     path: String,
     action: FaultAction,
     times: u32,
+    query_has: Vec<String>,
+    query_lacks: Vec<String>,
+    body: Option<String>,
 }
 
 impl Fault {
@@ -74,6 +81,9 @@ impl Fault {
                 retry_after: None,
             },
             times: 1,
+            query_has: Vec::new(),
+            query_lacks: Vec::new(),
+            body: None,
         }
     }
 
@@ -84,6 +94,9 @@ impl Fault {
             path: path.to_owned(),
             action: FaultAction::DropRequestBody(after),
             times: 1,
+            query_has: Vec::new(),
+            query_lacks: Vec::new(),
+            body: None,
         }
     }
 
@@ -94,6 +107,9 @@ impl Fault {
             path: path.to_owned(),
             action: FaultAction::DropResponseBody(after),
             times: 1,
+            query_has: Vec::new(),
+            query_lacks: Vec::new(),
+            body: None,
         }
     }
 
@@ -104,6 +120,9 @@ impl Fault {
             path: path.to_owned(),
             action: FaultAction::StallResponseBody(after),
             times: 1,
+            query_has: Vec::new(),
+            query_lacks: Vec::new(),
+            body: None,
         }
     }
 
@@ -121,6 +140,39 @@ impl Fault {
     pub fn times(mut self, n: u32) -> Self {
         self.times = n;
         self
+    }
+
+    /// Match only requests whose query string (without the `?`) contains `text`, such as
+    /// `dryRun=All`. May be given several times: all must be present.
+    #[must_use]
+    pub fn query_contains(mut self, text: &str) -> Self {
+        self.query_has.push(text.to_owned());
+        self
+    }
+
+    /// Match only requests whose query string does not contain `text` (a request without a
+    /// query lacks everything): for instance the real server-side apply, not its dry-run, with
+    /// `query_lacks("dryRun")`. May be given several times: none may be present.
+    #[must_use]
+    pub fn query_lacks(mut self, text: &str) -> Self {
+        self.query_lacks.push(text.to_owned());
+        self
+    }
+
+    /// Answer a status fault with this JSON body instead of the default one (for instance a
+    /// Kubernetes `Status` object, as an API server sends with its errors).
+    #[must_use]
+    pub fn body(mut self, json: &str) -> Self {
+        self.body = Some(json.to_owned());
+        self
+    }
+
+    /// Whether this fault matches a request.
+    fn matches(&self, method: &str, path: &str, query: &str) -> bool {
+        self.method.eq_ignore_ascii_case(method)
+            && path.contains(&self.path)
+            && self.query_has.iter().all(|q| query.contains(q.as_str()))
+            && !self.query_lacks.iter().any(|q| query.contains(q.as_str()))
     }
 }
 
@@ -140,33 +192,42 @@ pub struct Logged {
 #[derive(Default)]
 struct State {
     faults: Mutex<Vec<Fault>>,
-    log: Mutex<Vec<Logged>>,
+    /// Each request with its query string.
+    log: Mutex<Vec<(Logged, String)>>,
     upload_bytes: AtomicU64,
     download_bytes: AtomicU64,
     rewrites: Mutex<Vec<(String, String)>>,
 }
 
 impl State {
-    fn take_fault(&self, method: &str, path: &str) -> Option<FaultAction> {
+    /// The action of the first fault matching a request (used up once), with the body a
+    /// status fault answers with.
+    fn take_fault(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> Option<(FaultAction, Option<String>)> {
         let mut faults = self.faults.lock().expect("faults lock");
-        let i = faults
-            .iter()
-            .position(|f| f.method.eq_ignore_ascii_case(method) && path.contains(&f.path))?;
-        let action = faults[i].action.clone();
+        let i = faults.iter().position(|f| f.matches(method, path, query))?;
+        let taken = (faults[i].action.clone(), faults[i].body.clone());
         faults[i].times -= 1;
         if faults[i].times == 0 {
             faults.remove(i);
         }
-        Some(action)
+        Some(taken)
     }
 
-    fn log(&self, method: &str, path: &str, status: u16, faulted: bool) {
-        self.log.lock().expect("log lock").push(Logged {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            status,
-            faulted,
-        });
+    fn log(&self, method: &str, path: &str, query: &str, status: u16, faulted: bool) {
+        self.log.lock().expect("log lock").push((
+            Logged {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                status,
+                faulted,
+            },
+            query.to_owned(),
+        ));
     }
 }
 
@@ -263,6 +324,17 @@ impl FaultProxy {
 
     /// Every request so far.
     pub fn log(&self) -> Vec<Logged> {
+        self.state
+            .log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .map(|(logged, _)| logged.clone())
+            .collect()
+    }
+
+    /// Every request so far, each with its query string (without the `?`; empty when none).
+    pub fn log_with_queries(&self) -> Vec<(Logged, String)> {
         self.state.log.lock().expect("log lock").clone()
     }
 
@@ -274,7 +346,7 @@ impl FaultProxy {
     }
 }
 
-fn full(status: u16, retry_after: Option<u64>) -> Response<ProxyBody> {
+fn full(status: u16, retry_after: Option<u64>, body: Option<String>) -> Response<ProxyBody> {
     let mut builder = Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -282,9 +354,11 @@ fn full(status: u16, retry_after: Option<u64>) -> Response<ProxyBody> {
     if let Some(secs) = retry_after {
         builder = builder.header("retry-after", secs.to_string());
     }
-    let body = format!(
-        r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
-    );
+    let body = body.unwrap_or_else(|| {
+        format!(
+            r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
+        )
+    });
     builder
         .body(
             Full::new(Bytes::from(body))
@@ -381,21 +455,22 @@ async fn handle(
 ) -> Result<Response<ProxyBody>, BoxError> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let fault = state.take_fault(&method, &path);
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let (fault, fault_body) = state.take_fault(&method, &path, &query).unzip();
     if let Some(FaultAction::Status {
         status,
         retry_after,
     }) = fault
     {
-        state.log(&method, &path, status, true);
-        return Ok(full(status, retry_after));
+        state.log(&method, &path, &query, status, true);
+        return Ok(full(status, retry_after, fault_body.flatten()));
     }
     let upload =
         matches!(method.as_str(), "PATCH" | "PUT" | "POST") && path.contains("/blobs/uploads/");
     let download = method == "GET" && path.contains("/blobs/") && !path.contains("/uploads/");
     if let Some(FaultAction::DropRequestBody(limit)) = fault {
         forward_cut(req, &upstream, limit, upload.then_some(&*state)).await;
-        state.log(&method, &path, 0, true);
+        state.log(&method, &path, &query, 0, true);
         return Err("connection cut by the test proxy".into());
     }
     let (response_limit, stall) = match fault {
@@ -406,7 +481,7 @@ async fn handle(
     let stream = match TcpStream::connect(&upstream).await {
         Ok(s) => s,
         Err(e) => {
-            state.log(&method, &path, 0, false);
+            state.log(&method, &path, &query, 0, false);
             return Err(e.into());
         }
     };
@@ -419,13 +494,14 @@ async fn handle(
     let response = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => {
-            state.log(&method, &path, 0, false);
+            state.log(&method, &path, &query, 0, false);
             return Err(e.into());
         }
     };
     state.log(
         &method,
         &path,
+        &query,
         response.status().as_u16(),
         response_limit.is_some(),
     );
@@ -523,4 +599,75 @@ async fn forward_cut(req: Request<Incoming>, upstream: &str, limit: u64, counter
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), settled).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_match_on_method_path_and_query() {
+        let state = State::default();
+        state.faults.lock().unwrap().push(
+            Fault::status("PATCH", "/configmaps/one", 500)
+                .query_lacks("dryRun")
+                .body(r#"{"kind":"Status"}"#)
+                .times(2),
+        );
+        state
+            .faults
+            .lock()
+            .unwrap()
+            .push(Fault::status("PATCH", "/configmaps/one", 503).query_contains("dryRun=All"));
+        let path = "/api/v1/namespaces/demo/configmaps/one";
+        assert_eq!(state.take_fault("GET", path, "").map(|(a, _)| a), None);
+        assert_eq!(
+            state
+                .take_fault("patch", path, "dryRun=All&fieldManager=ferry")
+                .map(|(a, _)| a),
+            Some(FaultAction::Status {
+                status: 503,
+                retry_after: None
+            })
+        );
+        assert_eq!(
+            state
+                .take_fault("PATCH", path, "dryRun=All")
+                .map(|(a, _)| a),
+            None
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                state.take_fault("PATCH", path, "fieldManager=ferry&force=true"),
+                Some((
+                    FaultAction::Status {
+                        status: 500,
+                        retry_after: None
+                    },
+                    Some(r#"{"kind":"Status"}"#.to_owned())
+                ))
+            );
+        }
+        assert_eq!(
+            state
+                .take_fault("PATCH", path, "fieldManager=ferry")
+                .map(|(a, _)| a),
+            None
+        );
+        assert!(state.faults.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_fault_without_a_query_matcher_matches_any_query() {
+        let state = State::default();
+        state
+            .faults
+            .lock()
+            .unwrap()
+            .push(Fault::drop_response_body("POST", "/secrets", 0));
+        assert_eq!(
+            state.take_fault("POST", "/api/v1/namespaces/demo/secrets", "fieldManager=x"),
+            Some((FaultAction::DropResponseBody(0), None))
+        );
+    }
 }
