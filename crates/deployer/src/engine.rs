@@ -418,11 +418,13 @@ impl Engine {
         let mut manifests = manifests;
         let mut problems = earlier;
         problems.extend(validate::check_offline(&manifests));
-        problems.extend(crate::schema::problems(
+        let schema = crate::schema::problems(
             &manifests,
             self.settings.field_validation,
             &crate::render::source_text,
-        ));
+            &problems,
+        );
+        problems.extend(schema);
         let mut catalog = match self.discover().await {
             Ok(catalog) => catalog,
             // Problems found without the cluster are the answer even when it cannot be asked.

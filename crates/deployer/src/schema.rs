@@ -7,8 +7,10 @@
 //! download schemas at run time; k8s-openapi's types *are* the schema, and `serde_ignored`
 //! (unknown keys) plus `serde_path_to_error` (where a value failed) turn a typed decode into
 //! the findings. k8s-openapi defaults a missing required field while decoding, so required
-//! fields are [`crate::validate`]'s checks (containers, selector, image, ...) and the
-//! server's. Custom resources and kinds outside the table are left to the server's
+//! fields come from its JSON schemas instead: `schema/required-fields-1.33.json` holds, for
+//! each kind, the `required` lists of its types and the references that reach them, generated
+//! by `scripts/schema/generate.sh` (k8s-openapi's `schemars` feature, which ferry's own build
+//! does not pay for). Custom resources and kinds outside the table are left to the server's
 //! dry-run, which judges them with their CRD's schema.
 
 use serde::de::DeserializeOwned;
@@ -37,6 +39,8 @@ pub enum FindingKind {
     Unknown,
     /// The value cannot be decoded (a wrong type).
     Invalid(String),
+    /// The schema requires the field and the object lacks it.
+    Missing,
 }
 
 /// Decodes `object` as `T`, collecting unknown fields and the first decode error.
@@ -79,9 +83,114 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
+/// The required fields of the built-in kinds (see the module docs).
+fn required_table() -> &'static Value {
+    static TABLE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        serde_json::from_str(include_str!("../schema/required-fields-1.33.json"))
+            .unwrap_or(Value::Null)
+    })
+}
+
+/// The fields `object` lacks that its kind's schema requires (`spec.template.spec.containers`,
+/// `spec.ports[0].port`, `roleRef`), outside `metadata` and `status`.
+fn missing_required(object: &Value, api_version: &str, kind: &str) -> Vec<Finding> {
+    let table = required_table();
+    let Some(root) = table
+        .get("roots")
+        .and_then(|r| r.get(format!("{api_version}/{kind}")))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    walk_required(object, root, &table["defs"], "", &mut out, 0);
+    out
+}
+
+fn walk_required(
+    value: &Value,
+    schema: &Value,
+    defs: &Value,
+    path: &str,
+    out: &mut Vec<Finding>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return;
+    }
+    let mut schema = schema;
+    for _ in 0..8 {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => match defs.get(r) {
+                Some(d) => schema = d,
+                None => return,
+            },
+            None => break,
+        }
+    }
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    if let Value::Object(map) = value {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            // metadata has its own checks; status is the server's.
+            if path.is_empty() && matches!(r, "metadata" | "status") {
+                continue;
+            }
+            if !map.contains_key(r) {
+                out.push(Finding {
+                    field: join(r),
+                    kind: FindingKind::Missing,
+                });
+            }
+        }
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (k, sub) in props {
+                if path.is_empty() && k == "status" {
+                    continue;
+                }
+                if let Some(v) = map.get(k) {
+                    walk_required(v, sub, defs, &join(k), out, depth + 1);
+                }
+            }
+        }
+        if let Some(sub) = schema.get("additionalProperties") {
+            for (k, v) in map {
+                walk_required(v, sub, defs, &join(k), out, depth + 1);
+            }
+        }
+    }
+    if let (Value::Array(items), Some(sub)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            walk_required(v, sub, defs, &format!("{path}[{i}]"), out, depth + 1);
+        }
+    }
+}
+
 /// The schema findings of one object; empty for kinds outside the table (CRDs, kinds of other
 /// versions), which the server's dry-run judges.
 pub fn check(object: &Value) -> Vec<Finding> {
+    let mut out = typed_findings(object);
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    out.extend(missing_required(object, api_version, kind));
+    out
+}
+
+fn typed_findings(object: &Value) -> Vec<Finding> {
     use k8s_openapi::api;
     let api_version = object
         .get("apiVersion")
@@ -143,14 +252,27 @@ pub fn problems(
     manifests: &[Manifest],
     validation: FieldValidation,
     source_text: &dyn Fn(&std::path::Path) -> Option<String>,
+    known: &[Problem],
 ) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut texts: std::collections::BTreeMap<std::path::PathBuf, Option<String>> =
         std::collections::BTreeMap::new();
     for m in manifests {
+        let object = m.describe_short();
+        // A missing field the offline checks already named (`containers`, a port's `port`)
+        // is one problem, not two.
+        let named = |field: &str| {
+            let key = field.rsplit(['.', '[']).next().unwrap_or(field);
+            known.iter().any(|p| {
+                p.object == object
+                    && (p.message.contains(&format!("`{key}`"))
+                        || p.message.contains(&format!(".{key}`")))
+            })
+        };
         let findings: Vec<Finding> = check(&m.object)
             .into_iter()
             .filter(|f| validation == FieldValidation::Strict || f.kind != FindingKind::Unknown)
+            .filter(|f| f.kind != FindingKind::Missing || !named(&f.field))
             .collect();
         if findings.is_empty() {
             continue;
@@ -164,13 +286,24 @@ pub fn problems(
             None
         };
         for f in findings {
-            let at = match text.and_then(|t| locate(t, m.source.doc.max(1), &f.field)) {
+            // A missing field is located at its parent.
+            let place = match f.kind {
+                FindingKind::Missing => parent_of(&f.field),
+                _ => f.field.as_str(),
+            };
+            let at = match text.and_then(|t| locate(t, m.source.doc.max(1), place)) {
                 Some((line, col)) => format!("{}:{line}:{col}", m.source.file.display()),
                 None => m.source.to_string(),
             };
             let message = match &f.kind {
                 FindingKind::Unknown => format!(
                     "unknown field \"{}\" ({} {} has no such field in the Kubernetes {KUBERNETES_VERSION} schema; is it indented at the wrong level?)",
+                    f.field,
+                    m.api_version(),
+                    m.kind(),
+                ),
+                FindingKind::Missing => format!(
+                    "field \"{}\": Required value ({} {} requires it in the Kubernetes {KUBERNETES_VERSION} schema)",
                     f.field,
                     m.api_version(),
                     m.kind(),
@@ -188,6 +321,14 @@ pub fn problems(
         }
     }
     out
+}
+
+/// `a.b[0].c` -> `a.b[0]`; `a` -> ``.
+fn parent_of(field: &str) -> &str {
+    match field.rfind(['.', '[']) {
+        Some(i) => &field[..i],
+        None => "",
+    }
 }
 
 /// A line of YAML: its indentation and its text after it.
@@ -352,8 +493,27 @@ mod tests {
                 ),
             ]
         );
-        // k8s-openapi defaults a missing required field while decoding: the offline checks
-        // in `validate` and the server's dry-run report those.
+        // Required fields, from the schema table (k8s-openapi defaults them while decoding).
+        let missing = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+            "spec":{"selector":{},"template":{"spec":{"containers":[{"image":"x"}]}}},
+            "status":{"conditions":[{}]}});
+        let fields: Vec<(String, FindingKind)> = check(&missing)
+            .into_iter()
+            .map(|f| (f.field, f.kind))
+            .collect();
+        assert_eq!(
+            fields,
+            [(
+                "spec.template.spec.containers[0].name".to_owned(),
+                FindingKind::Missing
+            )]
+        );
+        let svc = json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},
+            "spec":{"ports":[{"targetPort":80}]}});
+        assert_eq!(check(&svc)[0].field, "spec.ports[0].port");
+        let binding = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding",
+            "metadata":{"name":"b"}});
+        assert_eq!(check(&binding)[0].field, "roleRef");
         // Kinds outside the table are the server's to judge.
         assert!(
             check(&json!({"apiVersion":"example.com/v1","kind":"Widget","spec":{"x":1}}))

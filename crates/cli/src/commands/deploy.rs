@@ -989,7 +989,7 @@ pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Proble
                 continue;
             }
         };
-        out.extend(ferry_deployer::validate::check_offline(&manifests));
+        let offline = ferry_deployer::validate::check_offline(&manifests);
         out.extend(ferry_deployer::schema::problems(
             &manifests,
             env_cfg
@@ -998,7 +998,9 @@ pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Proble
                 .and_then(|d| d.field_validation)
                 .unwrap_or_default(),
             &ferry_deployer::render::source_text,
+            &offline,
         ));
+        out.extend(offline);
         let pinned = images::pin(&mut manifests, &cfg.config.app.images, &[]);
         out.extend(image_problems(&manifests, pinned));
     }

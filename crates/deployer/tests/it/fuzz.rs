@@ -113,6 +113,7 @@ proptest! {
                 &manifests,
                 ferry_deployer::apply::FieldValidation::Strict,
                 &|_| Some(text.clone()),
+                &[],
             );
         }
         prop_assert!(started.elapsed() < BUDGET, "{:?} for {text:?}", started.elapsed());
