@@ -9,10 +9,10 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::Value;
 
-use super::deploy_support::{Cluster, write_config};
+use super::deploy_support::{Cluster, app_dir, config_of};
 use super::{code, stderr, stdout};
 
-const APP: &str = r#"apiVersion: v1
+pub(crate) const APP: &str = r#"apiVersion: v1
 kind: Namespace
 metadata:
   name: demo
@@ -41,22 +41,13 @@ spec:
 "#;
 
 fn app(round: &str, extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
-    std::fs::write(
-        dir.path().join("k8s/app.yaml"),
-        APP.replace("{round}", round),
-    )
-    .unwrap();
-    write_config(
-        dir.path(),
+    app_dir(
+        "demo",
         "demo",
         &[("web", "demo/web")],
-        &format!(
-            "namespace = \"demo\"\ntimeout = \"2m\"\nlock_ttl = \"5s\"\nresolve_digests = false\n{extra}"
-        ),
-    );
-    dir
+        &APP.replace("{round}", round),
+        extra,
+    )
 }
 
 fn set_round(dir: &tempfile::TempDir, round: &str) {
@@ -68,7 +59,7 @@ fn set_round(dir: &tempfile::TempDir, round: &str) {
 }
 
 fn cfg(dir: &tempfile::TempDir) -> String {
-    dir.path().join("ferry.toml").display().to_string()
+    config_of(dir)
 }
 
 /// The labelled ConfigMaps in the cluster, read until the (faulty) server answers.

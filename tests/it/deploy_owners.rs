@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::deploy_support::{Cluster, sim_config_with, write_config};
+use super::deploy_support::{Cluster, app_dir, sim_config_with};
 use super::{code, stderr, stdout};
 
 const WEB: &str = r#"apiVersion: v1
@@ -48,18 +48,13 @@ spec:
 "#;
 
 fn app(manifests: &str, deploy_extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
-    std::fs::write(dir.path().join("k8s/app.yaml"), manifests).unwrap();
-    write_config(
-        dir.path(),
+    app_dir(
+        "demo",
         "demo",
         &[("web", "demo/web"), ("api", "demo/api")],
-        &format!(
-            "namespace = \"demo\"\ntimeout = \"2m\"\nlock_ttl = \"3s\"\nresolve_digests = false\n{deploy_extra}"
-        ),
-    );
-    dir
+        manifests,
+        deploy_extra,
+    )
 }
 
 fn config(dir: &Path) -> String {

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::Value;
 
-use super::deploy_support::{Cluster, write_config};
+use super::deploy_support::{Cluster, app_dir, config_of};
 use super::{code, stderr, stdout};
 
 const SHOP: &str = r#"apiVersion: v1
@@ -43,20 +43,11 @@ spec:
 "#;
 
 fn app(manifests: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
-    std::fs::write(dir.path().join("k8s/app.yaml"), manifests).unwrap();
-    write_config(
-        dir.path(),
-        "shop",
-        &[("web", "shop/web")],
-        "namespace = \"shop\"\ntimeout = \"1m\"\nresolve_digests = false\n",
-    );
-    dir
+    app_dir("shop", "shop", &[("web", "shop/web")], manifests, "")
 }
 
 fn cfg(dir: &tempfile::TempDir) -> String {
-    dir.path().join("ferry.toml").display().to_string()
+    config_of(dir)
 }
 
 /// A release that declares a Namespace which already exists is checked against what the

@@ -21,35 +21,9 @@ use serde_json::Value;
 use super::deploy_support::{Cluster, write_config};
 use super::{code, stderr, stdout};
 
-/// A namespace, a ConfigMap named after the round (so each release's objects differ and the
-/// previous one's is pruned) and a Deployment whose image is the release's tag.
-const APP: &str = r#"apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {round}
-  namespace: demo
-data: {a: b}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: demo
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: web
-          image: demo/web:placeholder
-"#;
+// A namespace, a ConfigMap named after the round (so each release's objects differ and the
+// previous one's is pruned) and a Deployment whose image is the release's tag.
+use super::deploy_faults::APP;
 
 const LEASE: &str = "ferry.lock.demo.local";
 const RECORDS: &str = "/api/v1/namespaces/demo/secrets";

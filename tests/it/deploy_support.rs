@@ -114,6 +114,35 @@ pub(crate) fn write_config(
     path
 }
 
+/// An app directory for a deploy test: `manifests` as `k8s/app.yaml` and a ferry.toml for `app`
+/// deployed to env `local` through $KUBECONFIG, into `namespace`, by tag (no digests), with
+/// `deploy_extra` added to `[env.local.deploy]`.
+pub(crate) fn app_dir(
+    app: &str,
+    namespace: &str,
+    images: &[(&str, &str)],
+    manifests: &str,
+    deploy_extra: &str,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("k8s")).unwrap();
+    std::fs::write(dir.path().join("k8s/app.yaml"), manifests).unwrap();
+    write_config(
+        dir.path(),
+        app,
+        images,
+        &format!(
+            "namespace = \"{namespace}\"\ntimeout = \"2m\"\nlock_ttl = \"5s\"\nresolve_digests = false\n{deploy_extra}"
+        ),
+    );
+    dir
+}
+
+/// The ferry.toml of an [`app_dir`].
+pub(crate) fn config_of(dir: &tempfile::TempDir) -> String {
+    dir.path().join("ferry.toml").display().to_string()
+}
+
 /// Copies a directory tree.
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -98,6 +98,16 @@ fn draw() -> u64 {
     h.finish()
 }
 
+/// A request whose connection failed on every attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("{request}: no answer after {attempts} attempts")]
+struct GaveUp {
+    request: String,
+    attempts: u32,
+    #[source]
+    source: kube::Error,
+}
+
 /// One request's retry state (tower clones the policy per request).
 #[derive(Clone)]
 struct Attempts {
@@ -124,14 +134,16 @@ impl tower::retry::Policy<Request<Body>, Response<Body>, kube::Error> for Attemp
                 self.made
             );
             // A connection that kept failing: the error says which request, and how often.
-            if let Err(e) = result {
-                let gave_up = format!(
-                    "{} {}: {e} (after {} attempts)",
-                    req.method(),
-                    req.uri().path(),
-                    self.made
-                );
-                *result = Err(kube::Error::Service(gave_up.into()));
+            if result.is_err() {
+                let Err(source) = std::mem::replace(result, Ok(Response::new(Body::empty())))
+                else {
+                    return None;
+                };
+                *result = Err(kube::Error::Service(Box::new(GaveUp {
+                    request: format!("{} {}", req.method(), req.uri().path()),
+                    attempts: self.made,
+                    source,
+                })));
             }
             return None;
         }
