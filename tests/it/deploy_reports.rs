@@ -278,3 +278,42 @@ async fn github_actions_mode_covers_every_outcome() {
     );
     assert!(stderr(&out).contains("::endgroup::"), "{}", stderr(&out));
 }
+
+/// `ferry validate` finds what `deploy` finds before the cluster is asked: an object defined
+/// twice, a FIFO and a symlink loop in the manifests tree, each at its path, exit 3.
+#[test]
+fn validate_finds_duplicates_fifos_and_symlink_loops() {
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n";
+    let dir = app(&format!("{cm}---\n{cm}"));
+    let c = cfg(&dir);
+    let out = super::ferry(["validate", "--config", &c]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ConfigMap shop/settings is defined twice"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = app(cm);
+    let c = cfg(&dir);
+    let fifo = dir.path().join("k8s/pipe.yaml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = super::ferry(["validate", "--config", &c]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pipe.yaml:0:0: not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::create_dir_all(dir.path().join("k8s/sub")).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join("k8s/sub/loop")).unwrap();
+    let out = super::ferry(["validate", "--config", &c]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("a symlink loop"), "{}", stderr(&out));
+}

@@ -388,6 +388,38 @@ pub fn resolve_scopes(
     (resources, problems)
 }
 
+/// Objects defined twice, found offline as [`resolve_scopes`] finds them against the server:
+/// built-in cluster-scoped kinds have no namespace, every other kind is in its namespace or
+/// `default_namespace`. (A custom kind whose scope only its CRD knows is taken as namespaced;
+/// the deploy asks the server.)
+pub fn duplicates_offline(manifests: &[Manifest], default_namespace: &str) -> Vec<Problem> {
+    let mut seen: BTreeMap<ObjectKey, String> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for m in manifests {
+        let Some(mut key) = m.key() else { continue };
+        if m.api_version().is_empty() || m.kind().is_empty() || m.name().is_empty() {
+            continue;
+        }
+        key.namespace = if crate::manifest::is_cluster_scoped_kind(m.kind()) {
+            None
+        } else {
+            Some(
+                key.namespace
+                    .unwrap_or_else(|| default_namespace.to_owned()),
+            )
+        };
+        if let Some(first) = seen.get(&key) {
+            problems.push(Problem::of(
+                m,
+                format!("{key} is defined twice (also in {first})"),
+            ));
+        } else {
+            seen.insert(key, m.source.to_string());
+        }
+    }
+    problems
+}
+
 /// A reference from a pod to another object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Reference {

@@ -989,7 +989,11 @@ pub(crate) fn check_manifests(cfg: &LoadedConfig, envs: &[String]) -> Vec<Proble
                 continue;
             }
         };
-        let offline = ferry_deployer::validate::check_offline(&manifests);
+        let mut offline = ferry_deployer::validate::check_offline(&manifests);
+        offline.extend(ferry_deployer::validate::duplicates_offline(
+            &manifests,
+            deploy.namespace.as_deref().unwrap_or("default"),
+        ));
         out.extend(ferry_deployer::schema::problems(
             &manifests,
             env_cfg
