@@ -1399,7 +1399,7 @@ impl Engine {
     ) -> Result<Outcome, DeployError> {
         let store = self.store();
         let mut history = store.list().await?;
-        self.repair(&store, &mut history).await?;
+        self.repair(&store, &mut history, &prepared.catalog).await?;
         let current = release::current(&history).cloned();
         let planned = match planned {
             Some(p) => p,
@@ -1644,38 +1644,93 @@ impl Engine {
         }
     }
 
-    /// Repairs what an interrupted run left in `history`: a `pending` record is a deploy that
-    /// stopped (killed, its lock expired) and is `failed`; of several `deployed` records
-    /// (a run stopped between marking the new one and the old one), the newest stays and the
-    /// others are `superseded`. Each repair is said.
+    /// Repairs what an interrupted run left in `history`, reading the live objects to decide.
+    /// A `pending` record is a deploy that stopped (killed, its lock expired): when it is the
+    /// newest attempt and every one of its objects is live, this app's, ready and running its
+    /// images, its deploy stopped after the rollout and it is `deployed`; otherwise it is
+    /// `failed` (interrupted). Of several `deployed` records, the newest stays and the others
+    /// are `superseded`. Each repair is said.
     async fn repair(
         &self,
         store: &RecordStore,
         history: &mut [Release],
+        catalog: &Catalog,
     ) -> Result<(), DeployError> {
-        let newest_deployed = release::current(history).map(|r| r.revision);
-        for r in history.iter_mut() {
-            let why = match r.status {
-                ReleaseStatus::Pending => {
-                    r.status = ReleaseStatus::Failed;
-                    r.finished_at = Some(self.now());
-                    r.description =
-                        "interrupted: the deploy stopped before finishing (its lock expired)"
-                            .into();
-                    "was pending: the deploy that wrote it stopped; marked failed (interrupted)"
-                }
-                ReleaseStatus::Deployed if Some(r.revision) != newest_deployed => {
-                    r.status = ReleaseStatus::Superseded;
-                    "was still marked deployed after a newer release; marked superseded"
-                }
-                _ => continue,
+        let newest = history.iter().map(|r| r.revision).max();
+        for i in 0..history.len() {
+            if history[i].status != ReleaseStatus::Pending {
+                continue;
+            }
+            let live =
+                Some(history[i].revision) == newest && self.is_live(catalog, &history[i]).await;
+            let r = &mut history[i];
+            r.finished_at = Some(self.now());
+            let why = if live {
+                r.status = ReleaseStatus::Deployed;
+                r.description = "deployed (its deploy stopped after the rollout)".into();
+                "was pending, but every object of it is live and ready: marked deployed"
+            } else {
+                r.status = ReleaseStatus::Failed;
+                r.description =
+                    "interrupted: the deploy stopped before finishing (its lock expired)".into();
+                "was pending: the deploy that wrote it stopped; marked failed (interrupted)"
             };
             store.update(r).await?;
             self.sink.emit(DeployEvent::Warning {
                 message: format!("repaired the release history: v{} {why}", r.revision),
             });
         }
+        let newest_deployed = release::current(history).map(|r| r.revision);
+        for r in history
+            .iter_mut()
+            .filter(|r| r.status == ReleaseStatus::Deployed && Some(r.revision) != newest_deployed)
+        {
+            r.status = ReleaseStatus::Superseded;
+            store.update(r).await?;
+            self.sink.emit(DeployEvent::Warning {
+                message: format!(
+                    "repaired the release history: v{} was still marked deployed after a newer release; marked superseded",
+                    r.revision
+                ),
+            });
+        }
         Ok(())
+    }
+
+    /// Whether every object of `record` is in the cluster as that release left it: present,
+    /// labelled this app's, ready, and its pods' images those of the record.
+    async fn is_live(&self, catalog: &Catalog, record: &Release) -> bool {
+        let owner = self.settings.owner();
+        let images = |v: &Value| -> Vec<String> {
+            let Some(spec) = crate::manifest::pod_spec_pointer(
+                v.get("kind").and_then(Value::as_str).unwrap_or(""),
+            ) else {
+                return Vec::new();
+            };
+            v.pointer(&format!("{spec}/containers"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("image").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        };
+        for t in self.recorded_targets(catalog, &record.manifests) {
+            let Ok(Some(live)) = t.api(&self.client).get_opt(t.manifest.name()).await else {
+                return false;
+            };
+            let live = serde_json::to_value(&live).unwrap_or(Value::Null);
+            if crate::manifest::label(&live, OWNER_LABEL) != Some(owner.as_str())
+                && t.resource.kind != "Namespace"
+            {
+                return false;
+            }
+            if images(&live) != images(&t.manifest.object)
+                || health::assess(&t.resource.kind, &live) != health::Health::Ready
+            {
+                return false;
+            }
+        }
+        true
     }
 
     /// A deploy cancelled after its record was written: record it as failed (cancelled), then

@@ -325,3 +325,73 @@ async fn applies_are_strict_and_keep_the_servers_warnings() {
     assert!(applied.warnings.is_empty(), "{:?}", applied.warnings);
     assert!(applied.object.get("dta").is_none());
 }
+
+/// The repair on start reads the live objects: a `pending` record whose objects are all live,
+/// ready and running its images (its deploy stopped after the rollout) becomes `deployed`, the
+/// one before it `superseded`; a `pending` record whose objects are not there is `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repair_on_start_reads_the_live_objects() {
+    use ferry_deployer::release::{RecordStore, ReleaseStatus};
+    let (sim, client) = sim(20.0).await;
+    let dir = ferry_testkit::workspace_root().join("examples/cloudage/k8s");
+    let images = [(
+        "cloudage",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/cloudage",
+    )];
+    let mut settings = Settings::new("cloudage", "test", "engine test");
+    settings.namespace = "cloudage".into();
+    let engine = Engine::new(
+        client.clone(),
+        settings.clone(),
+        clock(),
+        Arc::new(Collect::default()),
+    );
+    for tag in ["aaa1111", "bbb2222"] {
+        let outcome = engine
+            .deploy(release(&dir, tag, &images).await)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Deployed { .. }), "{outcome:?}");
+    }
+    // As if v2's deploy had been killed after its rollout, before it marked its records.
+    let store = RecordStore::new(&client, "cloudage", "cloudage", "test");
+    let mut h = store.list().await.unwrap();
+    h[0].status = ReleaseStatus::Deployed;
+    h[1].status = ReleaseStatus::Pending;
+    store.update(&h[0]).await.unwrap();
+    store.update(&h[1]).await.unwrap();
+    let events = Arc::new(Collect::default());
+    let engine = Engine::new(client.clone(), settings.clone(), clock(), events.clone());
+    let outcome = engine
+        .deploy(release(&dir, "ccc3333", &images).await)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Deployed { revision: 3, .. }),
+        "{outcome:?}"
+    );
+    let warnings: Vec<String> = events
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ferry_deployer::events::DeployEvent::Warning { message } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w
+            .contains("v2 was pending, but every object of it is live and ready: marked deployed")),
+        "{warnings:#?}"
+    );
+    let h = store.list().await.unwrap();
+    let statuses: Vec<ReleaseStatus> = h.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ReleaseStatus::Superseded,
+            ReleaseStatus::Superseded,
+            ReleaseStatus::Deployed
+        ]
+    );
+    sim.shutdown().await.unwrap();
+}
