@@ -1657,13 +1657,11 @@ impl Engine {
         catalog: &Catalog,
     ) -> Result<(), DeployError> {
         let newest = history.iter().map(|r| r.revision).max();
-        for i in 0..history.len() {
-            if history[i].status != ReleaseStatus::Pending {
+        for r in history.iter_mut() {
+            if r.status != ReleaseStatus::Pending {
                 continue;
             }
-            let live =
-                Some(history[i].revision) == newest && self.is_live(catalog, &history[i]).await;
-            let r = &mut history[i];
+            let live = Some(r.revision) == newest && self.is_live(catalog, r).await;
             r.finished_at = Some(self.now());
             let why = if live {
                 r.status = ReleaseStatus::Deployed;
