@@ -453,7 +453,7 @@ impl Progress {
     }
 
     /// A workflow command (`::error file=F,line=L,col=C,title=T::message`) in GitHub mode;
-    /// `place` is [`crate::summary::annotation_place`]'s.
+    /// `place` is `file=F[,line=L,col=C]`.
     pub fn annotate_at(&self, level: &str, place: Option<&str>, title: &str, message: &str) {
         if self.mode == Mode::GitHub {
             let place = place.map(|p| format!("{p},")).unwrap_or_default();

@@ -11,18 +11,31 @@
 //! 2. [`images`] sets the app's images to the commit SHA and, through a
 //!    [`images::DigestResolver`], to their digests;
 //! 3. [`validate`] finds every problem before the first write (shape, names, kinds the server
-//!    serves, namespaces, references), and [`plan`] asks the server for a dry-run of each object,
-//!    so the server's own refusals are input problems too;
+//!    serves, namespaces, references), [`schema`] reads each built-in object into its
+//!    Kubernetes type (unknown fields, wrong types, missing required fields at
+//!    `file:line:column`), and [`plan`] asks the server for a dry-run of each object with
+//!    `fieldValidation=Strict`, so the server's own refusals are input problems too; [`owned`]
+//!    leaves the fields other actors own (an HPA's replicas, `ignore_fields`) out of what is
+//!    sent, and the plan refuses to reset a Secret value someone else changed or to take over an
+//!    object that is not this app's;
 //! 4. [`lock`] takes a Lease per app and environment (renewed, expiring when its holder dies),
-//!    [`release`] records the release in a Secret before anything changes;
-//! 5. [`order`] groups objects into waves and phases, [`plan::apply_one`] applies each with
-//!    server-side apply (field manager `ferry`), skipping the unchanged;
+//!    [`release`] records the release in a Secret before anything changes (its objects listed
+//!    first, so what a failed release created is pruned later), after repairing what an
+//!    interrupted run left;
+//! 5. [`order`] groups objects into waves and phases, [`apply`] sends each with server-side
+//!    apply (field manager `ferry`), keeping the server's `Warning` headers, skipping the
+//!    unchanged and deleting-then-creating Jobs per release and objects marked
+//!    `ferry.dev/replace`;
 //! 6. [`health`] watches every object until it is ready (kubectl's rollout rules with the
 //!    observedGeneration check, krane's doomed pods) or fails, and [`report`] gathers its events
-//!    and logs;
-//! 7. on failure the [`engine`] re-applies the previous release's recorded manifests and waits
-//!    again; on success it prunes what the previous release had and this one dropped, but only
-//!    objects that still carry ferry's owner label.
+//!    (in causal order) and logs;
+//! 7. on failure, or on a cancel (SIGINT/SIGTERM, within a grace period), the [`engine`]
+//!    re-applies the previous release's recorded manifests and waits again; on success it
+//!    prunes what the previous releases had and this one dropped, but only objects that still
+//!    carry ferry's owner label and were not adopted.
+//!
+//! Every request goes through [`retry`]: 429s, 5xx and dropped connections are sent again with
+//! backoff.
 //!
 //! [`engine::Engine`] runs the pipeline and reports [`events::DeployEvent`]s to an
 //! [`events::EventSink`]; the `ferry` binary renders them for terminals, CI logs, JSON and
