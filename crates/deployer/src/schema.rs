@@ -20,6 +20,8 @@ use crate::apply::FieldValidation;
 use crate::manifest::Manifest;
 use crate::validate::Problem;
 
+include!("schema_kinds.rs");
+
 /// The Kubernetes version whose schema the checks use (k8s-openapi's `v1_33` feature).
 pub const KUBERNETES_VERSION: &str = "1.33";
 
@@ -191,7 +193,6 @@ pub fn check(object: &Value) -> Vec<Finding> {
 }
 
 fn typed_findings(object: &Value) -> Vec<Finding> {
-    use k8s_openapi::api;
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -205,43 +206,7 @@ fn typed_findings(object: &Value) -> Vec<Finding> {
             }
         };
     }
-    table! {
-        "v1", "Pod" => api::core::v1::Pod;
-        "v1", "Service" => api::core::v1::Service;
-        "v1", "ConfigMap" => api::core::v1::ConfigMap;
-        "v1", "Secret" => api::core::v1::Secret;
-        "v1", "Namespace" => api::core::v1::Namespace;
-        "v1", "ServiceAccount" => api::core::v1::ServiceAccount;
-        "v1", "PersistentVolumeClaim" => api::core::v1::PersistentVolumeClaim;
-        "v1", "PersistentVolume" => api::core::v1::PersistentVolume;
-        "v1", "LimitRange" => api::core::v1::LimitRange;
-        "v1", "ResourceQuota" => api::core::v1::ResourceQuota;
-        "v1", "Endpoints" => api::core::v1::Endpoints;
-        "v1", "ReplicationController" => api::core::v1::ReplicationController;
-        "apps/v1", "Deployment" => api::apps::v1::Deployment;
-        "apps/v1", "StatefulSet" => api::apps::v1::StatefulSet;
-        "apps/v1", "DaemonSet" => api::apps::v1::DaemonSet;
-        "apps/v1", "ReplicaSet" => api::apps::v1::ReplicaSet;
-        "batch/v1", "Job" => api::batch::v1::Job;
-        "batch/v1", "CronJob" => api::batch::v1::CronJob;
-        "networking.k8s.io/v1", "Ingress" => api::networking::v1::Ingress;
-        "networking.k8s.io/v1", "IngressClass" => api::networking::v1::IngressClass;
-        "networking.k8s.io/v1", "NetworkPolicy" => api::networking::v1::NetworkPolicy;
-        "autoscaling/v2", "HorizontalPodAutoscaler" => api::autoscaling::v2::HorizontalPodAutoscaler;
-        "autoscaling/v1", "HorizontalPodAutoscaler" => api::autoscaling::v1::HorizontalPodAutoscaler;
-        "policy/v1", "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget;
-        "rbac.authorization.k8s.io/v1", "Role" => api::rbac::v1::Role;
-        "rbac.authorization.k8s.io/v1", "RoleBinding" => api::rbac::v1::RoleBinding;
-        "rbac.authorization.k8s.io/v1", "ClusterRole" => api::rbac::v1::ClusterRole;
-        "rbac.authorization.k8s.io/v1", "ClusterRoleBinding" => api::rbac::v1::ClusterRoleBinding;
-        "scheduling.k8s.io/v1", "PriorityClass" => api::scheduling::v1::PriorityClass;
-        "storage.k8s.io/v1", "StorageClass" => api::storage::v1::StorageClass;
-        "coordination.k8s.io/v1", "Lease" => api::coordination::v1::Lease;
-        "discovery.k8s.io/v1", "EndpointSlice" => api::discovery::v1::EndpointSlice;
-        "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration" => api::admissionregistration::v1::ValidatingWebhookConfiguration;
-        "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration" => api::admissionregistration::v1::MutatingWebhookConfiguration;
-        "apiextensions.k8s.io/v1", "CustomResourceDefinition" => k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    }
+    for_each_kind!(table)
 }
 
 /// The schema problems of every manifest, located in their source files where `source_text`
