@@ -62,18 +62,7 @@ fn config(dir: &Path) -> String {
 }
 
 async fn deploy(cluster: &Cluster, dir: &Path, tag: &str, extra: &[&str]) -> std::process::Output {
-    let cfg = config(dir);
-    let mut args = vec![
-        "deploy",
-        "--config",
-        cfg.as_str(),
-        "--env",
-        "local",
-        "--tag",
-        tag,
-    ];
-    args.extend_from_slice(extra);
-    cluster.ferry(&args).await
+    cluster.deploy(dir, tag, extra).await
 }
 
 fn both(out: &std::process::Output) -> String {

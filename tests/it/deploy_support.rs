@@ -85,6 +85,22 @@ impl Cluster {
         .unwrap()
     }
 
+    /// Runs `ferry deploy --config DIR/ferry.toml --env local --tag TAG EXTRA...`.
+    pub(crate) async fn deploy(&self, dir: &Path, tag: &str, extra: &[&str]) -> Output {
+        let cfg = dir.join("ferry.toml").display().to_string();
+        let mut args = vec![
+            "deploy",
+            "--config",
+            cfg.as_str(),
+            "--env",
+            "local",
+            "--tag",
+            tag,
+        ];
+        args.extend_from_slice(extra);
+        self.ferry(&args).await
+    }
+
     /// A kube client for checking the cluster from the test.
     pub(crate) async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
